@@ -1,0 +1,83 @@
+//! Typed errors of request handling.
+
+use core::fmt;
+
+/// Why a request failed.
+///
+/// `E` is the transport's own error (a `std::io::Error` on std, a smoltcp
+/// socket error on smoltcp). Every variant maps to an [`embedded_io::ErrorKind`]
+/// in [`embedded_io::Error::kind`], so generic code can branch on the kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Error<E> {
+    /// The transport failed: a reset, a timeout, a closed socket.
+    Io(E),
+    /// `read_line` found no newline within its maximum; the partial line was consumed.
+    LineTooLong,
+    /// The peer closed the stream before `read_exact` had all its bytes.
+    UnexpectedEof,
+    /// The transport accepted no byte of a non-empty write.
+    WriteZero,
+    /// A fixed-capacity buffer (a datagram reply) cannot take more bytes.
+    BufferFull,
+    /// A deadline passed while waiting for the peer.
+    TimedOut,
+    /// The handler gave up for a reason of its own.
+    Handler(&'static str),
+}
+
+/// An error of handler code that does no transport I/O (datagram handlers).
+pub type HandlerError = Error<core::convert::Infallible>;
+
+impl<E> Error<E> {
+    /// Converts an error that cannot hold a transport error into any `Error<E>`.
+    pub fn widen(err: HandlerError) -> Self {
+        match err {
+            Error::Io(never) => match never {},
+            Error::LineTooLong => Error::LineTooLong,
+            Error::UnexpectedEof => Error::UnexpectedEof,
+            Error::WriteZero => Error::WriteZero,
+            Error::BufferFull => Error::BufferFull,
+            Error::TimedOut => Error::TimedOut,
+            Error::Handler(why) => Error::Handler(why),
+        }
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for Error<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io(e) => write!(f, "transport error: {e}"),
+            Error::LineTooLong => f.write_str("line longer than the reader's maximum"),
+            Error::UnexpectedEof => f.write_str("peer closed the stream early"),
+            Error::WriteZero => f.write_str("transport accepted no bytes"),
+            Error::BufferFull => f.write_str("buffer full"),
+            Error::TimedOut => f.write_str("timed out"),
+            Error::Handler(why) => write!(f, "handler failed: {why}"),
+        }
+    }
+}
+
+impl<E: fmt::Debug + fmt::Display> core::error::Error for Error<E> {}
+
+impl<E: embedded_io::Error> embedded_io::Error for Error<E> {
+    fn kind(&self) -> embedded_io::ErrorKind {
+        use embedded_io::ErrorKind;
+        match self {
+            Error::Io(e) => e.kind(),
+            Error::LineTooLong => ErrorKind::InvalidData,
+            Error::UnexpectedEof => ErrorKind::BrokenPipe,
+            Error::WriteZero => ErrorKind::WriteZero,
+            Error::BufferFull => ErrorKind::OutOfMemory,
+            Error::TimedOut => ErrorKind::TimedOut,
+            Error::Handler(_) => ErrorKind::Other,
+        }
+    }
+}
+
+impl<E> From<E> for Error<E> {
+    fn from(e: E) -> Self {
+        Error::Io(e)
+    }
+}

@@ -1,0 +1,143 @@
+//! Request handlers: the protocol half of a server, written once for every backend.
+
+use crate::error::{Error, HandlerError};
+use crate::request::{DatagramRequest, StreamRequest};
+use crate::time::Duration;
+use crate::transport::{Connection, Interest};
+
+/// Python's `StreamRequestHandler`: `setup`, `handle`, `finish` over a
+/// blocking stream.
+///
+/// The server clones the handler value for every request, as Python builds a
+/// new handler instance from its class, so fields are per-request state and a
+/// shared reference or `Arc` held in a field is state shared with the server.
+/// `finish` runs even when `handle` fails; when `setup` fails neither runs.
+/// Errors go to the server's `handle_error` hook and the server keeps serving.
+///
+/// Write handlers generic over the connection, and one handler runs on every
+/// backend:
+///
+/// ```
+/// use socketserver_core::{Connection, Error, StreamRequest, StreamRequestHandler};
+///
+/// /// Answers each line in upper case.
+/// #[derive(Clone, Default)]
+/// struct Upper;
+///
+/// impl<C: Connection> StreamRequestHandler<C> for Upper {
+///     fn handle(&mut self, req: &mut StreamRequest<'_, C>) -> Result<(), Error<C::Error>> {
+///         let mut line = [0u8; 256];
+///         loop {
+///             let n = req.read_line(&mut line)?;
+///             if n == 0 {
+///                 return Ok(());
+///             }
+///             line[..n].make_ascii_uppercase();
+///             req.write_all(&line[..n])?;
+///         }
+///     }
+/// }
+/// ```
+pub trait StreamRequestHandler<C: Connection>: Clone {
+    /// Prepares the request; a failure skips `handle` and `finish`.
+    fn setup(&mut self, req: &mut StreamRequest<'_, C>) -> Result<(), Error<C::Error>> {
+        let _ = req;
+        Ok(())
+    }
+
+    /// Serves the request.
+    fn handle(&mut self, req: &mut StreamRequest<'_, C>) -> Result<(), Error<C::Error>>;
+
+    /// Cleans up; runs even when `handle` failed. Its error replaces `handle`'s.
+    fn finish(&mut self, req: &mut StreamRequest<'_, C>) -> Result<(), Error<C::Error>> {
+        let _ = req;
+        Ok(())
+    }
+
+    /// Python's `timeout`: bounds each blocking read and write of this request.
+    fn timeout(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Python's `disable_nagle_algorithm`: sets `TCP_NODELAY` before `setup`.
+    fn disable_nagle_algorithm(&self) -> bool {
+        false
+    }
+}
+
+/// Python's `DatagramRequestHandler`: the packet in, a reply written to a
+/// buffer, sent to the client after `finish` as exactly one datagram.
+///
+/// ```
+/// use socketserver_core::{DatagramRequest, DatagramRequestHandler, HandlerError};
+///
+/// #[derive(Clone, Default)]
+/// struct Reverse;
+///
+/// impl<A: core::fmt::Debug> DatagramRequestHandler<A> for Reverse {
+///     fn handle(&mut self, req: &mut DatagramRequest<'_, A>) -> Result<(), HandlerError> {
+///         let mut reversed = [0u8; 64];
+///         let n = req.packet().len().min(64);
+///         for (i, b) in req.packet()[..n].iter().rev().enumerate() {
+///             reversed[i] = *b;
+///         }
+///         req.write_all(&reversed[..n])
+///     }
+/// }
+/// ```
+pub trait DatagramRequestHandler<A: core::fmt::Debug>: Clone {
+    /// Prepares the request; a failure skips `handle`, `finish` and the reply.
+    fn setup(&mut self, req: &mut DatagramRequest<'_, A>) -> Result<(), HandlerError> {
+        let _ = req;
+        Ok(())
+    }
+
+    /// Serves the datagram.
+    fn handle(&mut self, req: &mut DatagramRequest<'_, A>) -> Result<(), HandlerError>;
+
+    /// Runs even when `handle` failed; the reply is sent after it.
+    fn finish(&mut self, req: &mut DatagramRequest<'_, A>) -> Result<(), HandlerError> {
+        let _ = req;
+        Ok(())
+    }
+}
+
+/// What a non-blocking handler wants after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Progress {
+    /// Keep the connection; call again when it may be ready for [`NonBlockingHandler::interest`].
+    Continue,
+    /// The request is complete: run `finish` and close the connection.
+    Done,
+}
+
+/// A stream handler written as a state machine that never blocks, so one
+/// thread with no heap serves many connections under `Multiplexed<N>`.
+///
+/// `poll` is called when the connection may be ready; it must check
+/// `read_ready` / `write_ready` before each `read` / `write` (a read or write
+/// that readiness allowed does not block), keep its own state in `self`, and
+/// return [`Progress::Done`] when the request is complete.
+pub trait NonBlockingHandler<C: Connection>: Clone {
+    /// Prepares the request when its connection is accepted.
+    fn setup(&mut self, client: &C::Addr) -> Result<(), Error<C::Error>> {
+        let _ = client;
+        Ok(())
+    }
+
+    /// Advances the request as far as it can go without blocking.
+    fn poll(&mut self, conn: &mut C) -> Result<Progress, Error<C::Error>>;
+
+    /// What readiness the next `poll` waits for. Waiting for `Write` with
+    /// nothing to write would wake the server at once, so say only what is needed.
+    fn interest(&self) -> Interest {
+        Interest::Read
+    }
+
+    /// Cleans up after `Done` or a failure, before the connection is closed.
+    fn finish(&mut self, conn: &mut C) -> Result<(), Error<C::Error>> {
+        let _ = conn;
+        Ok(())
+    }
+}

@@ -1,0 +1,121 @@
+//! Python's BaseServer hooks, with Python's defaults.
+
+use core::error::Error;
+use core::fmt::Debug;
+use core::time::Duration;
+
+/// The overridable steps of a server, Python's `BaseServer` methods.
+///
+/// Every method has Python's default, so a user overrides one and keeps the
+/// rest. The server and its strategy do the mechanical part of each step
+/// (accepting, half-closing, closing, spawning); a hook is called at the step,
+/// in Python's order, and can veto ([`verify_request`](Self::verify_request)),
+/// observe, or add work. `A` is the client address type, so one hooks value can
+/// serve every backend when it is generic over `A`.
+///
+/// Methods take `&self`: a threading or forking strategy clones the hooks into
+/// each worker, as it does the handler, so shared state belongs behind an
+/// atomic, a `Mutex` or an `Arc`.
+///
+/// ```
+/// use core::sync::atomic::{AtomicUsize, Ordering};
+/// use socketserver_core::ServerHooks;
+///
+/// /// Refuses every client after the first ten.
+/// struct FirstTen<'a>(&'a AtomicUsize);
+///
+/// impl<A: core::fmt::Debug> ServerHooks<A> for FirstTen<'_> {
+///     fn verify_request(&self, _client: &A) -> bool {
+///         self.0.fetch_add(1, Ordering::Relaxed) < 10
+///     }
+/// }
+/// ```
+pub trait ServerHooks<A: Debug + ?Sized> {
+    /// Called when the server is bound and listening (after Python's
+    /// `server_bind` and `server_activate`).
+    fn server_activate(&self) {}
+
+    /// Returns whether to serve this client. `false` closes the request without
+    /// building a handler; the client reads EOF. Default: `true`.
+    fn verify_request(&self, client: &A) -> bool {
+        let _ = client;
+        true
+    }
+
+    /// Called before the strategy takes the request (Python's `process_request`).
+    fn process_request(&self, client: &A) {
+        let _ = client;
+    }
+
+    /// Called just before the handler is built (Python's `finish_request`).
+    fn finish_request(&self, client: &A) {
+        let _ = client;
+    }
+
+    /// Called when `setup`, `handle` or `finish` failed, or a worker panicked.
+    /// The default writes Python's report: with `log` or `defmt` at error
+    /// level, else with the `std` feature to stderr. The server keeps serving.
+    fn handle_error(&self, client: &A, error: &dyn Error) {
+        report_error(client, error);
+    }
+
+    /// Called before the request is half-closed (Python's `shutdown_request`).
+    fn shutdown_request(&self, client: &A) {
+        let _ = client;
+    }
+
+    /// Called before the request is closed (Python's `close_request`).
+    fn close_request(&self, client: &A) {
+        let _ = client;
+    }
+
+    /// Called by `handle_request` when its timeout passes with no request.
+    fn handle_timeout(&self) {}
+
+    /// Called once per pass of `serve_forever`, whether or not a request came.
+    fn service_actions(&self) {}
+
+    /// Called when the server closes (Python's `server_close`).
+    fn server_close(&self) {}
+
+    /// The `handle_request` timeout, Python's `timeout` attribute; `None`
+    /// (the default) waits forever. Strategies may have their own default
+    /// (forking: 300 s), used when this returns `None`.
+    fn timeout(&self) -> Option<Duration> {
+        None
+    }
+}
+
+/// Python's default hooks: serve everyone, report errors, do nothing else.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DefaultHooks;
+
+impl<A: Debug + ?Sized> ServerHooks<A> for DefaultHooks {}
+
+const DASHES: &str = "----------------------------------------";
+
+/// Writes Python's `handle_error` report for `client` and `error`.
+pub fn report_error<A: Debug + ?Sized>(client: &A, error: &dyn Error) {
+    #[cfg(all(feature = "std", not(feature = "log")))]
+    {
+        std::eprintln!("{DASHES}");
+        std::eprintln!("Exception occurred during processing of request from {client:?}");
+        std::eprintln!("{error}");
+        std::eprintln!("{DASHES}");
+    }
+    #[cfg(feature = "log")]
+    ::log::error!(target: "socketserver::server",
+        "{DASHES}\nException occurred during processing of request from {client:?}\n{error}\n{DASHES}");
+    #[cfg(feature = "defmt")]
+    let _ = DASHES;
+    #[cfg(feature = "defmt")]
+    ::defmt::error!(
+        "Exception occurred during processing of request from {}: {}",
+        ::defmt::Debug2Format(client),
+        ::defmt::Display2Format(&error)
+    );
+    #[cfg(not(any(feature = "std", feature = "log", feature = "defmt")))]
+    {
+        let _ = (client, error, DASHES);
+    }
+}

@@ -1,0 +1,97 @@
+//! The `no_std`, heap-free core of socketserver: Python's `socketserver`
+//! lifecycles, written once for every backend.
+//!
+//! A *request handler* owns the protocol ([`StreamRequestHandler`],
+//! [`DatagramRequestHandler`], [`NonBlockingHandler`]); a *server*
+//! ([`StreamServer`], [`DatagramServer`]) owns the socket and the request loop
+//! (`handle_request`, `serve_forever`, shutdown) and calls Python's hooks
+//! ([`ServerHooks`]) in Python's order; a *strategy* ([`Sync`],
+//! [`Multiplexed`], and `Threading` / `Forking` in `socketserver-std`)
+//! replaces Python's mix-ins. Backends supply sockets through the traits in
+//! [`transport`]: `socketserver-std` over the OS, `socketserver-smoltcp` over a
+//! userspace TCP/IP stack.
+//!
+//! A handler, written once:
+//!
+//! ```
+//! use socketserver_core::{Connection, Error, StreamRequest, StreamRequestHandler};
+//!
+//! #[derive(Clone, Default)]
+//! struct Echo;
+//!
+//! impl<C: Connection> StreamRequestHandler<C> for Echo {
+//!     fn handle(&mut self, req: &mut StreamRequest<'_, C>) -> Result<(), Error<C::Error>> {
+//!         let mut buf = [0u8; 512];
+//!         loop {
+//!             match req.read(&mut buf)? {
+//!                 0 => return Ok(()),
+//!                 n => req.write_all(&buf[..n])?,
+//!             }
+//!         }
+//!     }
+//! }
+//! ```
+//!
+//! and served by any backend's listener, here a generic one:
+//!
+//! ```
+//! use socketserver_core::{DefaultHooks, Listener, StreamServer, Sync, Wait, Echo};
+//! use socketserver_core::time::Duration;
+//!
+//! fn serve<L: Listener, W: Wait<L, L::Conn>>(listener: L, waiter: W) -> Result<(), W::Error> {
+//!     let mut server = StreamServer::new(listener, waiter, Sync::<Echo>::new(Echo), DefaultHooks);
+//!     server.serve_forever(Duration::from_millis(500))
+//! }
+//! ```
+//!
+//! What this crate is *not*: it opens no socket and knows no OS. It never
+//! allocates: buffers are arrays or slices the caller sizes, and a line longer
+//! than its buffer is an error, not growth.
+//!
+//! Features: `log` or `defmt` (one of them) log every lifecycle step at debug
+//! level, so Python's call trace appears with no user code; `std` makes the
+//! default `handle_error` write Python's report to stderr.
+#![no_std]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+#[cfg(feature = "std")]
+extern crate std;
+
+mod trace;
+
+mod buffered;
+mod echo;
+mod error;
+mod handler;
+mod hooks;
+mod lifecycle;
+mod multiplexed;
+mod request;
+mod serve_loop;
+mod server;
+mod shutdown;
+mod strategy;
+mod sync;
+pub mod time;
+pub mod transport;
+
+pub use buffered::{BufReader, BufWriter, ReadBuffer, WriteBuffer, send_all};
+pub use echo::{Echo, EchoDatagram, NonBlockingEcho};
+pub use embedded_io;
+pub use error::{Error, HandlerError};
+pub use handler::{DatagramRequestHandler, NonBlockingHandler, Progress, StreamRequestHandler};
+pub use hooks::{DefaultHooks, ServerHooks, report_error};
+pub use lifecycle::{
+    end_stream_request, finish_stream_request, run_datagram_request, run_stream_request,
+};
+pub use multiplexed::Multiplexed;
+pub use request::{DatagramRequest, StreamRequest};
+pub use serve_loop::Handled;
+pub use server::{DatagramServer, StreamServer};
+pub use shutdown::ShutdownFlag;
+pub use strategy::{AddrOf, DatagramStrategy, StreamStrategy};
+pub use sync::Sync;
+pub use transport::{
+    Accepted, Connection, DatagramSocket, Interest, Listener, NoConnection, Received, Wait,
+};

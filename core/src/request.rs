@@ -1,0 +1,157 @@
+//! What a handler sees of one request.
+
+use core::fmt::Debug;
+
+use crate::buffered::{ReadBuffer, WriteBuffer};
+use crate::error::{Error, HandlerError};
+use crate::transport::Connection;
+
+/// One stream request: the connection with Python's `rfile` and `wfile`
+/// folded into one value, and the client's address.
+///
+/// Reads go through a read-ahead buffer (`rbufsize`) and writes through a
+/// write buffer (`wbufsize`, 0 by default: each write reaches the peer before
+/// it returns). Both buffers are storage the server lends, sized by the server's
+/// configuration, so nothing here allocates.
+#[derive(Debug)]
+pub struct StreamRequest<'r, C: Connection> {
+    connection: &'r mut C,
+    client_address: &'r C::Addr,
+    rfile: ReadBuffer<'r>,
+    wfile: WriteBuffer<'r>,
+}
+
+impl<'r, C: Connection> StreamRequest<'r, C> {
+    /// A request over `connection` with the given buffer storage.
+    pub fn new(
+        connection: &'r mut C,
+        client_address: &'r C::Addr,
+        rbuf: &'r mut [u8],
+        wbuf: &'r mut [u8],
+    ) -> Self {
+        Self {
+            connection,
+            client_address,
+            rfile: ReadBuffer::new(rbuf),
+            wfile: WriteBuffer::new(wbuf),
+        }
+    }
+
+    /// The client's address, Python's `client_address`.
+    pub fn client_address(&self) -> &C::Addr {
+        self.client_address
+    }
+
+    /// The raw connection, Python's `request` / `connection`. Reading from it
+    /// directly skips bytes already read ahead into the buffer.
+    pub fn connection(&mut self) -> &mut C {
+        self.connection
+    }
+
+    /// Reads what is available, at least one byte unless EOF (`Ok(0)`);
+    /// Python's `request.recv(len(out))`.
+    pub fn read(&mut self, out: &mut [u8]) -> Result<usize, Error<C::Error>> {
+        self.rfile.read(self.connection, out)
+    }
+
+    /// Fills `out`, or fails with [`Error::UnexpectedEof`].
+    pub fn read_exact(&mut self, out: &mut [u8]) -> Result<(), Error<C::Error>> {
+        self.rfile.read_exact(self.connection, out)
+    }
+
+    /// Reads one line, newline included, of at most `out.len()` bytes:
+    /// Python's `rfile.readline()` with a hard maximum. Returns 0 at EOF; a
+    /// longer line is consumed and fails with [`Error::LineTooLong`].
+    pub fn read_line(&mut self, out: &mut [u8]) -> Result<usize, Error<C::Error>> {
+        self.rfile.read_line(self.connection, out)
+    }
+
+    /// Writes all of `data`: Python's `wfile.write` (which `sendall`s).
+    pub fn write_all(&mut self, data: &[u8]) -> Result<(), Error<C::Error>> {
+        self.wfile.write_all(self.connection, data)
+    }
+
+    /// Sends buffered writes now. The server flushes after `finish` anyway.
+    pub fn flush(&mut self) -> Result<(), Error<C::Error>> {
+        self.wfile.flush(self.connection)
+    }
+
+    /// Python's `rbufsize`: the read-ahead capacity.
+    pub fn rbufsize(&self) -> usize {
+        self.rfile.capacity()
+    }
+
+    /// Python's `wbufsize`: the write buffer capacity (0: unbuffered).
+    pub fn wbufsize(&self) -> usize {
+        self.wfile.capacity()
+    }
+}
+
+/// One datagram request, Python's `DatagramRequestHandler` view: the packet
+/// in, a reply buffer out. Exactly one reply datagram is sent after `finish`,
+/// empty if nothing was written, as Python does.
+#[derive(Debug)]
+pub struct DatagramRequest<'r, A: Debug> {
+    packet: &'r [u8],
+    truncated: bool,
+    client_address: &'r A,
+    reply: &'r mut [u8],
+    reply_len: usize,
+}
+
+impl<'r, A: Debug> DatagramRequest<'r, A> {
+    /// A request for `packet` from `client_address`, replying into `reply`.
+    pub fn new(
+        packet: &'r [u8],
+        truncated: bool,
+        client_address: &'r A,
+        reply: &'r mut [u8],
+    ) -> Self {
+        Self {
+            packet,
+            truncated,
+            client_address,
+            reply,
+            reply_len: 0,
+        }
+    }
+
+    /// The datagram, at most `max_packet_size` bytes (Python's `packet`/`rfile`).
+    pub fn packet(&self) -> &'r [u8] {
+        self.packet
+    }
+
+    /// Whether the datagram was longer than `max_packet_size` and cut short.
+    pub fn is_truncated(&self) -> bool {
+        self.truncated
+    }
+
+    /// The sender's address, Python's `client_address`.
+    pub fn client_address(&self) -> &'r A {
+        self.client_address
+    }
+
+    /// Appends to the reply (Python's `wfile.write`); writes merge into one
+    /// datagram. Beyond the reply buffer's capacity: [`Error::BufferFull`],
+    /// and nothing of `data` is added.
+    pub fn write_all(&mut self, data: &[u8]) -> Result<(), HandlerError> {
+        let end = self.reply_len + data.len();
+        let slot = self
+            .reply
+            .get_mut(self.reply_len..end)
+            .ok_or(Error::BufferFull)?;
+        slot.copy_from_slice(data);
+        self.reply_len = end;
+        Ok(())
+    }
+
+    /// The reply written so far.
+    pub fn reply(&self) -> &[u8] {
+        &self.reply[..self.reply_len]
+    }
+
+    /// Drops what was written to the reply.
+    pub fn clear_reply(&mut self) {
+        self.reply_len = 0;
+    }
+}

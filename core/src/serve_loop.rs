@@ -1,0 +1,83 @@
+//! `handle_request` and `serve_forever`, written once for stream and datagram servers.
+
+use crate::shutdown::ShutdownFlag;
+use crate::time::{Duration, Instant};
+
+/// What one `handle_request` call did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Handled {
+    /// A request was taken and processed (or handed to a worker).
+    Request,
+    /// The timeout passed first; `handle_timeout` ran.
+    TimedOut,
+}
+
+/// The steps a server offers its loops.
+pub(crate) trait Pass {
+    type WaitError;
+    fn flag(&self) -> &ShutdownFlag;
+    fn now(&self) -> Instant;
+    fn timeout(&self) -> Option<Duration>;
+    /// Sleeps until something may be ready or `deadline`.
+    fn wait_until(&mut self, deadline: Option<Instant>) -> Result<(), Self::WaitError>;
+    /// Advances held requests and takes at most one new one; returns whether
+    /// a new request was taken.
+    fn take_ready(&mut self) -> bool;
+    /// `service_actions`, of the hooks and of the strategy.
+    fn service_actions(&mut self);
+    /// `handle_timeout`, of the hooks and of the strategy.
+    fn handle_timeout(&mut self);
+}
+
+/// Python's `handle_request`: one request, or `handle_timeout` after the timeout.
+pub(crate) fn handle_request<P: Pass>(server: &mut P) -> Result<Handled, P::WaitError> {
+    let deadline = server.timeout().map(|t| server.now().saturating_add(t));
+    loop {
+        server.wait_until(deadline)?;
+        if server.take_ready() {
+            return Ok(Handled::Request);
+        }
+        // Early wake-ups (signals, readiness that another process took) loop
+        // again with the time that is left, as Python's select loop does.
+        if deadline.is_some_and(|d| server.now() >= d) {
+            server.handle_timeout();
+            return Ok(Handled::TimedOut);
+        }
+    }
+}
+
+/// Python's `serve_forever`: passes of wait, take, `service_actions`, until
+/// shutdown is requested.
+pub(crate) fn serve_forever<P: Pass>(
+    server: &mut P,
+    poll_interval: Duration,
+) -> Result<(), P::WaitError> {
+    if !server.flag().begin() {
+        return Ok(());
+    }
+    let result = run_passes(server, poll_interval);
+    server.flag().end();
+    result
+}
+
+fn run_passes<P: Pass>(server: &mut P, poll_interval: Duration) -> Result<(), P::WaitError> {
+    while !server.flag().is_requested() {
+        let deadline = server.now().saturating_add(poll_interval);
+        server.wait_until(Some(deadline))?;
+        // bpo-35017: a request that arrives with the shutdown is not taken.
+        if server.flag().is_requested() {
+            break;
+        }
+        server.take_ready();
+        server.service_actions();
+    }
+    Ok(())
+}
+
+/// One pass that does not wait: for firmware main loops.
+pub(crate) fn poll<P: Pass>(server: &mut P) -> bool {
+    let took = server.take_ready();
+    server.service_actions();
+    took
+}

@@ -1,0 +1,129 @@
+//! What a backend supplies: sockets, readiness and a way to wait.
+//!
+//! The lifecycle code in this crate never touches an OS or a network stack; it
+//! talks to these traits. `socketserver-std` implements them over `socket2`,
+//! `socketserver-smoltcp` over a smoltcp interface, and tests over memory.
+
+use core::fmt::Debug;
+
+use embedded_io::{ErrorType, Read, ReadReady, Write, WriteReady};
+
+use crate::shutdown::ShutdownFlag;
+use crate::time::{Clock, Duration, Instant};
+
+/// One accepted stream connection, Python's `request` for stream servers.
+///
+/// Reads and writes block (as `embedded_io` specifies) unless the readiness
+/// traits said they would not; a non-blocking handler checks `read_ready` and
+/// `write_ready` first. `read` returning `Ok(0)` means the peer sent EOF.
+pub trait Connection: Read + Write + ReadReady + WriteReady + Debug {
+    /// The peer's address, Python's `client_address`.
+    type Addr: Debug + Clone;
+
+    /// Half-closes the sending side (`shutdown(SHUT_WR)`), so the peer reads EOF.
+    fn shutdown_write(&mut self) -> Result<(), Self::Error>;
+
+    /// Closes the connection and releases what it holds (an fd, a smoltcp socket).
+    fn close(self)
+    where
+        Self: Sized;
+
+    /// Bounds every later blocking read and write; `None` waits forever.
+    /// A read that times out fails with an error of kind `TimedOut`.
+    fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<(), Self::Error>;
+
+    /// Disables Nagle's algorithm (`TCP_NODELAY`) where the transport has it.
+    fn set_nodelay(&mut self, nodelay: bool) -> Result<(), Self::Error> {
+        let _ = nodelay;
+        Ok(())
+    }
+}
+
+/// An accepted connection and its peer's address, Python's `get_request()` result.
+pub type Accepted<C> = (C, <C as Connection>::Addr);
+
+/// A listening stream socket that accepts without blocking.
+pub trait Listener: ErrorType + Debug {
+    /// The connections it accepts.
+    type Conn: Connection;
+
+    /// Takes one pending connection: `Ok(None)` when none is waiting.
+    fn accept(&mut self) -> Result<Option<Accepted<Self::Conn>>, Self::Error>;
+}
+
+/// What a received datagram was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received<A> {
+    /// Bytes stored in the caller's buffer.
+    pub len: usize,
+    /// The sender; on Unix datagram sockets `None`-like values mean "unbound".
+    pub addr: A,
+    /// The datagram was longer than the buffer and its tail was dropped.
+    pub truncated: bool,
+}
+
+/// A datagram socket, Python's `UDPServer.socket`.
+pub trait DatagramSocket: ErrorType + Debug {
+    /// A sender's address.
+    type Addr: Debug + Clone;
+
+    /// Takes one waiting datagram without blocking: `Ok(None)` when none is waiting.
+    /// A datagram longer than `buf` is truncated, as Python's `recvfrom` does.
+    fn recv_from(&mut self, buf: &mut [u8]) -> Result<Option<Received<Self::Addr>>, Self::Error>;
+
+    /// Sends one datagram to `addr`.
+    fn send_to(&mut self, buf: &[u8], addr: &Self::Addr) -> Result<(), Self::Error>;
+}
+
+/// What a wait is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Interest {
+    /// Data to read, EOF, or a connection to accept.
+    Read,
+    /// Room to write.
+    Write,
+    /// Either.
+    ReadWrite,
+}
+
+impl Interest {
+    /// Whether reading readiness is wanted.
+    pub const fn is_read(self) -> bool {
+        matches!(self, Interest::Read | Interest::ReadWrite)
+    }
+
+    /// Whether writing readiness is wanted.
+    pub const fn is_write(self) -> bool {
+        matches!(self, Interest::Write | Interest::ReadWrite)
+    }
+}
+
+/// A way to sleep until a socket may be ready, a deadline passes, or shutdown
+/// is requested: Python's selector.
+///
+/// `S` is the server socket (a [`Listener`] or a [`DatagramSocket`]) and `C`
+/// the connections a multiplexed server also waits on.
+pub trait Wait<S: ?Sized, C = NoConnection>: Clock {
+    /// Why waiting failed; it ends `serve_forever`.
+    type Error: embedded_io::Error;
+
+    /// Blocks until `server` (if given) or one of `conns` may be ready for its
+    /// interest, `deadline` passes, or [`Wait::shutdown_flag`] is requested.
+    /// Returning early is allowed: callers re-check everything.
+    fn wait<'c>(
+        &mut self,
+        server: Option<&S>,
+        conns: impl Iterator<Item = (&'c C, Interest)>,
+        deadline: Option<Instant>,
+    ) -> Result<(), Self::Error>
+    where
+        C: 'c;
+
+    /// The flag whose request must interrupt [`Wait::wait`].
+    fn shutdown_flag(&self) -> &ShutdownFlag;
+}
+
+/// The connection type of servers that wait on their socket alone.
+#[derive(Debug)]
+pub enum NoConnection {}
