@@ -16,9 +16,18 @@ pub struct Sync<H, const RBUF: usize = 1024, const WBUF: usize = 0> {
     handler: H,
 }
 
-impl<H, const RBUF: usize, const WBUF: usize> Sync<H, RBUF, WBUF> {
-    /// A strategy that clones `handler` for each request.
+impl<H> Sync<H> {
+    /// A strategy that clones `handler` for each request, with a 1 KiB read
+    /// buffer and unbuffered writes.
     pub const fn new(handler: H) -> Self {
+        Self { handler }
+    }
+}
+
+impl<H, const RBUF: usize, const WBUF: usize> Sync<H, RBUF, WBUF> {
+    /// A strategy with `RBUF`-byte read-ahead and a `WBUF`-byte write buffer:
+    /// `Sync::<_, 4096, 1024>::with_buffers(handler)`.
+    pub const fn with_buffers(handler: H) -> Self {
         Self { handler }
     }
 

@@ -1,0 +1,100 @@
+//! serve_forever and shutdown: from another thread, before start, twice, stale.
+
+mod support;
+
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration as StdDuration, Instant as StdInstant};
+
+use socketserver_core::time::Duration;
+use socketserver_core::{DefaultHooks, Echo, ShutdownFlag, StreamServer, Sync};
+use support::{Journal, MockListener, MockWaiter, RecordingHooks};
+
+type EchoServer = StreamServer<MockListener, MockWaiter, RecordingHooks, Sync<Echo>>;
+
+fn echo_server() -> (EchoServer, MockListener, Arc<ShutdownFlag>, Journal) {
+    let listener = MockListener::default();
+    let waiter = MockWaiter::default();
+    let flag = waiter.flag.clone();
+    let journal = Journal::default();
+    let hooks = RecordingHooks { journal: journal.clone(), ..RecordingHooks::default() };
+    (StreamServer::new(listener.clone(), waiter, Sync::new(Echo::<1024>), hooks), listener, flag, journal)
+}
+
+fn wait_until(what: impl Fn() -> bool) {
+    let deadline = StdInstant::now() + StdDuration::from_secs(5);
+    while !what() {
+        assert!(StdInstant::now() < deadline, "condition not reached in 5 s");
+        thread::sleep(StdDuration::from_millis(1));
+    }
+}
+
+#[test]
+fn shutdown_from_another_thread_stops_the_loop_at_once() {
+    let (mut server, listener, flag, journal) = echo_server();
+    let serving = thread::spawn(move || {
+        // A long poll interval: shutdown must not wait for it.
+        server.serve_forever(Duration::from_secs(30)).unwrap();
+        server
+    });
+    wait_until(|| flag.is_serving());
+    let pipe = listener.connect(b"ping", true);
+    wait_until(|| pipe.lock().unwrap().closed);
+    assert_eq!(pipe.lock().unwrap().to_client, b"ping");
+    let asked = StdInstant::now();
+    assert!(flag.request());
+    let server = serving.join().unwrap();
+    let latency = asked.elapsed();
+    assert!(latency < StdDuration::from_millis(100), "shutdown took {latency:?}");
+    assert!(flag.is_stopped());
+    assert!(journal.count("service_actions") >= 1, "service_actions runs once per pass");
+    drop(server);
+}
+
+#[test]
+fn shutdown_before_the_first_loop_makes_it_return_at_once() {
+    let (mut server, _listener, flag, _) = echo_server();
+    assert!(flag.request(), "a request before the first loop is kept, and does not block");
+    let started = StdInstant::now();
+    server.serve_forever(Duration::from_secs(30)).unwrap();
+    assert!(started.elapsed() < StdDuration::from_millis(100));
+}
+
+#[test]
+fn stale_shutdown_does_not_stop_the_next_loop() {
+    let (mut server, listener, flag, _) = echo_server();
+    let flag2 = flag.clone();
+    let stopper = thread::spawn(move || {
+        wait_until(|| flag2.is_serving());
+        flag2.request();
+    });
+    server.serve_forever(Duration::from_millis(10)).unwrap();
+    stopper.join().unwrap();
+    // Twice, and after the loop stopped: both stale.
+    assert!(!flag.request());
+    assert!(!flag.request());
+    // The next loop must serve, not return at once.
+    let pipe = listener.connect(b"again", true);
+    let flag3 = flag.clone();
+    let pipe2 = pipe.clone();
+    let stopper = thread::spawn(move || {
+        wait_until(|| pipe2.lock().unwrap().closed);
+        flag3.request();
+    });
+    server.serve_forever(Duration::from_millis(10)).unwrap();
+    stopper.join().unwrap();
+    assert_eq!(pipe.lock().unwrap().to_client, b"again");
+}
+
+#[test]
+fn a_static_flag_works_as_from_an_interrupt() {
+    static FLAG: ShutdownFlag = ShutdownFlag::new();
+    assert!(!FLAG.is_serving());
+    assert!(FLAG.request());
+    assert!(FLAG.is_requested());
+    let waiter = MockWaiter { flag: Arc::new(ShutdownFlag::new()), ..MockWaiter::default() };
+    let mut server = StreamServer::new(MockListener::default(), waiter, Sync::new(Echo::<64>), DefaultHooks);
+    // A different flag: this server is unaffected by the static one.
+    assert!(!server.shutdown_flag().is_requested());
+    assert!(!server.poll());
+}
