@@ -1,1 +1,94 @@
-//! placeholder while the crate is written
+//! The smoltcp backend of socketserver: the same request handlers on a
+//! userspace TCP/IP stack, with no heap, from firmware to a TAP device.
+//!
+//! You bring smoltcp's pieces (an `Interface`, a `Device`, socket storage);
+//! this crate turns them into core's transports:
+//!
+//! - [`Stack`]: your interface, device and storage plus a clock and an
+//!   [`Idle`]; shared as `&RefCell<Stack<..>>`, which coerces to [`NetRef`].
+//! - [`TcpListener`]: a port served by a pool of sockets (smoltcp has no
+//!   backlog, so the pool's size is the number of simultaneous connections);
+//!   each socket is re-armed after its connection closes. Clients beyond the
+//!   pool wait: their SYNs are held in a backlog of [`SynSlot`]s and replayed
+//!   when a socket listens again, instead of being refused with RST.
+//! - [`TcpConnection`]: core's `Connection` (embedded-io `Read`, `Write`,
+//!   `ReadReady`, `WriteReady`); blocking calls drive the stack while they
+//!   wait, so the blocking `StreamRequestHandler` runs under core's `Sync`.
+//! - [`UdpSocket`]: core's `DatagramSocket`.
+//! - [`Waiter`]: core's `Wait`, for `serve_forever`; [`poll`]: one
+//!   non-blocking turn for a firmware main loop, telling when to call again.
+//! - [`TcpConfig`]: ACK delay, Nagle, keep-alive, timeouts, with documented defaults.
+//! - With `std`: [`TapConfig`] opens a TAP device (with optional pcap capture),
+//!   [`StdClock`], [`FdIdle`] (sleeps on the TAP descriptor).
+//!
+//! Serving core's `Echo` on port 7 with a pool of 4 sockets, on any device:
+//!
+//! ```no_run
+//! use core::cell::RefCell;
+//! use core::time::Duration;
+//! use smoltcp::iface::{Interface, SocketStorage};
+//! use smoltcp::phy::Device;
+//! use socketserver_core::time::Clock;
+//! use socketserver_core::{DefaultHooks, Echo, ShutdownFlag, StreamServer, Sync};
+//! use socketserver_smoltcp::{NetRef, Spin, Stack, SynSlot, TcpListener, TcpStorage, Waiter};
+//!
+//! fn serve<D: Device, K: Clock>(iface: Interface, device: D, clock: K) {
+//!     let mut sockets = [SocketStorage::EMPTY; 8];
+//!     let mut backlog = [SynSlot::EMPTY; 16];
+//!     let mut buffers = TcpStorage::<4, 2048, 2048>::new();
+//!     let stack = RefCell::new(Stack::new(iface, device, &mut sockets, &mut backlog, clock, Spin));
+//!     let net: NetRef<'_, '_> = &stack;
+//!     let Ok(listener) = TcpListener::bind(net, 7, buffers.sockets()) else { return };
+//!     let flag = ShutdownFlag::new();
+//!     let mut server =
+//!         StreamServer::new(listener, Waiter::new(net, &flag), Sync::<Echo>::new(Echo), DefaultHooks);
+//!     let _ = server.serve_forever(Duration::from_millis(500));
+//! }
+//! ```
+//!
+//! In a firmware main loop, use core's `Multiplexed` with `NonBlockingEcho`
+//! and call [`poll`] with the server's `poll` instead of `serve_forever`; it
+//! never blocks and returns smoltcp's `poll_delay`.
+//!
+//! What this crate is *not*: a socket API for applications (use smoltcp
+//! directly), or a driver: the `Device` is yours. It never allocates; every
+//! buffer is storage you provide ([`TcpStorage`], [`UdpStorage`], socket and
+//! backlog arrays), and a full socket set is an error, not smoltcp's panic.
+//!
+//! Limits: one stack manages at most [`MAX_POOL_SOCKETS`] pool sockets on at
+//! most 8 ports; frames longer than [`MAX_FRAME`] are dropped (MTU 1500); a
+//! blocking wait idles at most 20 ms at a time, which bounds how late a
+//! shutdown requested from another thread is noticed.
+//!
+//! Features: `std` (TAP device, pcap, `StdClock`, `FdIdle`, IPv4
+//! fragmentation for datagrams up to 8 KiB), `log` or `defmt` (core's
+//! lifecycle trace and smoltcp's own).
+#![cfg_attr(not(feature = "std"), no_std)]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+#[cfg(feature = "std")]
+extern crate std;
+
+mod config;
+mod drive;
+mod error;
+mod gate;
+mod stack;
+mod syn;
+#[cfg(feature = "std")]
+mod tap;
+mod tcp;
+mod udp;
+mod wait;
+
+pub use config::TcpConfig;
+pub use error::Error;
+pub use gate::{GateStats, MAX_FRAME, SynSlot};
+pub use smoltcp;
+pub use stack::{Idle, MAX_POOL_SOCKETS, Net, NetRef, Spin, Stack};
+#[cfg(feature = "std")]
+pub use tap::{Capture, DEFAULT_MAC, FdIdle, StdClock, TapConfig, TapDevice, TapStack};
+pub use tcp::{TcpConnection, TcpListener, TcpStorage};
+pub use udp::{UdpSocket, UdpStorage};
+pub use wait::{Waiter, poll};

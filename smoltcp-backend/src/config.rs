@@ -1,0 +1,67 @@
+//! Per-connection TCP settings, with deliberate defaults.
+
+use core::time::Duration;
+
+use smoltcp::socket::tcp;
+
+/// How each pool socket behaves. The defaults are chosen for request/response
+/// services on a small stack, not copied from smoltcp:
+///
+/// | setting | default | why |
+/// |---|---|---|
+/// | `ack_delay` | `None` | smoltcp's 10 ms delayed ACK stalls every request/response turn; ACKing at once costs a few more small frames |
+/// | `nagle` | `false` | Nagle plus the peer's delayed ACK holds small replies for up to 40-200 ms |
+/// | `keep_alive` | 15 s | probes an idle peer so a crashed one is detected |
+/// | `timeout` | 45 s | three missed keep-alives (or unacknowledged data this long) abort the connection |
+/// | `idle_timeout` | 60 s | upper bound on every blocking read or write: a silent but alive peer cannot hold a socket forever |
+///
+/// Buffer sizes are the storage you give the pool ([`TcpStorage`](crate::TcpStorage)):
+/// 2-4 KiB per direction suits firmware; 64 KiB or more gives desktop-class
+/// throughput over TAP (window scaling starts above 64 KiB).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct TcpConfig {
+    /// smoltcp's delayed ACK (`set_ack_delay`).
+    pub ack_delay: Option<Duration>,
+    /// Nagle's algorithm (`set_nagle_enabled`).
+    pub nagle: bool,
+    /// Keep-alive interval (`set_keep_alive`).
+    pub keep_alive: Option<Duration>,
+    /// smoltcp's connection timeout (`set_timeout`).
+    pub timeout: Option<Duration>,
+    /// Bound on each blocking read or write of a connection, whatever the
+    /// handler's own timeout says (`None`: the handler decides alone).
+    pub idle_timeout: Option<Duration>,
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+impl TcpConfig {
+    /// The documented defaults, usable in `const` context.
+    pub const DEFAULT: Self = Self {
+        ack_delay: None,
+        nagle: false,
+        keep_alive: Some(Duration::from_secs(15)),
+        timeout: Some(Duration::from_secs(45)),
+        idle_timeout: Some(Duration::from_secs(60)),
+    };
+
+    pub(crate) fn apply(&self, socket: &mut tcp::Socket<'_>) {
+        socket.set_ack_delay(self.ack_delay.map(to_smol));
+        socket.set_nagle_enabled(self.nagle);
+        socket.set_keep_alive(self.keep_alive.map(to_smol));
+        socket.set_timeout(self.timeout.map(to_smol));
+    }
+}
+
+pub(crate) fn to_smol(d: Duration) -> smoltcp::time::Duration {
+    smoltcp::time::Duration::from_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+pub(crate) fn from_smol(d: smoltcp::time::Duration) -> Duration {
+    Duration::from_micros(d.total_micros())
+}

@@ -1,0 +1,359 @@
+//! The shared network stack: the user's interface, device and socket storage,
+//! a clock, a way to idle, and the bookkeeping of the TCP pools.
+
+use core::cell::RefCell;
+use core::time::Duration;
+
+use smoltcp::iface::{
+    Interface, PollIngressSingleResult, PollResult, SocketHandle, SocketSet, SocketStorage,
+};
+use smoltcp::phy::Device;
+use smoltcp::socket::{AnySocket, tcp, udp};
+use smoltcp::wire::IpEndpoint;
+use socketserver_core::time::{Clock, Instant};
+
+use crate::config::{TcpConfig, from_smol};
+use crate::error::Error;
+use crate::gate::{Gate, GateStats, SynSlot};
+
+/// How many TCP pool sockets one stack manages, over all its listeners.
+pub const MAX_POOL_SOCKETS: usize = 64;
+
+/// Inbound frames one [`Net::poll`] processes before it returns, so a flood
+/// cannot starve a firmware main loop; the rest wait for the next call.
+const MAX_INGRESS: usize = 128;
+
+/// Egress rounds per poll (each is bounded work in smoltcp).
+const MAX_EGRESS: usize = 32;
+
+/// What a stack does while it has nothing to do: sleep on the device, wait
+/// for an interrupt, or return at once and let the caller spin.
+pub trait Idle {
+    /// Sleeps until the device may have a frame, or `timeout` passes
+    /// (`None`: until a frame). Returning early is always allowed.
+    fn idle(&mut self, timeout: Option<Duration>);
+}
+
+/// Returns at once: the caller's loop spins. For firmware that polls from a
+/// main loop and sleeps itself (`wfi`), or for tests.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Spin;
+
+impl Idle for Spin {
+    fn idle(&mut self, _timeout: Option<Duration>) {}
+}
+
+impl<F: FnMut(Option<Duration>)> Idle for F {
+    fn idle(&mut self, timeout: Option<Duration>) {
+        self(timeout)
+    }
+}
+
+/// One pool socket: the port it serves and whether a connection holds it.
+#[derive(Debug, Clone, Copy)]
+struct PoolSocket {
+    handle: SocketHandle,
+    port: u16,
+    claimed: bool,
+}
+
+/// The user's smoltcp interface, device and socket storage, with a clock and
+/// an [`Idle`] strategy. Share it as `&RefCell<Stack<..>>`, which coerces to
+/// a [`NetRef`]: listeners, connections and UDP sockets all borrow it briefly.
+///
+/// The device is wrapped in a SYN gate (see [`GateStats`]): connection
+/// requests to a pool port with no listening socket are held in `backlog`
+/// (or, when it is full, dropped so the peer retransmits) instead of being
+/// refused with RST.
+pub struct Stack<'a, D: Device, K: Clock, I: Idle> {
+    iface: Interface,
+    device: Gate<'a, D>,
+    sockets: SocketSet<'a>,
+    capacity: usize,
+    clock: K,
+    idle: I,
+    pool: heapless::Vec<PoolSocket, MAX_POOL_SOCKETS>,
+    config: TcpConfig,
+    more_ingress: bool,
+}
+
+impl<D: Device, K: Clock, I: Idle> core::fmt::Debug for Stack<'_, D, K, I> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Stack")
+            .field("addrs", &self.iface.ip_addrs())
+            .field("sockets", &self.sockets.iter().count())
+            .field("capacity", &self.capacity)
+            .field("pool", &self.pool.len())
+            .field("gate", &self.device.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, D: Device, K: Clock, I: Idle> Stack<'a, D, K, I> {
+    /// A stack over `iface` (configured by you for `device`), with `sockets`
+    /// as the socket set's storage and `backlog` as the SYN backlog's.
+    pub fn new(
+        iface: Interface,
+        device: D,
+        sockets: &'a mut [SocketStorage<'a>],
+        backlog: &'a mut [SynSlot],
+        clock: K,
+        idle: I,
+    ) -> Self {
+        let capacity = sockets.len();
+        Self {
+            iface,
+            device: Gate::new(device, backlog),
+            sockets: SocketSet::new(sockets),
+            capacity,
+            clock,
+            idle,
+            pool: heapless::Vec::new(),
+            config: TcpConfig::DEFAULT,
+            more_ingress: false,
+        }
+    }
+
+    /// Replaces the settings applied to pool sockets each time they are armed.
+    pub fn with_tcp_config(mut self, config: TcpConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The interface.
+    pub fn interface(&self) -> &Interface {
+        &self.iface
+    }
+
+    /// The interface, mutably (addresses, routes).
+    pub fn interface_mut(&mut self) -> &mut Interface {
+        &mut self.iface
+    }
+
+    /// The device.
+    pub fn device(&self) -> &D {
+        &self.device.inner
+    }
+
+    /// The device, mutably.
+    pub fn device_mut(&mut self) -> &mut D {
+        &mut self.device.inner
+    }
+
+    /// The socket set, for sockets of your own next to the server's. Add
+    /// them with [`Stack::add_socket`], which checks capacity.
+    pub fn sockets(&self) -> &SocketSet<'a> {
+        &self.sockets
+    }
+
+    /// The socket set, mutably.
+    pub fn sockets_mut(&mut self) -> &mut SocketSet<'a> {
+        &mut self.sockets
+    }
+
+    /// Adds a socket, or fails with [`Error::SocketSetFull`] where smoltcp
+    /// would panic.
+    pub fn add_socket<T: AnySocket<'a>>(&mut self, socket: T) -> Result<SocketHandle, Error> {
+        if self.sockets.iter().count() >= self.capacity {
+            return Err(Error::SocketSetFull);
+        }
+        Ok(self.sockets.add(socket))
+    }
+
+    /// What the SYN gate did so far.
+    pub fn gate_stats(&self) -> GateStats {
+        self.device.stats
+    }
+
+    /// Connection requests held in the backlog now.
+    pub fn held_requests(&self) -> usize {
+        self.device.held()
+    }
+
+    fn smol_now(&self) -> smoltcp::time::Instant {
+        let micros = self.clock.now().as_micros();
+        smoltcp::time::Instant::from_micros(i64::try_from(micros).unwrap_or(i64::MAX))
+    }
+
+    /// Re-arms free pool sockets and tells the gate which ports listen.
+    fn refresh(&mut self) {
+        self.device.ports.listening.clear();
+        for entry in &self.pool {
+            let socket = self.sockets.get_mut::<tcp::Socket>(entry.handle);
+            if !entry.claimed && !socket.is_open() && socket.listen(entry.port).is_ok() {
+                self.config.apply(socket);
+            }
+            let listening = usize::from(socket.state() == tcp::State::Listen);
+            let ports = &mut self.device.ports.listening;
+            match ports.iter_mut().find(|(p, _)| *p == entry.port) {
+                Some((_, n)) => *n += listening,
+                // Ports beyond the gate's table pass ungated (as plain smoltcp).
+                None => {
+                    let _ = ports.push((entry.port, listening));
+                }
+            }
+        }
+    }
+}
+
+/// The stack as listeners, connections and waiters use it, behind a
+/// `&RefCell<dyn Net>` so their types need not name the device, clock or idle
+/// strategy. Implemented by [`Stack`]; you rarely call it directly except
+/// [`Net::poll`] and [`Net::poll_delay`] in a firmware main loop.
+pub trait Net<'a> {
+    /// The current time of the stack's clock.
+    fn now(&self) -> Instant;
+
+    /// Processes inbound frames (a bounded number) and sends what sockets
+    /// queued. Never blocks. Returns whether a socket may have changed.
+    fn poll(&mut self) -> bool;
+
+    /// How long until [`Net::poll`] needs to run again at the latest
+    /// (`None`: not until a frame arrives), smoltcp's `poll_delay`.
+    fn poll_delay(&mut self) -> Option<Duration>;
+
+    /// Idles until a frame may have arrived or `timeout` passes.
+    fn idle(&mut self, timeout: Option<Duration>);
+
+    /// The TCP socket behind a handle this stack gave out.
+    fn tcp(&mut self, handle: SocketHandle) -> &mut tcp::Socket<'a>;
+
+    /// The UDP socket behind a handle this stack gave out.
+    fn udp(&mut self, handle: SocketHandle) -> &mut udp::Socket<'a>;
+
+    /// Adds a UDP socket, checking capacity.
+    fn add_udp(&mut self, socket: udp::Socket<'a>) -> Result<SocketHandle, Error>;
+
+    /// Adds a pool socket that listens on `port` and is re-armed after each connection.
+    fn add_pool_socket(&mut self, socket: tcp::Socket<'a>, port: u16) -> Result<(), Error>;
+
+    /// Whether an established connection on `port` waits to be accepted.
+    fn has_pending(&mut self, port: u16) -> bool;
+
+    /// Hands out an established connection on `port`.
+    fn claim(&mut self, port: u16) -> Option<(SocketHandle, IpEndpoint)>;
+
+    /// Gives a pool socket back; it listens again once fully closed.
+    fn release(&mut self, handle: SocketHandle);
+
+    /// The settings of pool sockets.
+    fn tcp_config(&self) -> TcpConfig;
+}
+
+/// How listeners, connections and waiters hold the stack.
+pub type NetRef<'s, 'a> = &'s RefCell<dyn Net<'a> + 's>;
+
+fn is_acceptable(state: tcp::State) -> bool {
+    matches!(state, tcp::State::Established | tcp::State::CloseWait)
+}
+
+impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
+    fn now(&self) -> Instant {
+        self.clock.now()
+    }
+
+    fn poll(&mut self) -> bool {
+        let now = self.smol_now();
+        self.iface.poll_maintenance(now);
+        let mut changed = false;
+        self.more_ingress = true;
+        for _ in 0..MAX_INGRESS {
+            self.refresh();
+            match self
+                .iface
+                .poll_ingress_single(now, &mut self.device, &mut self.sockets)
+            {
+                PollIngressSingleResult::None => {
+                    self.more_ingress = false;
+                    break;
+                }
+                PollIngressSingleResult::PacketProcessed => {}
+                PollIngressSingleResult::SocketStateChanged => changed = true,
+            }
+        }
+        self.refresh();
+        for _ in 0..MAX_EGRESS {
+            match self
+                .iface
+                .poll_egress(now, &mut self.device, &mut self.sockets)
+            {
+                PollResult::None => break,
+                PollResult::SocketStateChanged => changed = true,
+            }
+        }
+        changed
+    }
+
+    fn poll_delay(&mut self) -> Option<Duration> {
+        if self.more_ingress || self.device.has_releasable() {
+            return Some(Duration::ZERO);
+        }
+        let now = self.smol_now();
+        self.iface.poll_delay(now, &self.sockets).map(from_smol)
+    }
+
+    fn idle(&mut self, timeout: Option<Duration>) {
+        self.idle.idle(timeout);
+    }
+
+    fn tcp(&mut self, handle: SocketHandle) -> &mut tcp::Socket<'a> {
+        self.sockets.get_mut::<tcp::Socket>(handle)
+    }
+
+    fn udp(&mut self, handle: SocketHandle) -> &mut udp::Socket<'a> {
+        self.sockets.get_mut::<udp::Socket>(handle)
+    }
+
+    fn add_udp(&mut self, socket: udp::Socket<'a>) -> Result<SocketHandle, Error> {
+        self.add_socket(socket)
+    }
+
+    fn add_pool_socket(&mut self, mut socket: tcp::Socket<'a>, port: u16) -> Result<(), Error> {
+        if port == 0 {
+            return Err(Error::Unaddressable);
+        }
+        if self.pool.is_full() {
+            return Err(Error::PoolFull);
+        }
+        socket.listen(port).map_err(|_| Error::InvalidState)?;
+        self.config.apply(&mut socket);
+        let handle = self.add_socket(socket)?;
+        // Checked `is_full` above.
+        let _ = self.pool.push(PoolSocket {
+            handle,
+            port,
+            claimed: false,
+        });
+        Ok(())
+    }
+
+    fn has_pending(&mut self, port: u16) -> bool {
+        self.pool.iter().any(|e| {
+            !e.claimed
+                && e.port == port
+                && is_acceptable(self.sockets.get::<tcp::Socket>(e.handle).state())
+        })
+    }
+
+    fn claim(&mut self, port: u16) -> Option<(SocketHandle, IpEndpoint)> {
+        let sockets = &self.sockets;
+        let entry = self.pool.iter_mut().find(|e| {
+            !e.claimed
+                && e.port == port
+                && is_acceptable(sockets.get::<tcp::Socket>(e.handle).state())
+        })?;
+        let remote = sockets.get::<tcp::Socket>(entry.handle).remote_endpoint()?;
+        entry.claimed = true;
+        Some((entry.handle, remote))
+    }
+
+    fn release(&mut self, handle: SocketHandle) {
+        if let Some(entry) = self.pool.iter_mut().find(|e| e.handle == handle) {
+            entry.claimed = false;
+        }
+    }
+
+    fn tcp_config(&self) -> TcpConfig {
+        self.config
+    }
+}

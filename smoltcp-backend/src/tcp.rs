@@ -1,0 +1,347 @@
+//! TCP: a listener backed by a pool of sockets, and the connections it hands out.
+
+use core::time::Duration;
+
+use embedded_io::{ErrorType, Read, ReadReady, Write, WriteReady};
+use smoltcp::iface::SocketHandle;
+use smoltcp::socket::tcp;
+use smoltcp::wire::IpEndpoint;
+use socketserver_core::time::Instant;
+use socketserver_core::{Accepted, Connection, Interest, Listener};
+
+use crate::drive::drive;
+use crate::error::Error;
+use crate::stack::NetRef;
+
+/// Buffer storage for a pool of `N` TCP sockets with `RX`/`TX`-byte buffers.
+///
+/// Put it where it lives long enough (a `static` cell in firmware, a local
+/// in `main`); large pools belong outside a thread's stack.
+///
+/// ```
+/// use socketserver_smoltcp::TcpStorage;
+/// let mut storage = TcpStorage::<4, 2048, 2048>::new();
+/// assert_eq!(storage.sockets().count(), 4);
+/// ```
+#[derive(Debug)]
+pub struct TcpStorage<const N: usize, const RX: usize, const TX: usize> {
+    rx: [[u8; RX]; N],
+    tx: [[u8; TX]; N],
+}
+
+impl<const N: usize, const RX: usize, const TX: usize> Default for TcpStorage<N, RX, TX> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize, const RX: usize, const TX: usize> TcpStorage<N, RX, TX> {
+    /// Zeroed storage, usable in a `static`.
+    pub const fn new() -> Self {
+        Self {
+            rx: [[0; RX]; N],
+            tx: [[0; TX]; N],
+        }
+    }
+
+    /// `N` sockets over this storage, for [`TcpListener::bind`].
+    pub fn sockets(&mut self) -> impl Iterator<Item = tcp::Socket<'_>> {
+        self.rx.iter_mut().zip(self.tx.iter_mut()).map(|(rx, tx)| {
+            tcp::Socket::new(
+                tcp::SocketBuffer::new(&mut rx[..]),
+                tcp::SocketBuffer::new(&mut tx[..]),
+            )
+        })
+    }
+}
+
+/// A listening TCP port served by a pool of smoltcp sockets: core's [`Listener`].
+///
+/// smoltcp has no backlog, so each pool socket listens on the port and holds
+/// one connection; after the connection closes the stack re-arms it. The
+/// pool's size is the number of sockets given to [`TcpListener::bind`].
+pub struct TcpListener<'s, 'a> {
+    net: NetRef<'s, 'a>,
+    port: u16,
+}
+
+impl core::fmt::Debug for TcpListener<'_, '_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TcpListener")
+            .field("port", &self.port)
+            .finish()
+    }
+}
+
+impl<'s, 'a> TcpListener<'s, 'a> {
+    /// Adds `sockets` to the stack, all listening on `port`.
+    pub fn bind(
+        net: NetRef<'s, 'a>,
+        port: u16,
+        sockets: impl IntoIterator<Item = tcp::Socket<'a>>,
+    ) -> Result<Self, Error> {
+        {
+            let mut stack = net.borrow_mut();
+            for socket in sockets {
+                stack.add_pool_socket(socket, port)?;
+            }
+        }
+        Ok(Self { net, port })
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The stack this listener uses.
+    pub fn net(&self) -> NetRef<'s, 'a> {
+        self.net
+    }
+
+    /// Whether [`Listener::accept`] would return a connection now.
+    pub fn is_ready(&self) -> bool {
+        self.net.borrow_mut().has_pending(self.port)
+    }
+}
+
+impl ErrorType for TcpListener<'_, '_> {
+    type Error = Error;
+}
+
+impl<'s, 'a> Listener for TcpListener<'s, 'a> {
+    type Conn = TcpConnection<'s, 'a>;
+
+    fn accept(&mut self) -> Result<Option<Accepted<Self::Conn>>, Error> {
+        let claimed = self.net.borrow_mut().claim(self.port);
+        Ok(claimed.map(|(handle, peer)| {
+            let conn = TcpConnection {
+                net: self.net,
+                handle,
+                timeout: None,
+                failed: false,
+                released: false,
+            };
+            (conn, peer)
+        }))
+    }
+}
+
+/// One accepted connection on a pool socket: core's [`Connection`].
+///
+/// Reads and writes block by driving the stack (polling it and idling until
+/// smoltcp's `poll_delay`) until they can proceed or the deadline passes; the
+/// deadline is the shorter of [`Connection::set_timeout`] and the stack's
+/// [`TcpConfig::idle_timeout`](crate::TcpConfig::idle_timeout). Dropping or
+/// closing it closes gracefully (FIN), or aborts (RST) after an I/O error,
+/// and gives the socket back to its pool.
+pub struct TcpConnection<'s, 'a> {
+    net: NetRef<'s, 'a>,
+    handle: SocketHandle,
+    timeout: Option<Duration>,
+    failed: bool,
+    released: bool,
+}
+
+impl core::fmt::Debug for TcpConnection<'_, '_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TcpConnection")
+            .field("handle", &self.handle)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TcpConnection<'_, '_> {
+    /// Whether the connection is ready for `interest`, without polling the stack.
+    pub fn is_ready(&self, interest: Interest) -> bool {
+        let mut net = self.net.borrow_mut();
+        let socket = net.tcp(self.handle);
+        (interest.is_read() && read_ready(socket)) || (interest.is_write() && write_ready(socket))
+    }
+
+    /// The peer's address, if still connected.
+    pub fn peer_addr(&self) -> Option<IpEndpoint> {
+        self.net.borrow_mut().tcp(self.handle).remote_endpoint()
+    }
+
+    /// The smoltcp state of the socket.
+    pub fn state(&self) -> tcp::State {
+        self.net.borrow_mut().tcp(self.handle).state()
+    }
+
+    /// Aborts the connection with RST and gives the socket back.
+    pub fn abort(mut self) {
+        self.failed = true;
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        let net = self.net.borrow();
+        let limit = match (self.timeout, net.tcp_config().idle_timeout) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        limit.map(|t| net.now().saturating_add(t))
+    }
+
+    fn fail(&mut self, e: Error) -> Error {
+        self.failed = true;
+        e
+    }
+
+    /// Waits (driving the stack) unless `deadline` has passed.
+    fn wait(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
+        if deadline.is_some_and(|d| self.net.borrow().now() >= d) {
+            return Err(self.fail(Error::TimedOut));
+        }
+        drive(self.net, deadline);
+        Ok(())
+    }
+}
+
+fn read_ready(socket: &tcp::Socket<'_>) -> bool {
+    socket.can_recv() || !socket.may_recv()
+}
+
+/// `!may_send` makes a dead connection "ready" so the write reports the error.
+fn write_ready(socket: &tcp::Socket<'_>) -> bool {
+    socket.can_send() || !socket.may_send()
+}
+
+fn closed_error(socket: &tcp::Socket<'_>) -> Error {
+    match socket.state() {
+        tcp::State::Closed | tcp::State::TimeWait => Error::ConnectionReset,
+        _ => Error::NotConnected,
+    }
+}
+
+impl ErrorType for TcpConnection<'_, '_> {
+    type Error = Error;
+}
+
+impl Read for TcpConnection<'_, '_> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let mut deadline = None;
+        loop {
+            let received = {
+                let mut net = self.net.borrow_mut();
+                let socket = net.tcp(self.handle);
+                match socket.recv_slice(buf) {
+                    Ok(0) => None,
+                    Ok(n) => Some(Ok(n)),
+                    Err(tcp::RecvError::Finished) => Some(Ok(0)),
+                    Err(tcp::RecvError::InvalidState) => Some(Err(Error::ConnectionReset)),
+                }
+            };
+            match received {
+                Some(Ok(n)) => return Ok(n),
+                Some(Err(e)) => return Err(self.fail(e)),
+                None => {}
+            }
+            if deadline.is_none() {
+                deadline = Some(self.deadline());
+            }
+            self.wait(deadline.flatten())?;
+        }
+    }
+}
+
+impl ReadReady for TcpConnection<'_, '_> {
+    fn read_ready(&mut self) -> Result<bool, Error> {
+        Ok(self.is_ready(Interest::Read))
+    }
+}
+
+impl Write for TcpConnection<'_, '_> {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Error> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let mut deadline = None;
+        loop {
+            let sent = {
+                let mut net = self.net.borrow_mut();
+                let socket = net.tcp(self.handle);
+                match socket.send_slice(buf) {
+                    Ok(0) => None,
+                    Ok(n) => Some(Ok(n)),
+                    Err(tcp::SendError::InvalidState) => Some(Err(closed_error(socket))),
+                }
+            };
+            match sent {
+                Some(Ok(n)) => return Ok(n),
+                Some(Err(e)) => return Err(self.fail(e)),
+                None => {}
+            }
+            if deadline.is_none() {
+                deadline = Some(self.deadline());
+            }
+            self.wait(deadline.flatten())?;
+        }
+    }
+
+    /// Pushes queued bytes onto the wire without waiting for their ACK, as
+    /// flushing a kernel socket does.
+    fn flush(&mut self) -> Result<(), Error> {
+        self.net.borrow_mut().poll();
+        Ok(())
+    }
+}
+
+impl WriteReady for TcpConnection<'_, '_> {
+    fn write_ready(&mut self) -> Result<bool, Error> {
+        Ok(self.is_ready(Interest::Write))
+    }
+}
+
+impl Connection for TcpConnection<'_, '_> {
+    type Addr = IpEndpoint;
+
+    fn shutdown_write(&mut self) -> Result<(), Error> {
+        // smoltcp's `close` is a half-close: FIN, and receiving goes on.
+        self.net.borrow_mut().tcp(self.handle).close();
+        Ok(())
+    }
+
+    fn close(self) {
+        // `Drop` closes and releases.
+    }
+
+    fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
+        self.timeout = timeout;
+        Ok(())
+    }
+
+    fn set_nodelay(&mut self, nodelay: bool) -> Result<(), Error> {
+        self.net
+            .borrow_mut()
+            .tcp(self.handle)
+            .set_nagle_enabled(!nodelay);
+        Ok(())
+    }
+}
+
+impl Drop for TcpConnection<'_, '_> {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        self.released = true;
+        // A connection may be dropped while the stack is borrowed only if
+        // the user holds a borrow across it; then the socket stays claimed
+        // rather than panicking.
+        let Ok(mut net) = self.net.try_borrow_mut() else {
+            return;
+        };
+        let socket = net.tcp(self.handle);
+        if self.failed {
+            socket.abort();
+        } else {
+            socket.close();
+        }
+        net.release(self.handle);
+        net.poll();
+    }
+}

@@ -1,0 +1,132 @@
+//! Core's [`Wait`] over the stack, and the non-blocking `poll` for main loops.
+
+use core::time::Duration;
+
+use socketserver_core::time::{Clock, Instant};
+use socketserver_core::{Interest, NoConnection, ShutdownFlag, Wait};
+
+use crate::drive::MAX_IDLE;
+use crate::error::Error;
+use crate::stack::NetRef;
+use crate::tcp::{TcpConnection, TcpListener};
+use crate::udp::UdpSocket;
+
+/// Core's selector for this backend: waits by driving the stack (poll, then
+/// idle until smoltcp's `poll_delay`, the deadline, or at most 20 ms so a
+/// shutdown requested from another thread is seen promptly).
+#[derive(Clone, Copy)]
+pub struct Waiter<'s, 'a> {
+    net: NetRef<'s, 'a>,
+    flag: &'s ShutdownFlag,
+}
+
+impl core::fmt::Debug for Waiter<'_, '_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Waiter")
+            .field("flag", self.flag)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'s, 'a> Waiter<'s, 'a> {
+    /// A waiter over `net` that watches `flag`.
+    pub fn new(net: NetRef<'s, 'a>, flag: &'s ShutdownFlag) -> Self {
+        Self { net, flag }
+    }
+
+    /// The stack.
+    pub fn net(&self) -> NetRef<'s, 'a> {
+        self.net
+    }
+
+    fn wait_with(&mut self, ready: impl FnOnce() -> bool, deadline: Option<Instant>) {
+        if self.flag.is_requested() {
+            return;
+        }
+        self.net.borrow_mut().poll();
+        if ready() || self.flag.is_requested() {
+            return;
+        }
+        let mut stack = self.net.borrow_mut();
+        let mut timeout = stack.poll_delay().map_or(MAX_IDLE, |d| d.min(MAX_IDLE));
+        if let Some(deadline) = deadline {
+            timeout = timeout.min(deadline.saturating_duration_since(stack.now()));
+        }
+        if !timeout.is_zero() {
+            stack.idle(Some(timeout));
+        }
+        stack.poll();
+    }
+}
+
+impl Clock for Waiter<'_, '_> {
+    fn now(&self) -> Instant {
+        self.net.borrow().now()
+    }
+}
+
+impl<'s, 'a> Wait<TcpListener<'s, 'a>, TcpConnection<'s, 'a>> for Waiter<'s, 'a> {
+    type Error = Error;
+
+    fn wait<'c>(
+        &mut self,
+        server: Option<&TcpListener<'s, 'a>>,
+        mut conns: impl Iterator<Item = (&'c TcpConnection<'s, 'a>, Interest)>,
+        deadline: Option<Instant>,
+    ) -> Result<(), Error>
+    where
+        TcpConnection<'s, 'a>: 'c,
+    {
+        let ready =
+            || server.is_some_and(TcpListener::is_ready) || conns.any(|(c, i)| c.is_ready(i));
+        self.wait_with(ready, deadline);
+        Ok(())
+    }
+
+    fn shutdown_flag(&self) -> &ShutdownFlag {
+        self.flag
+    }
+}
+
+impl<'s, 'a> Wait<UdpSocket<'s, 'a>, NoConnection> for Waiter<'s, 'a> {
+    type Error = Error;
+
+    fn wait<'c>(
+        &mut self,
+        server: Option<&UdpSocket<'s, 'a>>,
+        _conns: impl Iterator<Item = (&'c NoConnection, Interest)>,
+        deadline: Option<Instant>,
+    ) -> Result<(), Error>
+    where
+        NoConnection: 'c,
+    {
+        self.wait_with(|| server.is_some_and(UdpSocket::is_ready), deadline);
+        Ok(())
+    }
+
+    fn shutdown_flag(&self) -> &ShutdownFlag {
+        self.flag
+    }
+}
+
+/// One non-blocking turn for a firmware main loop: polls the stack, runs
+/// `serve` (your servers' `poll`), polls again to send what they queued, and
+/// returns how long the loop may sleep before the next turn (`None`: until a
+/// frame arrives).
+///
+/// ```no_run
+/// # fn example(net: socketserver_smoltcp::NetRef<'_, '_>, mut serve: impl FnMut()) {
+/// loop {
+///     let next = socketserver_smoltcp::poll(net, &mut serve);
+///     // sleep (wfi, a timer) for at most `next`
+/// #   let _ = next;
+/// }
+/// # }
+/// ```
+pub fn poll(net: NetRef<'_, '_>, serve: impl FnOnce()) -> Option<Duration> {
+    net.borrow_mut().poll();
+    serve();
+    let mut stack = net.borrow_mut();
+    stack.poll();
+    stack.poll_delay()
+}
