@@ -1,0 +1,128 @@
+//! A datagram socket: UDP or Unix datagram.
+
+use std::fmt;
+use std::io::{self, IoSliceMut};
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+use embedded_io::ErrorType;
+use nix::sys::socket::{MsgFlags, SockaddrStorage, recvmsg};
+use socket2::Socket;
+use socketserver_core::{DatagramSocket, Received};
+
+use crate::net::address::Address;
+use crate::net::{describe, retry, timed_out};
+use crate::sys::poll;
+
+/// How long a reply waits for room in a full send buffer (a Unix datagram
+/// peer that does not read) before it fails with `TimedOut`.
+const SEND_PATIENCE: Duration = Duration::from_secs(5);
+
+/// A datagram socket, Python's `UDPServer.socket`: [`UdpSocket`] or
+/// [`UnixDatagram`]. Cloning shares the socket (no new descriptor), as
+/// Python's worker threads share the server socket.
+pub struct SocketDatagram<A> {
+    socket: Option<Arc<Socket>>,
+    family: PhantomData<fn() -> A>,
+}
+
+/// A UDP socket (IPv4 or IPv6).
+pub type UdpSocket = SocketDatagram<std::net::SocketAddr>;
+
+/// A Unix datagram socket.
+pub type UnixDatagram = SocketDatagram<crate::net::address::UnixAddr>;
+
+impl<A> Clone for SocketDatagram<A> {
+    fn clone(&self) -> Self {
+        Self {
+            socket: self.socket.clone(),
+            family: PhantomData,
+        }
+    }
+}
+
+impl<A: Address> SocketDatagram<A> {
+    /// Wraps a bound socket and makes it non-blocking.
+    pub(crate) fn new(socket: Socket) -> io::Result<Self> {
+        socket.set_nonblocking(true)?;
+        Ok(Self {
+            socket: Some(Arc::new(socket)),
+            family: PhantomData,
+        })
+    }
+
+    /// The socket; `None` once closed.
+    pub fn socket(&self) -> Option<&Socket> {
+        self.socket.as_deref()
+    }
+
+    /// Drops this handle's share of the socket.
+    pub(crate) fn close(&mut self) {
+        self.socket = None;
+    }
+
+    fn open(&self) -> io::Result<&Socket> {
+        self.socket
+            .as_deref()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "socket closed"))
+    }
+
+    pub(crate) fn poll_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.socket.as_deref().map(AsFd::as_fd)
+    }
+}
+
+impl<A> fmt::Debug for SocketDatagram<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        describe::describe(self.socket.as_deref(), f)
+    }
+}
+
+impl<A> ErrorType for SocketDatagram<A> {
+    type Error = io::Error;
+}
+
+impl<A: Address> DatagramSocket for SocketDatagram<A> {
+    type Addr = A;
+
+    fn recv_from(&mut self, buf: &mut [u8]) -> io::Result<Option<Received<A>>> {
+        let fd = self.open()?.as_raw_fd();
+        let received = retry(|| {
+            let mut iov = [IoSliceMut::new(buf)];
+            let msg = recvmsg::<SockaddrStorage>(fd, &mut iov, None, MsgFlags::MSG_DONTWAIT)
+                .map_err(io::Error::from)?;
+            Ok((
+                msg.bytes,
+                msg.flags.contains(MsgFlags::MSG_TRUNC),
+                A::from_storage(msg.address.as_ref()),
+            ))
+        });
+        match received {
+            Ok((len, truncated, addr)) => Ok(Some(Received {
+                len,
+                addr,
+                truncated,
+            })),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn send_to(&mut self, buf: &[u8], addr: &A) -> io::Result<()> {
+        let socket = self.open()?;
+        let to = addr.to_sockaddr()?;
+        loop {
+            match retry(|| socket.send_to(buf, &to)) {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !poll::wait_one(socket.as_fd(), poll::write_flags(), Some(SEND_PATIENCE))? {
+                        return Err(timed_out());
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! Python's server class attributes, as one options value.
+
+use std::time::Duration;
+
+/// Python's `max_packet_size`: longer datagrams are truncated to it.
+pub const MAX_PACKET_SIZE: usize = 8192;
+
+/// Python 3.15's `request_queue_size`: `SOMAXCONN` (the kernel clamps it to
+/// `net.core.somaxconn`). Before 3.15 it was 5, which made eight simultaneous
+/// connects wait a second for SYN retries.
+pub const REQUEST_QUEUE_SIZE: i32 = libc::SOMAXCONN;
+
+/// The knobs Python sets as class attributes, with Python's defaults.
+///
+/// Python's `bind_and_activate` is the choice of constructor here:
+/// `with_options` binds and listens (`True`), `unbound` returns a server to
+/// bind later with `server_bind` and `server_activate` (`False`).
+///
+/// ```
+/// use socketserver_std::Options;
+/// let options = Options::default().allow_reuse_address(true);
+/// assert_eq!(options.max_packet_size, 8192);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Options {
+    /// `SO_REUSEADDR` before bind. Default `false`.
+    pub allow_reuse_address: bool,
+    /// `SO_REUSEPORT` before bind, IP sockets only (Python 3.11+, gh-128916).
+    /// Default `false`.
+    pub allow_reuse_port: bool,
+    /// The `listen` backlog. Default [`REQUEST_QUEUE_SIZE`].
+    pub request_queue_size: i32,
+    /// The `handle_request` timeout when the hooks give none; never used by
+    /// `serve_forever`. Default `None` (forking strategies: 300 s).
+    pub timeout: Option<Duration>,
+    /// The datagram buffer size, Python's `max_packet_size`. Default 8192.
+    pub max_packet_size: usize,
+    /// Accepted connections are non-blocking, for `Multiplexed` handlers.
+    /// The multiplexed constructors set it; default `false`.
+    pub nonblocking_connections: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            allow_reuse_address: false,
+            allow_reuse_port: false,
+            request_queue_size: REQUEST_QUEUE_SIZE,
+            timeout: None,
+            max_packet_size: MAX_PACKET_SIZE,
+            nonblocking_connections: false,
+        }
+    }
+}
+
+impl Options {
+    /// Sets [`Options::allow_reuse_address`].
+    pub fn allow_reuse_address(mut self, on: bool) -> Self {
+        self.allow_reuse_address = on;
+        self
+    }
+
+    /// Sets [`Options::allow_reuse_port`].
+    pub fn allow_reuse_port(mut self, on: bool) -> Self {
+        self.allow_reuse_port = on;
+        self
+    }
+
+    /// Sets [`Options::request_queue_size`].
+    pub fn request_queue_size(mut self, backlog: i32) -> Self {
+        self.request_queue_size = backlog;
+        self
+    }
+
+    /// Sets [`Options::timeout`].
+    pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets [`Options::max_packet_size`].
+    pub fn max_packet_size(mut self, size: usize) -> Self {
+        self.max_packet_size = size;
+        self
+    }
+
+    /// Sets [`Options::nonblocking_connections`].
+    pub fn nonblocking_connections(mut self, on: bool) -> Self {
+        self.nonblocking_connections = on;
+        self
+    }
+}

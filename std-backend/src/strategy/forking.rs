@@ -1,0 +1,272 @@
+//! `Forking`: one child process per request, Python's `ForkingMixIn`.
+
+use std::panic::{self, AssertUnwindSafe};
+
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+use socketserver_core::time::{Duration, Instant};
+use socketserver_core::{
+    AddrOf, DatagramRequestHandler, DatagramSocket, DatagramStrategy, Listener, ServerHooks,
+    StreamRequestHandler, StreamStrategy, Wait, end_stream_request,
+};
+
+use crate::error::WorkerError;
+use crate::strategy::{Attach, serve_datagram, serve_stream};
+use crate::sys::fork::{Forked, exit_child, fork};
+
+/// Python's `max_children`.
+pub const MAX_CHILDREN: usize = 40;
+
+/// Python's `ForkingMixIn.timeout`: `handle_request` gives up after 300 s.
+pub const FORKING_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How often a server at `max_children` (or draining) checks for exited children.
+const REAP_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Serves each request in a forked child, Python's `ForkingMixIn`.
+///
+/// The child runs the request through core's lifecycle (`handle_error` runs
+/// in the child; a panic is caught and reported the same way), then ends
+/// with `_exit(0)` on success or `_exit(1)` on failure: it never returns into
+/// the server loop and runs none of the parent's destructors. The parent
+/// closes its copy of the connection (the `close_request` hook), reaps
+/// children without blocking on every `serve_forever` pass, stops accepting
+/// at `max_children` (40) until one exits, and in `server_close` waits for
+/// every child when `block_on_close` (true). The `handle_request` timeout
+/// defaults to 300 s.
+///
+/// Forking a multi-threaded process is allowed but the child may only rely on
+/// what the handler itself sets up; keep handlers self-contained.
+#[derive(Debug)]
+pub struct Forking<H, const RBUF: usize = 1024, const WBUF: usize = 0> {
+    handler: H,
+    max_children: usize,
+    block_on_close: bool,
+    timeout: Option<Duration>,
+    children: Vec<Pid>,
+}
+
+impl<H> Forking<H> {
+    /// A strategy that runs a clone of `handler` in a child per request, with
+    /// a 1 KiB read buffer and unbuffered writes.
+    pub fn new(handler: H) -> Self {
+        Self::with_buffers(handler)
+    }
+}
+
+impl<H, const RBUF: usize, const WBUF: usize> Forking<H, RBUF, WBUF> {
+    /// A strategy with `RBUF`-byte read-ahead and a `WBUF`-byte write buffer.
+    pub fn with_buffers(handler: H) -> Self {
+        Self {
+            handler,
+            max_children: MAX_CHILDREN,
+            block_on_close: true,
+            timeout: Some(FORKING_TIMEOUT),
+            children: Vec::new(),
+        }
+    }
+
+    /// Python's `max_children` (at least 1).
+    pub fn max_children(mut self, max: usize) -> Self {
+        self.max_children = max.max(1);
+        self
+    }
+
+    /// Python's `block_on_close`.
+    pub fn block_on_close(mut self, on: bool) -> Self {
+        self.block_on_close = on;
+        self
+    }
+
+    /// Python's `ForkingMixIn.timeout` (`None`: `handle_request` waits forever).
+    pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Python's `active_children`: pids of children not yet reaped.
+    pub fn active_children(&self) -> impl Iterator<Item = i32> + '_ {
+        self.children.iter().map(|pid| pid.as_raw())
+    }
+
+    /// The handler value cloned into each child.
+    pub fn handler(&self) -> &H {
+        &self.handler
+    }
+
+    /// Python's `collect_children`: reaps exited children; with `blocking`,
+    /// waits for every one. Never leaves a zombie it knows of.
+    pub fn collect_children(&mut self, blocking: bool) {
+        let flags = if blocking {
+            None
+        } else {
+            Some(WaitPidFlag::WNOHANG)
+        };
+        self.children.retain(|&pid| {
+            loop {
+                match waitpid(pid, flags) {
+                    Ok(WaitStatus::StillAlive) => break true,
+                    Ok(_) => break false,
+                    Err(Errno::EINTR) => continue,
+                    // ECHILD: reaped elsewhere (someone's waitpid(-1)); gone either way.
+                    Err(_) => break false,
+                }
+            }
+        });
+    }
+
+    /// Sends `signal` to every child still running: the last resort of a
+    /// graceful shutdown whose grace period has passed.
+    pub fn signal_children(&self, signal: Signal) {
+        for &pid in &self.children {
+            let _ = kill(pid, signal);
+        }
+    }
+
+    fn reap_deadline(
+        &mut self,
+        listener_given: bool,
+        deadline: Option<Instant>,
+        now: Instant,
+    ) -> Option<Instant> {
+        if listener_given || self.children.is_empty() {
+            return deadline;
+        }
+        self.collect_children(false);
+        if self.children.is_empty() {
+            return Some(now);
+        }
+        let recheck = now.saturating_add(REAP_INTERVAL);
+        Some(deadline.map_or(recheck, |d| d.min(recheck)))
+    }
+
+    /// Forks; in the child runs `work` with panics caught and exits with its
+    /// status. Returns the child's pid in the parent.
+    fn fork_request(&mut self, work: impl FnOnce() -> bool) -> std::io::Result<Pid> {
+        match fork()? {
+            Forked::Parent(pid) => {
+                self.children.push(pid);
+                Ok(pid)
+            }
+            Forked::Child => {
+                let ok = panic::catch_unwind(AssertUnwindSafe(work)).unwrap_or(false);
+                exit_child(if ok { 0 } else { 1 })
+            }
+        }
+    }
+}
+
+impl<H, const RBUF: usize, const WBUF: usize> Attach for Forking<H, RBUF, WBUF> {}
+
+impl<L, K, H, const RBUF: usize, const WBUF: usize> StreamStrategy<L, K> for Forking<H, RBUF, WBUF>
+where
+    L: Listener,
+    K: ServerHooks<AddrOf<L>>,
+    H: StreamRequestHandler<L::Conn>,
+{
+    fn process_request(&mut self, hooks: &K, conn: L::Conn, client: AddrOf<L>) {
+        let handler = self.handler.clone();
+        // The child takes the connection out of this cell; the parent finds it still there.
+        let mut conn = Some(conn);
+        let forked = self.fork_request(|| {
+            let mut rbuf = [0u8; RBUF];
+            let mut wbuf = [0u8; WBUF];
+            conn.take().is_some_and(|conn| {
+                serve_stream(&handler, hooks, conn, &client, &mut rbuf, &mut wbuf)
+            })
+        });
+        match forked {
+            // Python's parent calls close_request only: a shutdown here would
+            // half-close the child's connection too.
+            Ok(_) => {
+                hooks.close_request(&client);
+                drop(conn);
+            }
+            Err(e) => {
+                hooks.handle_error(&client, &WorkerError::Spawn(e));
+                if let Some(conn) = conn {
+                    end_stream_request(hooks, conn, &client);
+                }
+            }
+        }
+    }
+
+    fn can_accept(&self) -> bool {
+        self.children.len() < self.max_children
+    }
+
+    fn wait<W: Wait<L, L::Conn>>(
+        &mut self,
+        waiter: &mut W,
+        listener: Option<&L>,
+        deadline: Option<Instant>,
+    ) -> Result<(), W::Error> {
+        let deadline = self.reap_deadline(listener.is_some(), deadline, waiter.now());
+        waiter.wait(listener, core::iter::empty(), deadline)
+    }
+
+    fn in_flight(&self) -> usize {
+        self.children.len()
+    }
+
+    fn service_actions(&mut self, _hooks: &K) {
+        self.collect_children(false);
+    }
+
+    fn server_close(&mut self, _hooks: &K) {
+        self.collect_children(self.block_on_close);
+    }
+
+    fn default_timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+}
+
+impl<D, K, H, const RBUF: usize, const WBUF: usize> DatagramStrategy<D, K>
+    for Forking<H, RBUF, WBUF>
+where
+    D: DatagramSocket,
+    K: ServerHooks<D::Addr>,
+    H: DatagramRequestHandler<D::Addr>,
+{
+    fn process_request(
+        &mut self,
+        hooks: &K,
+        socket: &mut D,
+        packet: &[u8],
+        truncated: bool,
+        client: D::Addr,
+        reply: &mut [u8],
+    ) {
+        let handler = self.handler.clone();
+        let forked = self.fork_request(|| {
+            serve_datagram(&handler, hooks, socket, packet, truncated, &client, reply)
+        });
+        match forked {
+            Ok(_) => hooks.close_request(&client),
+            Err(e) => {
+                hooks.handle_error(&client, &WorkerError::Spawn(e));
+                hooks.shutdown_request(&client);
+                hooks.close_request(&client);
+            }
+        }
+    }
+
+    fn can_accept(&self) -> bool {
+        self.children.len() < self.max_children
+    }
+
+    fn service_actions(&mut self, _hooks: &K) {
+        self.collect_children(false);
+    }
+
+    fn server_close(&mut self, _hooks: &K) {
+        self.collect_children(self.block_on_close);
+    }
+
+    fn default_timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+}

@@ -1,0 +1,110 @@
+//! Python's `ThreadingMixIn` and `ForkingMixIn` as core strategies, plus
+//! what every std strategy shares: the waker hook and panic-safe requests.
+
+pub(crate) mod forking;
+pub(crate) mod threading;
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use socketserver_core::{
+    Connection, DatagramRequestHandler, DatagramSocket, Multiplexed, ServerHooks,
+    StreamRequestHandler, Sync, end_stream_request, finish_stream_request, run_datagram_request,
+};
+
+use crate::error::WorkerError;
+use crate::waiter::Waker;
+
+/// A strategy a std server can hand its [`Waker`] to, so that work ending
+/// outside the serve loop (a worker thread) wakes the loop at once.
+///
+/// Implemented for every strategy of core and of this crate; a custom
+/// strategy implements it with the default (no-op) method.
+pub trait Attach {
+    /// Whether accepted connections must be non-blocking (`Multiplexed`:
+    /// its handlers read and write only what readiness allows).
+    fn nonblocking_connections(&self) -> bool {
+        false
+    }
+
+    /// Receives the server's waker when the server is built.
+    fn attach(&mut self, waker: Waker) {
+        let _ = waker;
+    }
+}
+
+impl<H, const RBUF: usize, const WBUF: usize> Attach for Sync<H, RBUF, WBUF> {}
+
+impl<C: Connection, H, const N: usize> Attach for Multiplexed<C, H, N> {
+    fn nonblocking_connections(&self) -> bool {
+        true
+    }
+}
+
+/// The next `Thread-N` name, numbered across the process like Python's
+/// default thread names, so the examples print `Thread-2` for the first
+/// worker when the serving thread took `Thread-1`.
+pub fn next_thread_name() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(1);
+    format!("Thread-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// One stream request in a worker: core's lifecycle, with a panic in the
+/// handler caught and reported to `handle_error` like an error, so
+/// `shutdown_request` and `close_request` still run. Returns success.
+pub(crate) fn serve_stream<C, H, K>(
+    handler: &H,
+    hooks: &K,
+    mut conn: C,
+    client: &C::Addr,
+    rbuf: &mut [u8],
+    wbuf: &mut [u8],
+) -> bool
+where
+    C: Connection,
+    H: StreamRequestHandler<C>,
+    K: ServerHooks<C::Addr>,
+{
+    let result = panic::catch_unwind(AssertUnwindSafe(|| {
+        finish_stream_request(handler, hooks, &mut conn, client, rbuf, wbuf)
+    }));
+    let ok = match result {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            hooks.handle_error(client, &e);
+            false
+        }
+        Err(payload) => {
+            hooks.handle_error(client, &WorkerError::from_panic(&*payload));
+            false
+        }
+    };
+    end_stream_request(hooks, conn, client);
+    ok
+}
+
+/// One datagram request in a worker, a handler panic caught as in [`serve_stream`].
+pub(crate) fn serve_datagram<D, H, K>(
+    handler: &H,
+    hooks: &K,
+    socket: &mut D,
+    packet: &[u8],
+    truncated: bool,
+    client: &D::Addr,
+    reply: &mut [u8],
+) -> bool
+where
+    D: DatagramSocket,
+    H: DatagramRequestHandler<D::Addr>,
+    K: ServerHooks<D::Addr>,
+{
+    let result = panic::catch_unwind(AssertUnwindSafe(|| {
+        run_datagram_request(handler, hooks, socket, packet, truncated, client, reply)
+    }));
+    result.unwrap_or_else(|payload| {
+        hooks.handle_error(client, &WorkerError::from_panic(&*payload));
+        hooks.shutdown_request(client);
+        hooks.close_request(client);
+        false
+    })
+}

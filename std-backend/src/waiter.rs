@@ -1,0 +1,246 @@
+//! The std selector: poll(2) over the server socket, the multiplexed
+//! connections and a wake-up socket, so a shutdown request or a finished
+//! worker wakes `serve_forever` at once.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::UnixDatagram as WakeSocket;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::{self, ThreadId};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags};
+use socketserver_core::time::{Clock, Instant};
+use socketserver_core::{Interest, NoConnection, ShutdownFlag, Wait};
+
+use crate::net::address::Address;
+use crate::net::connection::SocketConnection;
+use crate::net::datagram::SocketDatagram;
+use crate::net::listener::SocketListener;
+use crate::sys::poll;
+
+/// A socket the [`Waiter`] can wait on.
+pub trait Pollable {
+    /// The descriptor to poll; `None` when closed (it is then skipped).
+    fn poll_fd(&self) -> Option<BorrowedFd<'_>>;
+}
+
+impl<A> Pollable for SocketListener<A> {
+    fn poll_fd(&self) -> Option<BorrowedFd<'_>> {
+        SocketListener::poll_fd(self)
+    }
+}
+
+impl<A: Address> Pollable for SocketDatagram<A> {
+    fn poll_fd(&self) -> Option<BorrowedFd<'_>> {
+        SocketDatagram::poll_fd(self)
+    }
+}
+
+impl<A> Pollable for SocketConnection<A> {
+    fn poll_fd(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.as_fd())
+    }
+}
+
+impl Pollable for NoConnection {
+    fn poll_fd(&self) -> Option<BorrowedFd<'_>> {
+        match *self {}
+    }
+}
+
+/// What a server's loop, its shutdown handles and its workers share.
+#[derive(Debug)]
+pub(crate) struct Control {
+    flag: ShutdownFlag,
+    wake_tx: WakeSocket,
+    stopped: Mutex<Option<ThreadId>>,
+    stopped_changed: Condvar,
+}
+
+impl Control {
+    /// Wakes the waiter. A wake already pending is enough, so a full socket is fine.
+    pub(crate) fn wake(&self) {
+        let _ = self.wake_tx.send(&[1]);
+    }
+
+    /// Records the thread running `serve_forever` (`None` when it returns)
+    /// and wakes whoever waits for the loop to stop.
+    pub(crate) fn set_serving_thread(&self, thread: Option<ThreadId>) {
+        let mut serving = self.stopped.lock().unwrap_or_else(PoisonError::into_inner);
+        *serving = thread;
+        self.stopped_changed.notify_all();
+    }
+
+    /// Requests a stop and waits until no loop runs.
+    pub(crate) fn shutdown(&self) {
+        if !self.flag.request() {
+            return; // stale: no loop runs, one already did
+        }
+        self.wake();
+        let serving = self.stopped.lock().unwrap_or_else(PoisonError::into_inner);
+        if *serving == Some(thread::current().id()) {
+            // Called from the serving thread (a sync handler): waiting would
+            // deadlock, as it does in Python. The loop stops after this request.
+            return;
+        }
+        let _stopped = self
+            .stopped_changed
+            .wait_while(serving, |_| self.flag.is_serving())
+            .unwrap_or_else(PoisonError::into_inner);
+    }
+}
+
+/// Wakes a server's wait from another thread (workers use it when they end,
+/// so a server at its concurrency bound accepts again at once).
+#[derive(Debug, Clone)]
+pub struct Waker {
+    control: Arc<Control>,
+}
+
+impl Waker {
+    /// Interrupts the server's current or next wait.
+    pub fn wake(&self) {
+        self.control.wake();
+    }
+}
+
+/// Stops a running `serve_forever` from any thread, Python's `shutdown()`.
+///
+/// Cloneable and `Send`; it holds no socket. See [`ShutdownHandle::shutdown`].
+#[derive(Debug, Clone)]
+pub struct ShutdownHandle {
+    control: Arc<Control>,
+}
+
+impl ShutdownHandle {
+    /// Asks `serve_forever` to stop, wakes it at once, and blocks until it
+    /// has returned. Returns at once when no loop runs: before the first
+    /// loop (that loop then returns at once), after the loop has stopped (a
+    /// stale request, dropped), or from the serving thread itself (where
+    /// Python deadlocks; here the loop stops after the current request).
+    pub fn shutdown(&self) {
+        self.control.shutdown();
+    }
+
+    /// Asks the loop to stop and wakes it, without waiting: for a signal
+    /// handling thread that must not block.
+    pub fn request(&self) -> bool {
+        let seen = self.control.flag.request();
+        self.control.wake();
+        seen
+    }
+
+    /// Whether a `serve_forever` loop is running now.
+    pub fn is_serving(&self) -> bool {
+        self.control.flag.is_serving()
+    }
+}
+
+/// core's [`Wait`] and [`Clock`] on std: poll(2) and `std::time::Instant`.
+#[derive(Debug)]
+pub struct Waiter {
+    control: Arc<Control>,
+    wake_rx: WakeSocket,
+    origin: std::time::Instant,
+}
+
+impl Waiter {
+    /// A waiter with its own shutdown flag and wake-up socket pair.
+    pub fn new() -> io::Result<Self> {
+        let (wake_tx, wake_rx) = WakeSocket::pair()?;
+        wake_tx.set_nonblocking(true)?;
+        wake_rx.set_nonblocking(true)?;
+        let control = Arc::new(Control {
+            flag: ShutdownFlag::new(),
+            wake_tx,
+            stopped: Mutex::new(None),
+            stopped_changed: Condvar::new(),
+        });
+        Ok(Self {
+            control,
+            wake_rx,
+            origin: std::time::Instant::now(),
+        })
+    }
+
+    /// A handle that stops this waiter's server loop.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            control: Arc::clone(&self.control),
+        }
+    }
+
+    /// A handle that wakes this waiter.
+    pub fn waker(&self) -> Waker {
+        Waker {
+            control: Arc::clone(&self.control),
+        }
+    }
+
+    pub(crate) fn control(&self) -> &Arc<Control> {
+        &self.control
+    }
+
+    fn drain_wakes(&self) {
+        let mut buf = [0u8; 64];
+        while matches!(self.wake_rx.recv(&mut buf), Ok(n) if n > 0) {}
+    }
+}
+
+impl Clock for Waiter {
+    fn now(&self) -> Instant {
+        let micros = u64::try_from(self.origin.elapsed().as_micros()).unwrap_or(u64::MAX);
+        Instant::from_micros(micros)
+    }
+}
+
+fn flags_for(interest: Interest) -> PollFlags {
+    let mut flags = PollFlags::empty();
+    if interest.is_read() {
+        flags |= poll::read_flags();
+    }
+    if interest.is_write() {
+        flags |= poll::write_flags();
+    }
+    flags
+}
+
+impl<S: Pollable + ?Sized, C: Pollable> Wait<S, C> for Waiter {
+    type Error = io::Error;
+
+    fn wait<'c>(
+        &mut self,
+        server: Option<&S>,
+        conns: impl Iterator<Item = (&'c C, Interest)>,
+        deadline: Option<Instant>,
+    ) -> io::Result<()>
+    where
+        C: 'c,
+    {
+        let mut fds = vec![PollFd::new(self.wake_rx.as_fd(), PollFlags::POLLIN)];
+        if let Some(fd) = server.and_then(Pollable::poll_fd) {
+            fds.push(PollFd::new(fd, poll::read_flags()));
+        }
+        for (conn, interest) in conns {
+            if let Some(fd) = conn.poll_fd() {
+                fds.push(PollFd::new(fd, flags_for(interest)));
+            }
+        }
+        // A request made before this wait left a byte in the wake socket, so
+        // the flag need not be checked here: poll returns at once.
+        let remaining = deadline.map(|d| d.saturating_duration_since(self.now()));
+        match nix::poll::poll(&mut fds, poll::timeout_for(remaining)) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if fds[0].any().unwrap_or(false) {
+            self.drain_wakes();
+        }
+        Ok(())
+    }
+
+    fn shutdown_flag(&self) -> &ShutdownFlag {
+        &self.control.flag
+    }
+}
