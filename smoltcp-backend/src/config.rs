@@ -14,6 +14,7 @@ use smoltcp::socket::tcp;
 /// | `keep_alive` | 15 s | probes an idle peer so a crashed one is detected |
 /// | `timeout` | 45 s | three missed keep-alives (or unacknowledged data this long) abort the connection |
 /// | `idle_timeout` | 60 s | upper bound on every blocking read or write: a silent but alive peer cannot hold a socket forever |
+/// | `fin_timeout` | 10 s | a closed connection whose peer never sends its FIN (FIN-WAIT-2) is aborted, so it cannot keep a pool socket from listening; Linux's `tcp_fin_timeout` is 60 s, a pool socket is scarcer |
 ///
 /// Buffer sizes are the storage you give the pool ([`TcpStorage`](crate::TcpStorage)):
 /// 2-4 KiB per direction suits firmware; 64 KiB or more gives desktop-class
@@ -32,6 +33,9 @@ pub struct TcpConfig {
     /// Bound on each blocking read or write of a connection, whatever the
     /// handler's own timeout says (`None`: the handler decides alone).
     pub idle_timeout: Option<Duration>,
+    /// How long a released socket may wait in FIN-WAIT-2 for the peer's FIN
+    /// before it is aborted and listens again (`None`: forever).
+    pub fin_timeout: Option<Duration>,
 }
 
 impl Default for TcpConfig {
@@ -48,6 +52,7 @@ impl TcpConfig {
         keep_alive: Some(Duration::from_secs(15)),
         timeout: Some(Duration::from_secs(45)),
         idle_timeout: Some(Duration::from_secs(60)),
+        fin_timeout: Some(Duration::from_secs(10)),
     };
 
     pub(crate) fn apply(&self, socket: &mut tcp::Socket<'_>) {

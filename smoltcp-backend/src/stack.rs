@@ -55,6 +55,8 @@ struct PoolSocket {
     handle: SocketHandle,
     port: u16,
     claimed: bool,
+    /// When a released socket was first seen in FIN-WAIT-2.
+    fin_wait_since: Option<Instant>,
 }
 
 /// The user's smoltcp interface, device and socket storage, with a clock and
@@ -177,10 +179,30 @@ impl<'a, D: Device, K: Clock, I: Idle> Stack<'a, D, K, I> {
 
     /// Re-arms free pool sockets and tells the gate which ports listen.
     fn refresh(&mut self) {
+        let now = self.clock.now();
         self.device.ports.listening.clear();
-        for entry in &self.pool {
+        for entry in &mut self.pool {
             let socket = self.sockets.get_mut::<tcp::Socket>(entry.handle);
-            if !entry.claimed && !socket.is_open() && socket.listen(entry.port).is_ok() {
+            if !entry.claimed && socket.state() == tcp::State::FinWait2 {
+                let since = *entry.fin_wait_since.get_or_insert(now);
+                if self
+                    .config
+                    .fin_timeout
+                    .is_some_and(|t| now >= since.saturating_add(t))
+                {
+                    socket.abort();
+                }
+            } else {
+                entry.fin_wait_since = None;
+            }
+            // An aborted socket is Closed with its peer still set until smoltcp
+            // has sent the RST; listening earlier would swallow the RST.
+            let rearm = match socket.state() {
+                tcp::State::TimeWait => true,
+                tcp::State::Closed => socket.remote_endpoint().is_none(),
+                _ => false,
+            };
+            if !entry.claimed && rearm && socket.listen(entry.port).is_ok() {
                 self.config.apply(socket);
             }
             let listening = usize::from(socket.state() == tcp::State::Listen);
@@ -288,8 +310,23 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
         if self.more_ingress || self.device.has_releasable() {
             return Some(Duration::ZERO);
         }
-        let now = self.smol_now();
-        self.iface.poll_delay(now, &self.sockets).map(from_smol)
+        let now = self.clock.now();
+        // A FIN-WAIT-2 socket due for abort needs a poll even if smoltcp does not.
+        let fin_due = self.config.fin_timeout.and_then(|t| {
+            self.pool
+                .iter()
+                .filter_map(|e| e.fin_wait_since)
+                .map(|since| since.saturating_add(t).saturating_duration_since(now))
+                .min()
+        });
+        let smol = self
+            .iface
+            .poll_delay(self.smol_now(), &self.sockets)
+            .map(from_smol);
+        match (smol, fin_due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn idle(&mut self, timeout: Option<Duration>) {
@@ -323,6 +360,7 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
             handle,
             port,
             claimed: false,
+            fin_wait_since: None,
         });
         Ok(())
     }

@@ -1,0 +1,233 @@
+//! An echo server on a smoltcp stack over a TAP device, run in a thread of a
+//! private network namespace, for the TAP tests and the TAP benchmark.
+//!
+//! Use with `#[path = "support/netns.rs"] mod netns;` and
+//! `#[path = "support/smoltcp_server.rs"] mod smoltcp_server;`.
+
+#![allow(dead_code)] // each test crate uses a subset
+
+use std::cell::RefCell;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use smoltcp::iface::SocketStorage;
+use smoltcp::wire::{IpAddress, IpCidr};
+use socketserver_core::{
+    DatagramServer, DefaultHooks, Echo, EchoDatagram, Multiplexed, NonBlockingEcho, ShutdownFlag,
+    StreamServer, Sync,
+};
+use socketserver_smoltcp::{
+    GateStats, Net, NetRef, Stack, SynSlot, TapConfig, TcpConfig, TcpListener, TcpStorage,
+    UdpSocket, UdpStorage, Waiter,
+};
+
+use super::netns;
+
+/// The kernel side of the TAP link.
+pub const KERNEL_CIDR: &str = "192.168.69.100/24";
+/// The smoltcp side.
+pub const STACK_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 69, 1);
+/// The echo port.
+pub const PORT: u16 = 7;
+
+/// Which server to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// Core's `Sync` with core's blocking `Echo`.
+    Sync,
+    /// Core's `Multiplexed<N>` with core's `NonBlockingEcho`, N = the pool size.
+    Multiplexed,
+    /// Core's `DatagramServer` with `EchoDatagram`, `max_packet_size` 8192.
+    Udp,
+}
+
+/// A server to run: strategy, pool size (4 or 8 for TCP), settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Spec {
+    /// The strategy.
+    pub strategy: Strategy,
+    /// TCP pool sockets: 1, 4 or 8.
+    pub pool: usize,
+    /// Settings of the pool sockets.
+    pub tcp: TcpConfig,
+    /// `Multiplexed` idle timeout.
+    pub idle_timeout: Option<Duration>,
+    /// SYN backlog slots.
+    pub backlog: usize,
+}
+
+impl Spec {
+    /// Defaults for `strategy` with `pool` sockets.
+    pub fn new(strategy: Strategy, pool: usize) -> Self {
+        Self {
+            strategy,
+            pool,
+            tcp: TcpConfig::DEFAULT,
+            idle_timeout: None,
+            backlog: 64,
+        }
+    }
+}
+
+/// What the server reports when it stops.
+#[derive(Debug, Clone, Copy)]
+pub struct Report {
+    /// The SYN gate's counters.
+    pub gate: GateStats,
+    /// How long `serve_forever` took to return after the shutdown request.
+    pub stop_latency: Duration,
+}
+
+/// Creates a namespace with a TAP device, runs the server of `spec` on it in
+/// a thread, runs `client` with the server's address from another thread of
+/// the namespace, then shuts the server down. Returns `None` (after printing
+/// why) when TAP tests cannot run here.
+pub fn with_server<R: Send + 'static>(
+    test: &str,
+    spec: Spec,
+    client: impl FnOnce(SocketAddr) -> R + Send + 'static,
+) -> Option<(R, Report)> {
+    if !netns::require_tap_or_skip(test) {
+        return None;
+    }
+    Some(netns::in_new_netns(move || {
+        netns::add_tap("tap0", KERNEL_CIDR).unwrap_or_else(|e| panic!("{e}"));
+        let flag = Arc::new(ShutdownFlag::new());
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let server_flag = Arc::clone(&flag);
+        let server = thread::Builder::new()
+            .name("smoltcp-server".into())
+            .stack_size(64 << 20)
+            .spawn(move || run(spec, &server_flag, ready_tx))
+            .unwrap_or_else(|e| panic!("spawn server: {e}"));
+        match ready_rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => panic!("server failed to start: {e}"),
+            Err(e) => panic!("server did not start: {e}"),
+        }
+        let addr = SocketAddr::new(IpAddr::V4(STACK_IP), PORT);
+        let result = panic::catch_unwind(AssertUnwindSafe(|| client(addr)));
+        let requested = std::time::Instant::now();
+        flag.request();
+        let report = server.join();
+        let result = result.unwrap_or_else(|p| panic::resume_unwind(p));
+        let mut report = report.unwrap_or_else(|p| panic::resume_unwind(p));
+        report.stop_latency = requested.elapsed();
+        (result, report)
+    }))
+}
+
+type Parts = (
+    smoltcp::iface::Interface,
+    socketserver_smoltcp::TapDevice,
+    socketserver_smoltcp::StdClock,
+    socketserver_smoltcp::FdIdle,
+);
+
+fn run(spec: Spec, flag: &ShutdownFlag, ready: mpsc::Sender<Result<(), String>>) -> Report {
+    let config = TapConfig::new("tap0", IpCidr::new(IpAddress::Ipv4(STACK_IP), 24));
+    let parts = match config.open() {
+        Ok(parts) => parts,
+        Err(e) => {
+            let _ = ready.send(Err(e.to_string()));
+            panic!("open TAP: {e}");
+        }
+    };
+    let gate = match (spec.strategy, spec.pool) {
+        (Strategy::Udp, _) => serve_udp(parts, spec, flag, &ready),
+        (_, 1) => serve_tcp::<1>(parts, spec, flag, &ready),
+        (_, 4) => serve_tcp::<4>(parts, spec, flag, &ready),
+        (_, 8) => serve_tcp::<8>(parts, spec, flag, &ready),
+        (_, n) => panic!("unsupported pool size {n}"),
+    };
+    Report {
+        gate,
+        stop_latency: Duration::ZERO,
+    }
+}
+
+fn serve_udp(
+    (iface, device, clock, idle): Parts,
+    spec: Spec,
+    flag: &ShutdownFlag,
+    ready: &mpsc::Sender<Result<(), String>>,
+) -> GateStats {
+    let mut storage = Box::new(UdpStorage::<16, 65536>::new());
+    let mut sockets: Vec<SocketStorage<'_>> = (0..4).map(|_| SocketStorage::EMPTY).collect();
+    let mut backlog = vec![SynSlot::EMPTY; spec.backlog];
+    let stack = RefCell::new(Stack::new(
+        iface,
+        device,
+        &mut sockets,
+        &mut backlog,
+        clock,
+        idle,
+    ));
+    let net: NetRef<'_, '_> = &stack;
+    let socket = UdpSocket::bind(net, PORT, storage.socket()).expect("bind UDP");
+    let mut server = DatagramServer::new(
+        socket,
+        Waiter::new(net, flag),
+        Sync::<EchoDatagram>::new(EchoDatagram),
+        DefaultHooks,
+        vec![0u8; 8192],
+        vec![0u8; 8192],
+    );
+    let _ = ready.send(Ok(()));
+    server
+        .serve_forever(Duration::from_millis(100))
+        .expect("serve");
+    server.server_close();
+    drop(server);
+    stack.borrow().gate_stats()
+}
+
+/// Buffers per direction of each pool socket: 64 KiB, desktop-class.
+const BUF: usize = 65536;
+
+fn serve_tcp<const N: usize>(
+    (iface, device, clock, idle): Parts,
+    spec: Spec,
+    flag: &ShutdownFlag,
+    ready: &mpsc::Sender<Result<(), String>>,
+) -> GateStats {
+    let mut storage = Box::new(TcpStorage::<N, BUF, BUF>::new());
+    let mut sockets: Vec<SocketStorage<'_>> = (0..N + 2).map(|_| SocketStorage::EMPTY).collect();
+    let mut backlog = vec![SynSlot::EMPTY; spec.backlog];
+    let stack = RefCell::new(
+        Stack::new(iface, device, &mut sockets, &mut backlog, clock, idle)
+            .with_tcp_config(spec.tcp),
+    );
+    let net: NetRef<'_, '_> = &stack;
+    let listener = TcpListener::bind(net, PORT, storage.sockets()).expect("bind TCP pool");
+    let waiter = Waiter::new(net, flag);
+    if spec.strategy == Strategy::Multiplexed {
+        let strategy = Multiplexed::<_, _, N>::new(NonBlockingEcho::<4096>::default())
+            .with_idle_timeout(spec.idle_timeout);
+        let mut server = StreamServer::new(listener, waiter, strategy, DefaultHooks);
+        let _ = ready.send(Ok(()));
+        server
+            .serve_forever(Duration::from_millis(100))
+            .expect("serve");
+        server.server_close();
+    } else {
+        let mut server = StreamServer::new(
+            listener,
+            waiter,
+            Sync::<Echo<4096>>::new(Echo),
+            DefaultHooks,
+        );
+        let _ = ready.send(Ok(()));
+        server
+            .serve_forever(Duration::from_millis(100))
+            .expect("serve");
+        server.server_close();
+    }
+    // Send the FINs and RSTs of what server_close ended.
+    stack.borrow_mut().poll();
+    stack.borrow().gate_stats()
+}
