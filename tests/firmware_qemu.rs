@@ -1,6 +1,9 @@
 //! The firmware image (examples/firmware) under QEMU, over a TAP device in a
 //! private network namespace, with the Linux kernel as its client: four TCP
-//! echo clients at once, 64 KiB each with an integrity check, then UDP echo.
+//! echo clients at once, 64 KiB each with an integrity check; a burst of eight
+//! clients against the firmware's pool of four sockets, 16 KiB each, all of
+//! which must be served (the four beyond the pool wait, none is refused or
+//! reset); then UDP echo.
 //!
 //! Needs root, iproute2, qemu-system-arm and the thumbv7m-none-eabi target;
 //! without them it prints why and passes, unless REQUIRE_TAP=1.
@@ -30,6 +33,15 @@ const TARGET: &str = "thumbv7m-none-eabi";
 
 const CLIENTS: usize = 4;
 const BYTES_PER_CLIENT: usize = 64 * 1024;
+/// The firmware serves 4 TCP connections at once (examples/firmware/src/echo.rs
+/// `POOL`); a burst of twice that must be served completely.
+const BURST_CLIENTS: usize = 8;
+const BURST_BYTES: usize = 16 * 1024;
+/// What the firmware prints when a request fails (its `handle_error` hook).
+const FAILURE_LINE: &str = "failed:";
+/// What the firmware prints after each accepted connection, with counters.
+const ACCEPTED_LINE: &str = "firmware: connections accepted: ";
+const LOG_TIMEOUT: Duration = Duration::from_secs(5);
 const BOOT_TIMEOUT: Duration = Duration::from_secs(20);
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 const UDP_SIZES: [usize; 8] = [1, 7, 64, 300, 512, 1000, 1400, 1472];
@@ -51,7 +63,9 @@ fn tools_present() -> Result<(), String> {
     match Command::new("qemu-system-arm").arg("--version").output() {
         Ok(out) if out.status.success() => {}
         _ => {
-            return Err("qemu-system-arm is not installed (apt-get install qemu-system-arm)".into());
+            return Err(
+                "qemu-system-arm is not installed (apt-get install qemu-system-arm)".into(),
+            );
         }
     }
     let libdir = Command::new("rustc")
@@ -136,6 +150,20 @@ fn exercise(elf: &Path) {
     );
 
     let t = Instant::now();
+    tcp_burst_beyond_pool();
+    let secs = t.elapsed().as_secs_f64();
+    eprintln!(
+        "{TEST}: burst of {BURST_CLIENTS} TCP clients x {} KiB (pool of 4) echoed in {secs:.2} s",
+        BURST_BYTES / 1024
+    );
+    let report = qemu.wait_for_accepted(CLIENTS + BURST_CLIENTS + 1, LOG_TIMEOUT);
+    eprintln!("{TEST}: {report}");
+    assert!(
+        syns_held(&report) > 0,
+        "the burst never found the pool full (no SYN held): {report}"
+    );
+
+    let t = Instant::now();
     udp_echo();
     eprintln!(
         "{TEST}: {} UDP datagrams echoed in {:.1?}",
@@ -143,6 +171,11 @@ fn exercise(elf: &Path) {
         t.elapsed()
     );
     qemu.assert_running();
+    let output = qemu.output();
+    assert!(
+        !output.contains(FAILURE_LINE),
+        "the firmware reported failed requests:\n{output}"
+    );
 }
 
 /// QEMU with the firmware; killed and reaped on drop, so no process outlives
@@ -227,6 +260,34 @@ impl Qemu {
         );
     }
 
+    /// Waits until the firmware reports at least `n` accepted connections
+    /// (the probe connections of `wait_until_echoing` count too) and returns
+    /// that report line.
+    fn wait_for_accepted(&mut self, n: usize, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let output = self.output();
+            let last = output.lines().rev().find(|l| l.contains(ACCEPTED_LINE));
+            if let Some(line) = last {
+                let count = line
+                    .split(ACCEPTED_LINE)
+                    .nth(1)
+                    .and_then(|rest| rest.split(';').next())
+                    .and_then(|c| c.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                if count >= n {
+                    return line.to_string();
+                }
+            }
+            self.assert_running();
+            assert!(
+                Instant::now() < deadline,
+                "the firmware did not report {n} accepted connections within {timeout:?}; output:\n{output}"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn output(&self) -> String {
         self.log.lock().map(|s| s.clone()).unwrap_or_default()
     }
@@ -289,57 +350,106 @@ fn pattern(c: usize, i: usize) -> u8 {
 fn tcp_clients_at_once() {
     let addr = SocketAddr::from((FIRMWARE_IP, PORT));
     let streams: Vec<TcpStream> = (0..CLIENTS)
-        .map(|c| {
-            let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-                .unwrap_or_else(|e| panic!("client {c}: connect: {e}"));
-            s.set_read_timeout(Some(IO_TIMEOUT)).expect("read timeout");
-            s.set_write_timeout(Some(IO_TIMEOUT))
-                .expect("write timeout");
-            s
-        })
+        .map(|c| connect(c, &addr, Duration::from_secs(5)))
         .collect();
     let start = Arc::new(Barrier::new(2 * CLIENTS));
     let mut workers = Vec::new();
     for (c, stream) in streams.into_iter().enumerate() {
-        let mut writer = stream.try_clone().expect("clone stream");
-        let mut reader = stream;
-        let start_w = Arc::clone(&start);
-        workers.push(thread::spawn(move || {
-            let data: Vec<u8> = (0..BYTES_PER_CLIENT).map(|i| pattern(c, i)).collect();
-            start_w.wait();
-            for chunk in data.chunks(4096) {
-                writer
-                    .write_all(chunk)
-                    .unwrap_or_else(|e| panic!("client {c}: write: {e}"));
-            }
-            writer
-                .shutdown(Shutdown::Write)
-                .unwrap_or_else(|e| panic!("client {c}: shutdown: {e}"));
-        }));
-        let start_r = Arc::clone(&start);
-        workers.push(thread::spawn(move || {
-            start_r.wait();
-            let mut got = Vec::with_capacity(BYTES_PER_CLIENT);
-            let mut buf = [0u8; 8192];
-            loop {
-                let n = reader
-                    .read(&mut buf)
-                    .unwrap_or_else(|e| panic!("client {c}: read after {} bytes: {e}", got.len()));
-                if n == 0 {
-                    break;
-                }
-                got.extend_from_slice(&buf[..n]);
-                assert!(
-                    got.len() <= BYTES_PER_CLIENT,
-                    "client {c}: more bytes than sent"
-                );
-            }
-            assert_eq!(got.len(), BYTES_PER_CLIENT, "client {c}: echo length");
-            if let Some(i) = (0..got.len()).find(|&i| got[i] != pattern(c, i)) {
-                panic!("client {c}: echo differs at byte {i}");
-            }
-        }));
+        workers.extend(echo_client(c, stream, BYTES_PER_CLIENT, &start));
     }
+    join_all(workers, "TCP clients");
+}
+
+/// More clients than the firmware has sockets, all connecting at once: the
+/// ones beyond the pool wait in the firmware's SYN backlog until a socket
+/// frees, so every connect succeeds (no RST) and every echo is complete.
+fn tcp_burst_beyond_pool() {
+    let addr = SocketAddr::from((FIRMWARE_IP, PORT));
+    let go = Arc::new(Barrier::new(BURST_CLIENTS));
+    let clients: Vec<JoinHandle<()>> = (0..BURST_CLIENTS)
+        .map(|c| {
+            let go = Arc::clone(&go);
+            thread::spawn(move || {
+                let c = CLIENTS + c; // distinct patterns from the first test's
+                go.wait();
+                // A waiting client's connect lasts until a socket frees (the
+                // first four finish in well under a second): bounded by IO_TIMEOUT.
+                let stream = connect(c, &addr, IO_TIMEOUT);
+                let pair = Arc::new(Barrier::new(2));
+                join_all(echo_client(c, stream, BURST_BYTES, &pair), "client");
+            })
+        })
+        .collect();
+    join_all(clients, "burst clients");
+}
+
+/// The "SYNs held N" counter of a firmware report line (0 if absent).
+fn syns_held(report: &str) -> u32 {
+    report
+        .split("SYNs held ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+fn connect(c: usize, addr: &SocketAddr, timeout: Duration) -> TcpStream {
+    let s = TcpStream::connect_timeout(addr, timeout)
+        .unwrap_or_else(|e| panic!("client {c}: connect: {e}"));
+    s.set_read_timeout(Some(IO_TIMEOUT)).expect("read timeout");
+    s.set_write_timeout(Some(IO_TIMEOUT))
+        .expect("write timeout");
+    s
+}
+
+/// A writer thread sending `bytes` of client `c`'s pattern then EOF, and a
+/// reader thread checking the echo byte for byte; both start at `start`.
+fn echo_client(
+    c: usize,
+    stream: TcpStream,
+    bytes: usize,
+    start: &Arc<Barrier>,
+) -> [JoinHandle<()>; 2] {
+    let mut writer = stream.try_clone().expect("clone stream");
+    let mut reader = stream;
+    let start_w = Arc::clone(start);
+    let write = thread::spawn(move || {
+        let data: Vec<u8> = (0..bytes).map(|i| pattern(c, i)).collect();
+        start_w.wait();
+        for chunk in data.chunks(4096) {
+            writer
+                .write_all(chunk)
+                .unwrap_or_else(|e| panic!("client {c}: write: {e}"));
+        }
+        writer
+            .shutdown(Shutdown::Write)
+            .unwrap_or_else(|e| panic!("client {c}: shutdown: {e}"));
+    });
+    let start_r = Arc::clone(start);
+    let read = thread::spawn(move || {
+        start_r.wait();
+        let mut got = Vec::with_capacity(bytes);
+        let mut buf = [0u8; 8192];
+        loop {
+            let n = reader
+                .read(&mut buf)
+                .unwrap_or_else(|e| panic!("client {c}: read after {} bytes: {e}", got.len()));
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+            assert!(got.len() <= bytes, "client {c}: more bytes than sent");
+        }
+        assert_eq!(got.len(), bytes, "client {c}: echo length");
+        if let Some(i) = (0..got.len()).find(|&i| got[i] != pattern(c, i)) {
+            panic!("client {c}: echo differs at byte {i}");
+        }
+    });
+    [write, read]
+}
+
+/// Joins every thread, then fails with all their panic messages, if any.
+fn join_all(workers: impl IntoIterator<Item = JoinHandle<()>>, what: &str) {
     let mut failures = Vec::new();
     for w in workers {
         if let Err(payload) = w.join() {
@@ -351,7 +461,7 @@ fn tcp_clients_at_once() {
             failures.push(msg);
         }
     }
-    assert!(failures.is_empty(), "TCP clients failed: {failures:#?}");
+    assert!(failures.is_empty(), "{what} failed: {failures:#?}");
 }
 
 /// One datagram at a time, each retried a few times (UDP may drop).

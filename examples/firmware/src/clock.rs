@@ -1,4 +1,5 @@
-//! Millisecond clock for smoltcp from SysTick.
+//! Millisecond clock from SysTick, as core's `Clock` (which smoltcp's stack
+//! and the servers read).
 //!
 //! Assumption: the core runs at 12.5 MHz. QEMU's lm3s6965evb derives the CPU
 //! clock from SYSCTL's RCC register (200 MHz / (SYSDIV + 1)); its reset value
@@ -10,14 +11,16 @@
 //!
 //! SysTick interrupts once per millisecond and the handler bumps a counter.
 //! `Clock::now` widens that 32-bit counter to 64 bits, so time does not wrap
-//! after 49 days as long as `now` is called at least once per wrap.
+//! after 49 days as long as `now` is called at least once per wrap (the main
+//! loop wakes at least every `MAX_SLEEP`).
 
+use core::cell::Cell;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use cortex_m::peripheral::SYST;
 use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m_rt::exception;
-use smoltcp::time::Instant;
+use socketserver_core::time::Instant;
 
 pub const CORE_HZ: u32 = 12_500_000;
 const TICK_HZ: u32 = 1_000;
@@ -29,9 +32,11 @@ fn SysTick() {
     TICKS_MS.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Owned by the network stack; `now` takes `&self` (core's `Clock`), so the
+/// widening state sits in `Cell`s: the clock is used from the main loop only.
 pub struct Clock {
-    last: u32,
-    total_ms: u64,
+    last: Cell<u32>,
+    total_ms: Cell<u64>,
 }
 
 impl Clock {
@@ -43,16 +48,18 @@ impl Clock {
         syst.enable_interrupt();
         syst.enable_counter();
         Clock {
-            last: 0,
-            total_ms: 0,
+            last: Cell::new(0),
+            total_ms: Cell::new(0),
         }
     }
+}
 
-    pub fn now(&mut self) -> Instant {
+impl socketserver_core::time::Clock for Clock {
+    fn now(&self) -> Instant {
         let ticks = TICKS_MS.load(Ordering::Relaxed);
-        self.total_ms += u64::from(ticks.wrapping_sub(self.last));
-        self.last = ticks;
-        // i64 milliseconds last 292 million years: the cast cannot overflow.
-        Instant::from_millis(self.total_ms as i64)
+        let total = self.total_ms.get() + u64::from(ticks.wrapping_sub(self.last.get()));
+        self.total_ms.set(total);
+        self.last.set(ticks);
+        Instant::from_millis(total)
     }
 }

@@ -1,94 +1,154 @@
-//! Phase-1 echo service on raw smoltcp sockets: TCP and UDP port 7.
-//!
-//! TCP: a pool of sockets all listening on port 7 (smoltcp has no backlog: one
-//! socket is one connection), each re-armed after its connection ends. Each
-//! service step moves what a socket received into its send buffer, as much as
-//! fits, and never waits: a slow client only stalls its own socket.
-//! UDP: each datagram goes back to its sender.
+//! The echo service (RFC 862, TCP and UDP port 7), built from the project's
+//! own pieces: core's `NonBlockingEcho` under `Multiplexed` for TCP and
+//! `EchoDatagram` under `Sync` for UDP, served through socketserver-smoltcp.
+//! No protocol code lives here: only the types, the hooks and a readiness
+//! check for the main loop.
 
-use smoltcp::iface::{SocketHandle, SocketSet};
-use smoltcp::socket::{tcp, udp};
-use smoltcp::time::Duration;
+use core::cell::Cell;
+use core::error::Error;
+use core::time::Duration;
+
+use cortex_m_semihosting::hprintln;
+use socketserver_core::time::{Clock, Instant};
+use socketserver_core::{
+    DatagramServer, EchoDatagram, Interest, Multiplexed, NonBlockingEcho, ServerHooks,
+    ShutdownFlag, StreamServer, StreamStrategy, Sync, Wait,
+};
+use socketserver_smoltcp::smoltcp::wire::IpEndpoint;
+use socketserver_smoltcp::{NetRef, TcpConnection, TcpListener, UdpSocket, Waiter};
 
 pub const PORT: u16 = 7;
-/// A connection idle this long is aborted, so a vanished client frees its slot.
+/// TCP connections served at once: one pool socket and one `Multiplexed`
+/// slot each. Clients beyond it wait in the backend's SYN backlog.
+pub const POOL: usize = 4;
+/// Bytes each TCP request's handler holds between reading and writing back
+/// (`NonBlockingEcho`'s ring). It lives in the slot, so `POOL + 1` of them
+/// (the slots plus the prototype) sit in main's frame.
+pub const RING: usize = 512;
+/// A slot whose connection shows no readiness this long is ended, so a
+/// vanished client cannot hold a slot forever.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Copy buffer between a socket's receive and send buffers (and for UDP, one
-/// datagram: it must hold the largest payload, 1500 - 20 - 8 bytes).
-const CHUNK: usize = 1472;
 
-pub struct Echo<const N: usize> {
-    tcp: [SocketHandle; N],
-    udp: SocketHandle,
-    chunk: [u8; CHUNK],
-    /// Connections accepted so far (for the log).
-    pub accepted: u32,
-    was_active: [bool; N],
+pub type Strategy<'s> = Multiplexed<TcpConnection<'s, 'static>, NonBlockingEcho<RING>, POOL>;
+pub type TcpEcho<'s> =
+    StreamServer<TcpListener<'s, 'static>, Waiter<'s, 'static>, Hooks, Strategy<'s>>;
+pub type UdpEcho<'s> = DatagramServer<
+    UdpSocket<'s, 'static>,
+    Waiter<'s, 'static>,
+    Hooks,
+    Sync<EchoDatagram>,
+    &'static mut [u8],
+>;
+
+/// The TCP echo server over a bound pool listener.
+pub fn tcp_server<'s>(listener: TcpListener<'s, 'static>, flag: &'s ShutdownFlag) -> TcpEcho<'s> {
+    let waiter = Waiter::new(listener.net(), flag);
+    let strategy =
+        Multiplexed::new(NonBlockingEcho::default()).with_idle_timeout(Some(IDLE_TIMEOUT));
+    StreamServer::new(listener, waiter, strategy, Hooks::default())
 }
 
-impl<const N: usize> Echo<N> {
-    pub fn new(tcp: [SocketHandle; N], udp: SocketHandle) -> Self {
-        Echo {
-            tcp,
-            udp,
-            chunk: [0; CHUNK],
-            accepted: 0,
-            was_active: [false; N],
-        }
-    }
-
-    /// One non-blocking step over every socket.
-    pub fn serve(&mut self, sockets: &mut SocketSet<'_>) {
-        for (i, &handle) in self.tcp.iter().enumerate() {
-            let socket = sockets.get_mut::<tcp::Socket>(handle);
-            let active = socket.is_active();
-            if active && !self.was_active[i] {
-                self.accepted = self.accepted.wrapping_add(1);
-                socket.set_timeout(Some(IDLE_TIMEOUT));
-            }
-            self.was_active[i] = active;
-            serve_tcp(socket, &mut self.chunk);
-        }
-        serve_udp(sockets.get_mut::<udp::Socket>(self.udp), &mut self.chunk);
-    }
+/// The UDP echo server over a bound socket; `packet` and `reply` are its
+/// buffers (the packet buffer's length is Python's `max_packet_size`).
+pub fn udp_server<'s>(
+    socket: UdpSocket<'s, 'static>,
+    net: NetRef<'s, 'static>,
+    flag: &'s ShutdownFlag,
+    packet: &'static mut [u8],
+    reply: &'static mut [u8],
+) -> UdpEcho<'s> {
+    let waiter = Waiter::new(net, flag);
+    DatagramServer::new(
+        socket,
+        waiter,
+        Sync::new(EchoDatagram),
+        Hooks::default(),
+        packet,
+        reply,
+    )
 }
 
-fn serve_tcp(socket: &mut tcp::Socket<'_>, chunk: &mut [u8]) {
-    if !socket.is_open() {
-        // Closed or TIME-WAIT: take the next client. `listen` on a closed
-        // socket with a nonzero port cannot fail.
-        let _ = socket.listen(PORT);
-        return;
-    }
-    while socket.can_recv() && socket.can_send() {
-        let room = socket.send_capacity() - socket.send_queue();
-        let want = room.min(chunk.len());
-        let Ok(n) = socket.recv_slice(&mut chunk[..want]) else {
-            break;
-        };
-        if n == 0 {
-            break;
-        }
-        // `n <= room`, so the send buffer takes it all.
-        let _ = socket.send_slice(&chunk[..n]);
-    }
-    // The client sent FIN and we echoed everything: close our side too.
-    if !socket.may_recv() && socket.recv_queue() == 0 && socket.may_send() {
-        socket.close();
+/// Server hooks that count requests and report failures over semihosting;
+/// every other step keeps Python's default.
+#[derive(Default)]
+pub struct Hooks {
+    requests: Cell<u32>,
+}
+
+impl Hooks {
+    /// Requests taken so far (connections for TCP, datagrams for UDP).
+    pub fn requests(&self) -> u32 {
+        self.requests.get()
     }
 }
 
-fn serve_udp(socket: &mut udp::Socket<'_>, chunk: &mut [u8]) {
-    if !socket.is_open() {
-        let _ = socket.bind(PORT);
+impl ServerHooks<IpEndpoint> for Hooks {
+    fn process_request(&self, _client: &IpEndpoint) {
+        self.requests.set(self.requests.get().wrapping_add(1));
     }
-    // Check room first: a datagram taken off the queue without room to answer
-    // would be lost.
-    while socket.can_recv() && socket.can_send() {
-        let Ok((n, meta)) = socket.recv_slice(chunk) else {
-            break;
-        };
-        // Too big for the remaining payload space: dropped, as UDP allows.
-        let _ = socket.send_slice(&chunk[..n], meta.endpoint);
+
+    fn handle_error(&self, client: &IpEndpoint, error: &dyn Error) {
+        hprintln!("firmware: request from {} failed: {}", client, error);
+    }
+}
+
+/// Whether a server has work right now that the network stack's deadline
+/// does not show: a connection to accept with a free slot, a held connection
+/// ready for its handler's interest, or a datagram waiting. The main loop
+/// must not sleep then, since bytes already in a socket buffer raise no
+/// interrupt.
+pub fn has_work(tcp: &mut TcpEcho<'_>, udp: &UdpEcho<'_>) -> bool {
+    if udp.socket().is_ready() {
+        return true;
+    }
+    if tcp.strategy().active() < POOL && tcp.listener().is_ready() {
+        return true;
+    }
+    let mut probe = Probe {
+        waiter: *tcp.waiter(),
+        ready: false,
+    };
+    // `Multiplexed::wait` hands its connections and their interests to the
+    // waiter; the probe only records whether one is ready, and returns.
+    let _ = StreamStrategy::<TcpListener<'_, 'static>, Hooks>::wait(
+        tcp.strategy_mut(),
+        &mut probe,
+        None,
+        None,
+    );
+    probe.ready
+}
+
+/// A `Wait` that never waits: it notes whether any connection it is shown is
+/// ready for its interest (core allows a wait to return early).
+struct Probe<'s> {
+    waiter: Waiter<'s, 'static>,
+    ready: bool,
+}
+
+impl Clock for Probe<'_> {
+    fn now(&self) -> Instant {
+        self.waiter.now()
+    }
+}
+
+impl<'s> Wait<TcpListener<'s, 'static>, TcpConnection<'s, 'static>> for Probe<'s> {
+    type Error = socketserver_smoltcp::Error;
+
+    fn wait<'c>(
+        &mut self,
+        _server: Option<&TcpListener<'s, 'static>>,
+        mut conns: impl Iterator<Item = (&'c TcpConnection<'s, 'static>, Interest)>,
+        _deadline: Option<Instant>,
+    ) -> Result<(), Self::Error>
+    where
+        TcpConnection<'s, 'static>: 'c,
+    {
+        self.ready = conns.any(|(conn, interest)| conn.is_ready(interest));
+        Ok(())
+    }
+
+    fn shutdown_flag(&self) -> &ShutdownFlag {
+        Wait::<TcpListener<'s, 'static>, TcpConnection<'s, 'static>>::shutdown_flag(&self.waiter)
     }
 }

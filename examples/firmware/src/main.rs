@@ -1,11 +1,16 @@
 //! Echo server firmware for QEMU's lm3s6965evb (Cortex-M3, 256 KiB flash,
-//! 64 KiB RAM, Stellaris Ethernet): smoltcp on a hand-written driver, all
-//! storage static, no heap. Address 192.168.69.1/24; TCP and UDP echo on 7.
+//! 64 KiB RAM, Stellaris Ethernet): the project's own echo handlers
+//! (socketserver-core) served through socketserver-smoltcp on a hand-written
+//! driver, all storage static, no heap. Address 192.168.69.1/24; TCP echo on
+//! port 7 under `Multiplexed` (4 connections at once, more wait in the SYN
+//! backlog), UDP echo on port 7.
 //!
-//! The main loop polls the interface, serves every socket without blocking,
-//! then sleeps (`wfi`) until smoltcp's next deadline or a received frame.
+//! The main loop never blocks: each turn polls the stack, runs both servers'
+//! `poll`, polls the stack again, then sleeps (`wfi`) until the stack's next
+//! deadline, a slot's idle deadline, or a received frame.
 //!
-//! Boot it with a TAP device (see tests/firmware_qemu.rs of the root package):
+//! Boot it with a TAP device (see README.md and tests/firmware_qemu.rs of the
+//! root package):
 //! `qemu-system-arm -M lm3s6965evb -nographic -semihosting -kernel IMAGE
 //!  -nic tap,ifname=tap0,script=no,downscript=no,model=stellaris`
 
@@ -16,66 +21,72 @@ mod clock;
 mod echo;
 mod regs;
 mod stellaris_enet;
+mod watermark;
 
+use core::cell::RefCell;
+use core::mem::MaybeUninit;
 use core::ptr::addr_of_mut;
+use core::time::Duration;
 
 use cortex_m::interrupt::InterruptNumber;
 use cortex_m::peripheral::NVIC;
 use cortex_m_rt::{entry, exception};
 use cortex_m_semihosting::hprintln;
 use panic_semihosting as _;
-use smoltcp::iface::{Config, Interface, SocketSet, SocketStorage};
-use smoltcp::socket::{tcp, udp};
-use smoltcp::time::{Duration, Instant};
+use smoltcp::iface::{Config, Interface, SocketStorage};
+use smoltcp::socket::udp;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
+use socketserver_core::ShutdownFlag;
+use socketserver_core::time::Instant;
+use socketserver_smoltcp::{Net, NetRef, Spin, Stack, SynSlot, TcpListener, TcpStorage, UdpSocket};
 
 use clock::Clock;
-use echo::Echo;
+use echo::{POOL, PORT};
 use stellaris_enet::StellarisEnet;
 
 /// Locally administered (bit 1 of the first byte), unicast, fixed.
 const MAC: EthernetAddress = EthernetAddress([0x02, 0x00, 0x00, 0x00, 0x00, 0x01]);
 const IP: IpCidr = IpCidr::new(IpAddress::v4(192, 168, 69, 1), 24);
 
-// Buffer sizes: they set the RAM figure. A TCP socket's receive buffer is the
-// window it advertises; 4 KiB is ~2.8 full segments, enough to keep a LAN
-// client streaming while other connections are served.
-const TCP_SOCKETS: usize = 4;
+// Buffer sizes: they set the RAM figure (see README.md). A TCP socket's
+// receive buffer is the window it advertises; 4 KiB is ~2.8 full segments,
+// enough to keep a LAN client streaming while other connections are served.
 const TCP_RX: usize = 4096;
 const TCP_TX: usize = 4096;
+/// UDP socket buffers: up to 8 datagrams, 4 KiB in all, per direction.
 const UDP_PACKETS: usize = 8;
-const UDP_PAYLOAD: usize = 4096;
+const UDP_BYTES: usize = 4096;
+/// The UDP server's packet and reply buffers: the largest datagram an
+/// unfragmented 1500-byte IPv4 packet carries (1500 - 20 - 8).
+const MAX_DATAGRAM: usize = 1472;
+/// Connection requests held while every pool socket is busy (~150 B each);
+/// beyond that a SYN is dropped and the client retransmits it.
+const SYN_BACKLOG: usize = 8;
+/// Socket set: the TCP pool and the UDP socket.
+const SOCKETS: usize = POOL + 1;
+/// Longest sleep, so the 32-bit millisecond tick is widened often enough.
+const MAX_SLEEP: Duration = Duration::from_secs(1);
 
-/// Every buffer the stack uses, handed out exactly once. Byte buffers and
-/// socket slots live in two statics on purpose: an all-zero static goes to
-/// .bss (RAM only), while one with any nonzero byte (smoltcp's empty slot and
-/// metadata values are not all zero) goes to .data and costs its full size in
-/// flash too, for the initial image.
-struct Buffers {
-    tcp_rx: [[u8; TCP_RX]; TCP_SOCKETS],
-    tcp_tx: [[u8; TCP_TX]; TCP_SOCKETS],
-    udp_rx: [u8; UDP_PAYLOAD],
-    udp_tx: [u8; UDP_PAYLOAD],
-}
+type FirmwareStack = Stack<'static, StellarisEnet, Clock, Spin>;
 
-struct Slots {
-    sockets: [SocketStorage<'static>; TCP_SOCKETS + 1],
-    udp_rx_meta: [udp::PacketMetadata; UDP_PACKETS],
-    udp_tx_meta: [udp::PacketMetadata; UDP_PACKETS],
-}
-
-static mut BUFFERS: Buffers = Buffers {
-    tcp_rx: [[0; TCP_RX]; TCP_SOCKETS],
-    tcp_tx: [[0; TCP_TX]; TCP_SOCKETS],
-    udp_rx: [0; UDP_PAYLOAD],
-    udp_tx: [0; UDP_PAYLOAD],
-};
-
-static mut SLOTS: Slots = Slots {
-    sockets: [SocketStorage::EMPTY; TCP_SOCKETS + 1],
-    udp_rx_meta: [udp::PacketMetadata::EMPTY; UDP_PACKETS],
-    udp_tx_meta: [udp::PacketMetadata::EMPTY; UDP_PACKETS],
-};
+// Every buffer the stack uses, handed out exactly once, in `main`. Byte
+// buffers are all-zero statics, so they go to .bss (RAM only); a static with
+// any nonzero byte would go to .data and cost its size in flash too.
+static mut TCP_BUFFERS: TcpStorage<POOL, TCP_RX, TCP_TX> = TcpStorage::new();
+static mut UDP_BYTES_RX_TX: [[u8; UDP_BYTES]; 2] = [[0; UDP_BYTES]; 2];
+static mut DATAGRAMS: [[u8; MAX_DATAGRAM]; 2] = [[0; MAX_DATAGRAM]; 2];
+// smoltcp's empty socket slot and datagram metadata are not all zero: these
+// are filled at boot instead, so they cost RAM (.bss) but no flash. (The
+// backend's `UdpStorage` keeps metadata and bytes in one struct, which would
+// put all 8 KiB in .data; the UDP socket is built from these parts instead.)
+static mut SOCKET_SLOTS: MaybeUninit<[SocketStorage<'static>; SOCKETS]> = MaybeUninit::uninit();
+static mut UDP_META: MaybeUninit<[[udp::PacketMetadata; UDP_PACKETS]; 2]> = MaybeUninit::uninit();
+static mut BACKLOG: [SynSlot; SYN_BACKLOG] = [SynSlot::EMPTY; SYN_BACKLOG];
+/// The stack (interface, driver with its frame buffers, socket set, SYN
+/// gate): written once in `main`, shared by both servers through `NetRef`.
+static mut STACK: MaybeUninit<RefCell<FirmwareStack>> = MaybeUninit::uninit();
+/// Never requested: the firmware serves forever. Core's servers need one.
+static SHUTDOWN: ShutdownFlag = ShutdownFlag::new();
 
 /// The Ethernet controller's NVIC line, for `NVIC::unmask`.
 #[derive(Clone, Copy)]
@@ -102,59 +113,57 @@ unsafe fn DefaultHandler(irqn: i16) {
 
 #[entry]
 fn main() -> ! {
+    watermark::paint();
     // Invariant: `take` succeeds on its first call, and this is the only one.
     let core = cortex_m::Peripherals::take().expect("core peripherals taken once");
-    let mut clock = Clock::start(core.SYST);
+    let clock = Clock::start(core.SYST);
 
     // SAFETY: `main` runs once and never returns, and nothing else names
-    // BUFFERS or SLOTS, so these are the only references to them, for the
+    // these statics, so these are the only references to them, for the
     // program's life.
-    let (buffers, slots): (&'static mut Buffers, &'static mut Slots) =
-        unsafe { (&mut *addr_of_mut!(BUFFERS), &mut *addr_of_mut!(SLOTS)) };
-    let Buffers {
-        tcp_rx,
-        tcp_tx,
-        udp_rx,
-        udp_tx,
-    } = buffers;
-    let Slots {
-        sockets: socket_storage,
-        udp_rx_meta,
-        udp_tx_meta,
-    } = slots;
+    let (tcp_buffers, udp_bytes, udp_meta, datagrams, slots, backlog, stack) = unsafe {
+        (
+            &mut *addr_of_mut!(TCP_BUFFERS),
+            &mut *addr_of_mut!(UDP_BYTES_RX_TX),
+            &mut *addr_of_mut!(UDP_META),
+            &mut *addr_of_mut!(DATAGRAMS),
+            &mut *addr_of_mut!(SOCKET_SLOTS),
+            &mut *addr_of_mut!(BACKLOG),
+            &mut *addr_of_mut!(STACK),
+        )
+    };
+
+    let slots = slots.write([SocketStorage::EMPTY; SOCKETS]);
+    let [rx_meta, tx_meta] = udp_meta.write([[udp::PacketMetadata::EMPTY; UDP_PACKETS]; 2]);
+    let [rx_bytes, tx_bytes] = udp_bytes;
+    let udp_socket = udp::Socket::new(
+        udp::PacketBuffer::new(&mut rx_meta[..], &mut rx_bytes[..]),
+        udp::PacketBuffer::new(&mut tx_meta[..], &mut tx_bytes[..]),
+    );
 
     let mut enet = StellarisEnet::new(MAC);
     let mut config = Config::new(HardwareAddress::Ethernet(MAC));
     // Seeds TCP initial sequence numbers and ephemeral ports. No RNG here:
     // a fixed seed is fine for a test image, not for a product.
     config.random_seed = 0x5eed_0001;
-    let mut iface = Interface::new(config, &mut enet, clock.now());
+    let boot = smoltcp::time::Instant::from_millis(0);
+    let mut iface = Interface::new(config, &mut enet, boot);
     iface.update_ip_addrs(|addrs| {
         // Capacity is at least 1 (smoltcp's iface-max-addr-count default).
         let _ = addrs.push(IP);
     });
+    let stack: &'static RefCell<FirmwareStack> = stack.write(RefCell::new(Stack::new(
+        iface, enet, slots, backlog, clock, Spin,
+    )));
+    let net: NetRef<'static, 'static> = stack;
 
-    let mut sockets = SocketSet::new(&mut socket_storage[..]);
-    let mut tcp_handles = [None; TCP_SOCKETS];
-    for ((rx, tx), slot) in tcp_rx
-        .iter_mut()
-        .zip(tcp_tx.iter_mut())
-        .zip(&mut tcp_handles)
-    {
-        let socket = tcp::Socket::new(
-            tcp::SocketBuffer::new(&mut rx[..]),
-            tcp::SocketBuffer::new(&mut tx[..]),
-        );
-        *slot = Some(sockets.add(socket));
-    }
-    let tcp_handles = tcp_handles.map(|h| h.expect("every slot filled above"));
-    let udp_socket = udp::Socket::new(
-        udp::PacketBuffer::new(&mut udp_rx_meta[..], &mut udp_rx[..]),
-        udp::PacketBuffer::new(&mut udp_tx_meta[..], &mut udp_tx[..]),
-    );
-    let udp_handle = sockets.add(udp_socket);
-    let mut echo = Echo::new(tcp_handles, udp_handle);
-    echo.serve(&mut sockets); // listen and bind before the first frame
+    // Invariant: the socket set holds exactly the pool and the UDP socket,
+    // and port 7 is nonzero, so both binds succeed.
+    let listener = TcpListener::bind(net, PORT, tcp_buffers.sockets()).expect("TCP pool fits");
+    let socket = UdpSocket::bind(net, PORT, udp_socket).expect("UDP socket fits");
+    let [packet, reply] = datagrams;
+    let mut tcp = echo::tcp_server(listener, &SHUTDOWN);
+    let mut udp = echo::udp_server(socket, net, &SHUTDOWN, packet, reply);
 
     // SAFETY: the handler (DefaultHandler) touches only the controller's IM
     // register, which no critical section of the main loop relies on.
@@ -162,32 +171,50 @@ fn main() -> ! {
     hprintln!(
         "firmware: echo on {} port {} (tcp x{}, udp)",
         IP,
-        echo::PORT,
-        TCP_SOCKETS
+        PORT,
+        POOL
     );
 
     let mut logged = 0;
     loop {
-        iface.poll(clock.now(), &mut enet, &mut sockets);
-        echo.serve(&mut sockets);
-        if echo.accepted != logged {
-            logged = echo.accepted;
-            hprintln!("firmware: connections accepted: {}", logged);
+        let delay = socketserver_smoltcp::poll(net, || {
+            tcp.poll();
+            udp.poll();
+        });
+        let accepted = tcp.hooks().requests();
+        if accepted != logged {
+            logged = accepted;
+            let gate = stack.borrow().gate_stats();
+            hprintln!(
+                "firmware: connections accepted: {}; SYNs held {} released {} dropped {}; stack peak {} B",
+                logged,
+                gate.held,
+                gate.released,
+                gate.dropped,
+                watermark::peak()
+            );
         }
-        let now = clock.now();
-        match iface.poll_delay(now, &sockets) {
-            Some(Duration::ZERO) => {}
-            Some(delay) => sleep(&mut clock, &enet, Some(now + delay)),
-            None => sleep(&mut clock, &enet, None),
+        if echo::has_work(&mut tcp, &udp) {
+            continue;
+        }
+        let now = stack.borrow().now();
+        let mut deadline = now.saturating_add(delay.unwrap_or(MAX_SLEEP).min(MAX_SLEEP));
+        if let Some(idle) = tcp.strategy().next_idle_deadline() {
+            deadline = deadline.min(idle);
+        }
+        if deadline > now {
+            sleep(stack, deadline);
         }
     }
 }
 
 /// Sleeps until a frame is waiting or `deadline` passes. SysTick wakes the
 /// core every millisecond; a received frame wakes it through IRQ 42.
-fn sleep(clock: &mut Clock, enet: &StellarisEnet, deadline: Option<Instant>) {
+fn sleep(stack: &RefCell<FirmwareStack>, deadline: Instant) {
+    let stack = stack.borrow();
+    let enet = stack.device();
     loop {
-        if enet.rx_pending() || deadline.is_some_and(|d| clock.now() >= d) {
+        if enet.rx_pending() || stack.now() >= deadline {
             return;
         }
         // With interrupts off, re-arm the wake-up and check once more, so a
