@@ -21,9 +21,8 @@ pub(crate) trait Pass {
     fn timeout(&self) -> Option<Duration>;
     /// Sleeps until something may be ready or `deadline`.
     fn wait_until(&mut self, deadline: Option<Instant>) -> Result<(), Self::WaitError>;
-    /// Advances held requests and takes at most one new one; returns whether
-    /// a new request was taken.
-    fn take_ready(&mut self) -> bool;
+    /// Advances held requests and takes at most one new one.
+    fn take_ready(&mut self) -> Taken;
     /// `service_actions`, of the hooks and of the strategy.
     fn service_actions(&mut self);
     /// `handle_timeout`, of the hooks and of the strategy.
@@ -35,7 +34,7 @@ pub(crate) fn handle_request<P: Pass>(server: &mut P) -> Result<Handled, P::Wait
     let deadline = server.timeout().map(|t| server.now().saturating_add(t));
     loop {
         server.wait_until(deadline)?;
-        if server.take_ready() {
+        if server.take_ready().new_request {
             return Ok(Handled::Request);
         }
         // Early wake-ups (signals, readiness that another process took) loop
@@ -75,9 +74,19 @@ fn run_passes<P: Pass>(server: &mut P, poll_interval: Duration) -> Result<(), P:
     Ok(())
 }
 
-/// One pass that does not wait: for firmware main loops.
+/// One pass that does not wait: for firmware main loops. Returns whether
+/// anything moved, so a caller knows whether another pass may find more work.
 pub(crate) fn poll<P: Pass>(server: &mut P) -> bool {
-    let took = server.take_ready();
+    let taken = server.take_ready();
     server.service_actions();
-    took
+    taken.new_request || taken.progressed
+}
+
+/// What one pass took.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Taken {
+    /// A new request was accepted (or a datagram received).
+    pub(crate) new_request: bool,
+    /// A request held by the strategy moved.
+    pub(crate) progressed: bool,
 }

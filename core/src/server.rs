@@ -3,7 +3,7 @@
 
 use crate::hooks::ServerHooks;
 use crate::lifecycle::end_stream_request;
-use crate::serve_loop::{self, Handled, Pass};
+use crate::serve_loop::{self, Handled, Pass, Taken};
 use crate::shutdown::ShutdownFlag;
 use crate::strategy::{AddrOf, DatagramStrategy, StreamStrategy};
 use crate::time::{Duration, Instant};
@@ -66,8 +66,10 @@ where
     }
 
     /// One pass that never waits: advances held requests, takes at most one
-    /// new request, runs `service_actions`. Returns whether a request was
-    /// taken. With `Multiplexed` it never blocks: call it from a main loop.
+    /// new request, runs `service_actions`. Returns whether anything moved (a
+    /// new request, or progress of a held one): while it returns `true`, call
+    /// it again before sleeping. With `Multiplexed` it never blocks: call it
+    /// from a firmware main loop.
     pub fn poll(&mut self) -> bool {
         serve_loop::poll(self)
     }
@@ -147,6 +149,34 @@ where
     fn accepting(&self, now: Instant) -> bool {
         self.strategy.can_accept() && self.accept_paused_until.is_none_or(|until| now >= until)
     }
+
+    /// Accepts and processes at most one request; returns whether it took one.
+    fn accept_one(&mut self, now: Instant) -> bool {
+        if !self.accepting(now) {
+            return false;
+        }
+        self.accept_paused_until = None;
+        let (conn, client) = match self.listener.accept() {
+            Ok(Some(accepted)) => accepted,
+            Ok(None) => return false,
+            Err(e) => {
+                // Python ignores accept errors; pausing keeps a listener that
+                // stays readable (EMFILE) from spinning the loop.
+                trace_warn!("socketserver::server", "accept failed", e);
+                self.accept_paused_until = Some(now.saturating_add(ACCEPT_ERROR_PAUSE));
+                return false;
+            }
+        };
+        step!("socketserver::server", "verify_request", conn, client);
+        if !self.hooks.verify_request(&client) {
+            end_stream_request(&self.hooks, conn, &client);
+            return true;
+        }
+        step!("socketserver::server", "process_request", conn, client);
+        self.hooks.process_request(&client);
+        self.strategy.process_request(&self.hooks, conn, client);
+        true
+    }
 }
 
 impl<L, W, K, P> Pass for StreamServer<L, W, K, P>
@@ -185,33 +215,13 @@ where
         self.strategy.wait(&mut self.waiter, listener, deadline)
     }
 
-    fn take_ready(&mut self) -> bool {
+    fn take_ready(&mut self) -> Taken {
         let now = self.waiter.now();
-        self.strategy.poll_requests(&self.hooks, now);
-        if !self.accepting(now) {
-            return false;
+        let progressed = self.strategy.poll_requests(&self.hooks, now);
+        Taken {
+            new_request: self.accept_one(now),
+            progressed,
         }
-        self.accept_paused_until = None;
-        let (conn, client) = match self.listener.accept() {
-            Ok(Some(accepted)) => accepted,
-            Ok(None) => return false,
-            Err(e) => {
-                // Python ignores accept errors; pausing keeps a listener that
-                // stays readable (EMFILE) from spinning the loop.
-                trace_warn!("socketserver::server", "accept failed", e);
-                self.accept_paused_until = Some(now.saturating_add(ACCEPT_ERROR_PAUSE));
-                return false;
-            }
-        };
-        step!("socketserver::server", "verify_request", conn, client);
-        if !self.hooks.verify_request(&client) {
-            end_stream_request(&self.hooks, conn, &client);
-            return true;
-        }
-        step!("socketserver::server", "process_request", conn, client);
-        self.hooks.process_request(&client);
-        self.strategy.process_request(&self.hooks, conn, client);
-        true
     }
 
     fn service_actions(&mut self) {
@@ -337,38 +347,9 @@ where
     pub fn into_parts(self) -> (D, W, P, K) {
         (self.socket, self.waiter, self.strategy, self.hooks)
     }
-}
 
-impl<D, W, K, P, B> Pass for DatagramServer<D, W, K, P, B>
-where
-    D: DatagramSocket,
-    W: Wait<D, NoConnection>,
-    K: ServerHooks<D::Addr>,
-    P: DatagramStrategy<D, K>,
-    B: AsMut<[u8]>,
-{
-    type WaitError = W::Error;
-
-    fn flag(&self) -> &ShutdownFlag {
-        self.waiter.shutdown_flag()
-    }
-
-    fn now(&self) -> Instant {
-        self.waiter.now()
-    }
-
-    fn timeout(&self) -> Option<Duration> {
-        self.hooks
-            .timeout()
-            .or_else(|| self.strategy.default_timeout())
-    }
-
-    fn wait_until(&mut self, deadline: Option<Instant>) -> Result<(), W::Error> {
-        let socket = self.strategy.can_accept().then_some(&self.socket);
-        self.waiter.wait(socket, core::iter::empty(), deadline)
-    }
-
-    fn take_ready(&mut self) -> bool {
+    /// Receives and processes at most one datagram; returns whether it took one.
+    fn receive_one(&mut self) -> bool {
         if !self.strategy.can_accept() {
             return false;
         }
@@ -406,6 +387,43 @@ where
             reply,
         );
         true
+    }
+}
+
+impl<D, W, K, P, B> Pass for DatagramServer<D, W, K, P, B>
+where
+    D: DatagramSocket,
+    W: Wait<D, NoConnection>,
+    K: ServerHooks<D::Addr>,
+    P: DatagramStrategy<D, K>,
+    B: AsMut<[u8]>,
+{
+    type WaitError = W::Error;
+
+    fn flag(&self) -> &ShutdownFlag {
+        self.waiter.shutdown_flag()
+    }
+
+    fn now(&self) -> Instant {
+        self.waiter.now()
+    }
+
+    fn timeout(&self) -> Option<Duration> {
+        self.hooks
+            .timeout()
+            .or_else(|| self.strategy.default_timeout())
+    }
+
+    fn wait_until(&mut self, deadline: Option<Instant>) -> Result<(), W::Error> {
+        let socket = self.strategy.can_accept().then_some(&self.socket);
+        self.waiter.wait(socket, core::iter::empty(), deadline)
+    }
+
+    fn take_ready(&mut self) -> Taken {
+        Taken {
+            new_request: self.receive_one(),
+            progressed: false,
+        }
     }
 
     fn service_actions(&mut self) {

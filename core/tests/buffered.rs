@@ -27,7 +27,10 @@ fn overlong_line_is_an_error_not_growth() {
     let mut reader = BufReader::new(input, &mut storage);
     let mut line = [0u8; 10];
     assert_eq!(reader.read_line(&mut line), Err(Error::LineTooLong));
-    assert_eq!(&line, b"0123456789", "the partial line is what was consumed");
+    assert_eq!(
+        &line, b"0123456789",
+        "the partial line is what was consumed"
+    );
     // The rest of the long line, then the next one: the reader stays usable.
     let n = reader.read_line(&mut line).unwrap();
     assert_eq!(&line[..n], b"abcdef\n");
@@ -52,7 +55,11 @@ fn unbuffered_reader_reads_lines_without_reading_ahead() {
     let mut line = [0u8; 16];
     let n = reader.read_line(&mut line).unwrap();
     assert_eq!(&line[..n], b"one\n");
-    assert_eq!(reader.inner(), b"two", "nothing past the newline was consumed");
+    assert_eq!(
+        reader.inner(),
+        b"two",
+        "nothing past the newline was consumed"
+    );
     let n = reader.read_line(&mut line).unwrap();
     assert_eq!(&line[..n], b"two", "a last line without newline at EOF");
 }
@@ -81,12 +88,19 @@ fn buffered_writer_holds_bytes_until_flush_and_unbuffered_does_not() {
     let mut storage = [0u8; 8];
     let mut writer = BufWriter::new(Sink(&mut out), &mut storage);
     writer.write_all(b"abc").unwrap();
-    assert!(writer.inner().0.is_empty(), "buffered: nothing sent before flush");
+    assert!(
+        writer.inner().0.is_empty(),
+        "buffered: nothing sent before flush"
+    );
     writer.flush().unwrap();
     assert_eq!(writer.inner().0.as_slice(), b"abc");
 
     let mut out: Vec<u8> = Vec::new();
     let mut writer = BufWriter::new(Sink(&mut out), &mut []);
     writer.write_all(b"now").unwrap();
-    assert_eq!(writer.inner().0.as_slice(), b"now", "wbufsize 0: sent before write_all returns");
+    assert_eq!(
+        writer.inner().0.as_slice(),
+        b"now",
+        "wbufsize 0: sent before write_all returns"
+    );
 }

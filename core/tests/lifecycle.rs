@@ -5,8 +5,8 @@ mod support;
 
 use socketserver_core::time::Duration;
 use socketserver_core::{
-    Connection, DatagramRequest, DatagramRequestHandler, DatagramServer, Error, Handled, HandlerError, StreamRequest,
-    StreamRequestHandler, StreamServer, Sync,
+    Connection, DatagramRequest, DatagramRequestHandler, DatagramServer, Error, Handled,
+    HandlerError, StreamRequest, StreamRequestHandler, StreamServer, Sync,
 };
 use support::{Journal, MockDatagram, MockListener, MockWaiter, RecordingHooks};
 
@@ -29,31 +29,60 @@ struct JournalingEcho {
 impl<C: Connection> StreamRequestHandler<C> for JournalingEcho {
     fn setup(&mut self, _req: &mut StreamRequest<'_, C>) -> Result<(), Error<C::Error>> {
         self.journal.push("setup");
-        if self.fail == FailIn::Setup { Err(Error::Handler("setup failed")) } else { Ok(()) }
+        if self.fail == FailIn::Setup {
+            Err(Error::Handler("setup failed"))
+        } else {
+            Ok(())
+        }
     }
     fn handle(&mut self, req: &mut StreamRequest<'_, C>) -> Result<(), Error<C::Error>> {
         self.journal.push("handle");
         let mut buf = [0u8; 1024];
         let n = req.read(&mut buf)?;
-        self.journal.push(format!("recv()->{:?}", String::from_utf8_lossy(&buf[..n])));
+        self.journal
+            .push(format!("recv()->{:?}", String::from_utf8_lossy(&buf[..n])));
         req.write_all(&buf[..n])?;
-        if self.fail == FailIn::Handle { Err(Error::Handler("handle failed")) } else { Ok(()) }
+        if self.fail == FailIn::Handle {
+            Err(Error::Handler("handle failed"))
+        } else {
+            Ok(())
+        }
     }
     fn finish(&mut self, _req: &mut StreamRequest<'_, C>) -> Result<(), Error<C::Error>> {
         self.journal.push("finish");
-        if self.fail == FailIn::Finish { Err(Error::Handler("finish failed")) } else { Ok(()) }
+        if self.fail == FailIn::Finish {
+            Err(Error::Handler("finish failed"))
+        } else {
+            Ok(())
+        }
     }
 }
 
 fn server(
     fail: FailIn,
     refuse: bool,
-) -> (StreamServer<MockListener, MockWaiter, RecordingHooks, Sync<JournalingEcho>>, MockListener, Journal) {
+) -> (
+    StreamServer<MockListener, MockWaiter, RecordingHooks, Sync<JournalingEcho>>,
+    MockListener,
+    Journal,
+) {
     let journal = Journal::default();
     let listener = MockListener::default();
-    let hooks = RecordingHooks { journal: journal.clone(), refuse, timeout: Some(Duration::from_secs(5)) };
-    let handler = JournalingEcho { journal: journal.clone(), fail };
-    let server = StreamServer::new(listener.clone(), MockWaiter::default(), Sync::new(handler), hooks);
+    let hooks = RecordingHooks {
+        journal: journal.clone(),
+        refuse,
+        timeout: Some(Duration::from_secs(5)),
+    };
+    let handler = JournalingEcho {
+        journal: journal.clone(),
+        fail,
+    };
+    let server = StreamServer::new(
+        listener.clone(),
+        MockWaiter::default(),
+        Sync::new(handler),
+        hooks,
+    );
     (server, listener, journal)
 }
 
@@ -79,7 +108,10 @@ fn one_request_follows_the_seed_order() {
     );
     let pipe = pipe.lock().unwrap();
     assert_eq!(pipe.to_client, b"Hello, world");
-    assert!(pipe.shut_write, "the client must read EOF: half-close before close");
+    assert!(
+        pipe.shut_write,
+        "the client must read EOF: half-close before close"
+    );
     assert!(pipe.closed);
 }
 
@@ -88,10 +120,21 @@ fn refused_request_builds_no_handler_and_is_shut_down_once() {
     let (mut server, listener, journal) = server(FailIn::Nothing, true);
     let pipe = listener.connect(b"Hello", true);
     assert_eq!(server.handle_request().unwrap(), Handled::Request);
-    assert_eq!(journal.events(), ["server_activate", "verify_request", "shutdown_request", "close_request"]);
+    assert_eq!(
+        journal.events(),
+        [
+            "server_activate",
+            "verify_request",
+            "shutdown_request",
+            "close_request"
+        ]
+    );
     assert_eq!(journal.count("shutdown_request"), 1);
     let pipe = pipe.lock().unwrap();
-    assert!(pipe.to_client.is_empty(), "a refused client gets no data, only EOF");
+    assert!(
+        pipe.to_client.is_empty(),
+        "a refused client gets no data, only EOF"
+    );
     assert!(pipe.shut_write && pipe.closed);
 }
 
@@ -102,7 +145,12 @@ fn setup_failure_skips_handle_and_finish() {
     server.handle_request().unwrap();
     assert_eq!(
         journal.events()[4..],
-        ["setup", "handle_error(handler failed: setup failed)", "shutdown_request", "close_request"]
+        [
+            "setup",
+            "handle_error(handler failed: setup failed)",
+            "shutdown_request",
+            "close_request"
+        ]
     );
 }
 
@@ -131,7 +179,10 @@ fn finish_failure_replaces_handle_success() {
     let (mut server, listener, journal) = server(FailIn::Finish, false);
     listener.connect(b"abc", true);
     server.handle_request().unwrap();
-    assert_eq!(journal.count("handle_error(handler failed: finish failed)"), 1);
+    assert_eq!(
+        journal.count("handle_error(handler failed: finish failed)"),
+        1
+    );
     assert_eq!(journal.count("shutdown_request"), 1);
 }
 
@@ -139,11 +190,17 @@ fn finish_failure_replaces_handle_success() {
 fn server_keeps_serving_after_failures_and_resets() {
     let (mut server, listener, journal) = server(FailIn::Handle, false);
     let reset = listener.connect(b"", false);
-    reset.lock().unwrap().fail_reads = Some(socketserver_core::embedded_io::ErrorKind::ConnectionReset);
+    reset.lock().unwrap().fail_reads =
+        Some(socketserver_core::embedded_io::ErrorKind::ConnectionReset);
     let good = listener.connect(b"second", true);
     server.handle_request().unwrap();
     server.handle_request().unwrap();
-    assert!(journal.events().iter().any(|e| e.starts_with("handle_error(transport error")));
+    assert!(
+        journal
+            .events()
+            .iter()
+            .any(|e| e.starts_with("handle_error(transport error"))
+    );
     assert_eq!(good.lock().unwrap().to_client, b"second");
     assert_eq!(journal.count("close_request"), 2);
 }
@@ -151,7 +208,11 @@ fn server_keeps_serving_after_failures_and_resets() {
 #[test]
 fn handle_request_times_out_and_calls_handle_timeout() {
     let (mut server, _listener, journal) = server(FailIn::Nothing, false);
-    let hooks = RecordingHooks { journal: journal.clone(), refuse: false, timeout: Some(Duration::from_millis(50)) };
+    let hooks = RecordingHooks {
+        journal: journal.clone(),
+        refuse: false,
+        timeout: Some(Duration::from_millis(50)),
+    };
     let (listener, waiter, strategy, _) = {
         let s = server;
         s.into_parts()
@@ -160,10 +221,20 @@ fn handle_request_times_out_and_calls_handle_timeout() {
     let started = std::time::Instant::now();
     assert_eq!(server.handle_request().unwrap(), Handled::TimedOut);
     let took = started.elapsed();
-    assert!(took >= std::time::Duration::from_millis(50), "returned early: {took:?}");
-    assert!(took < std::time::Duration::from_millis(1000), "returned late: {took:?}");
+    assert!(
+        took >= std::time::Duration::from_millis(50),
+        "returned early: {took:?}"
+    );
+    assert!(
+        took < std::time::Duration::from_millis(1000),
+        "returned late: {took:?}"
+    );
     assert_eq!(journal.count("handle_timeout"), 1);
-    assert_eq!(journal.count("service_actions"), 0, "handle_request never calls service_actions");
+    assert_eq!(
+        journal.count("service_actions"),
+        0,
+        "handle_request never calls service_actions"
+    );
 }
 
 /// Replies `got:` and the packet; fails after writing when the packet is `err`.
@@ -175,7 +246,11 @@ impl<A: core::fmt::Debug> DatagramRequestHandler<A> for GotHandler {
         req.write_all(b"got:")?;
         let packet = req.packet();
         req.write_all(packet)?;
-        if packet == b"err" { Err(Error::Handler("bad packet")) } else { Ok(()) }
+        if packet == b"err" {
+            Err(Error::Handler("bad packet"))
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -183,10 +258,24 @@ impl<A: core::fmt::Debug> DatagramRequestHandler<A> for GotHandler {
 fn datagram_requests_get_one_reply_each_even_on_failure() {
     let journal = Journal::default();
     let socket = MockDatagram::default();
-    let hooks = RecordingHooks { journal: journal.clone(), refuse: false, timeout: Some(Duration::from_millis(20)) };
-    let mut server =
-        DatagramServer::new(socket.clone(), MockWaiter::default(), Sync::<_>::new(GotHandler), hooks, vec![0u8; 8], vec![0u8; 64]);
-    socket.incoming.lock().unwrap().extend([(b"hi".to_vec(), 1), (b"err".to_vec(), 2), (b"0123456789".to_vec(), 3)]);
+    let hooks = RecordingHooks {
+        journal: journal.clone(),
+        refuse: false,
+        timeout: Some(Duration::from_millis(20)),
+    };
+    let mut server = DatagramServer::new(
+        socket.clone(),
+        MockWaiter::default(),
+        Sync::<_>::new(GotHandler),
+        hooks,
+        vec![0u8; 8],
+        vec![0u8; 64],
+    );
+    socket.incoming.lock().unwrap().extend([
+        (b"hi".to_vec(), 1),
+        (b"err".to_vec(), 2),
+        (b"0123456789".to_vec(), 3),
+    ]);
     for _ in 0..3 {
         assert_eq!(server.handle_request().unwrap(), Handled::Request);
     }
@@ -194,7 +283,11 @@ fn datagram_requests_get_one_reply_each_even_on_failure() {
     let sent = socket.sent.lock().unwrap().clone();
     assert_eq!(
         sent,
-        [(b"got:hi".to_vec(), 1), (b"got:err".to_vec(), 2), (b"got:01234567".to_vec(), 3)],
+        [
+            (b"got:hi".to_vec(), 1),
+            (b"got:err".to_vec(), 2),
+            (b"got:01234567".to_vec(), 3)
+        ],
         "one reply per datagram, the failed one included, the long one truncated to max_packet_size"
     );
     assert_eq!(journal.count("handle_error(handler failed: bad packet)"), 1);

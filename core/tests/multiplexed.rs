@@ -10,8 +10,12 @@ use support::{Journal, MockConn, MockListener, MockWaiter, RecordingHooks};
 fn three_clients_on_two_slots_all_served_no_byte_lost() {
     let listener = MockListener::default();
     let journal = Journal::default();
-    let hooks = RecordingHooks { journal: journal.clone(), ..RecordingHooks::default() };
-    let strategy: Multiplexed<MockConn, NonBlockingEcho<64>, 2> = Multiplexed::new(NonBlockingEcho::default());
+    let hooks = RecordingHooks {
+        journal: journal.clone(),
+        ..RecordingHooks::default()
+    };
+    let strategy: Multiplexed<MockConn, NonBlockingEcho<64>, 2> =
+        Multiplexed::new(NonBlockingEcho::default());
     let mut server = StreamServer::new(listener.clone(), MockWaiter::default(), strategy, hooks);
 
     // Two clients that stay open, a third that is complete at once.
@@ -24,7 +28,11 @@ fn three_clients_on_two_slots_all_served_no_byte_lost() {
         server.poll();
     }
     assert_eq!(server.strategy().active(), 2, "two slots busy");
-    assert_eq!(listener.pending.lock().unwrap().len(), 1, "the third client waits, it is not dropped");
+    assert_eq!(
+        listener.pending.lock().unwrap().len(),
+        1,
+        "the third client waits, it is not dropped"
+    );
     assert_eq!(a.lock().unwrap().to_client, b"aaaa");
     assert_eq!(b.lock().unwrap().to_client, b"bbbb");
     assert!(c.lock().unwrap().to_client.is_empty());
@@ -35,7 +43,11 @@ fn three_clients_on_two_slots_all_served_no_byte_lost() {
         server.poll();
     }
     assert!(a.lock().unwrap().closed);
-    assert_eq!(c.lock().unwrap().to_client, big, "200 bytes through a 64-byte ring, none lost");
+    assert_eq!(
+        c.lock().unwrap().to_client,
+        big,
+        "200 bytes through a 64-byte ring, none lost"
+    );
     assert!(c.lock().unwrap().shut_write && c.lock().unwrap().closed);
     assert_eq!(server.strategy().active(), 1);
 
@@ -43,22 +55,36 @@ fn three_clients_on_two_slots_all_served_no_byte_lost() {
     server.server_close();
     assert!(b.lock().unwrap().closed);
     assert_eq!(journal.count("close_request"), 3);
-    assert_eq!(journal.events().iter().filter(|e| e.starts_with("handle_error")).count(), 0);
+    assert_eq!(
+        journal
+            .events()
+            .iter()
+            .filter(|e| e.starts_with("handle_error"))
+            .count(),
+        0
+    );
 }
 
 #[test]
 fn a_silent_client_is_ended_by_the_idle_timeout() {
     let listener = MockListener::default();
     let journal = Journal::default();
-    let hooks = RecordingHooks { journal: journal.clone(), ..RecordingHooks::default() };
+    let hooks = RecordingHooks {
+        journal: journal.clone(),
+        ..RecordingHooks::default()
+    };
     let strategy: Multiplexed<MockConn, NonBlockingEcho<64>, 1> =
-        Multiplexed::new(NonBlockingEcho::default()).with_idle_timeout(Some(Duration::from_millis(30)));
+        Multiplexed::new(NonBlockingEcho::default())
+            .with_idle_timeout(Some(Duration::from_millis(30)));
     let mut server = StreamServer::new(listener.clone(), MockWaiter::default(), strategy, hooks);
     let silent = listener.connect(b"", false);
     let next = listener.connect(b"next", true);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while !next.lock().unwrap().closed {
-        assert!(std::time::Instant::now() < deadline, "the silent client held the only slot");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the silent client held the only slot"
+        );
         server.poll();
         let _: Option<Instant> = server.strategy().next_idle_deadline();
         std::thread::sleep(std::time::Duration::from_millis(2));

@@ -17,8 +17,16 @@ fn echo_server() -> (EchoServer, MockListener, Arc<ShutdownFlag>, Journal) {
     let waiter = MockWaiter::default();
     let flag = waiter.flag.clone();
     let journal = Journal::default();
-    let hooks = RecordingHooks { journal: journal.clone(), ..RecordingHooks::default() };
-    (StreamServer::new(listener.clone(), waiter, Sync::new(Echo::<1024>), hooks), listener, flag, journal)
+    let hooks = RecordingHooks {
+        journal: journal.clone(),
+        ..RecordingHooks::default()
+    };
+    (
+        StreamServer::new(listener.clone(), waiter, Sync::new(Echo::<1024>), hooks),
+        listener,
+        flag,
+        journal,
+    )
 }
 
 fn wait_until(what: impl Fn() -> bool) {
@@ -45,16 +53,25 @@ fn shutdown_from_another_thread_stops_the_loop_at_once() {
     assert!(flag.request());
     let server = serving.join().unwrap();
     let latency = asked.elapsed();
-    assert!(latency < StdDuration::from_millis(100), "shutdown took {latency:?}");
+    assert!(
+        latency < StdDuration::from_millis(100),
+        "shutdown took {latency:?}"
+    );
     assert!(flag.is_stopped());
-    assert!(journal.count("service_actions") >= 1, "service_actions runs once per pass");
+    assert!(
+        journal.count("service_actions") >= 1,
+        "service_actions runs once per pass"
+    );
     drop(server);
 }
 
 #[test]
 fn shutdown_before_the_first_loop_makes_it_return_at_once() {
     let (mut server, _listener, flag, _) = echo_server();
-    assert!(flag.request(), "a request before the first loop is kept, and does not block");
+    assert!(
+        flag.request(),
+        "a request before the first loop is kept, and does not block"
+    );
     let started = StdInstant::now();
     server.serve_forever(Duration::from_secs(30)).unwrap();
     assert!(started.elapsed() < StdDuration::from_millis(100));
@@ -92,8 +109,16 @@ fn a_static_flag_works_as_from_an_interrupt() {
     assert!(!FLAG.is_serving());
     assert!(FLAG.request());
     assert!(FLAG.is_requested());
-    let waiter = MockWaiter { flag: Arc::new(ShutdownFlag::new()), ..MockWaiter::default() };
-    let mut server = StreamServer::new(MockListener::default(), waiter, Sync::new(Echo::<64>), DefaultHooks);
+    let waiter = MockWaiter {
+        flag: Arc::new(ShutdownFlag::new()),
+        ..MockWaiter::default()
+    };
+    let mut server = StreamServer::new(
+        MockListener::default(),
+        waiter,
+        Sync::new(Echo::<64>),
+        DefaultHooks,
+    );
     // A different flag: this server is unaffected by the static one.
     assert!(!server.shutdown_flag().is_requested());
     assert!(!server.poll());

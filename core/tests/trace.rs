@@ -31,7 +31,12 @@ fn the_seed_trace_appears_with_no_user_code() {
     log::set_logger(&Recorder).unwrap();
     log::set_max_level(log::LevelFilter::Debug);
     let listener = MockListener::default();
-    let mut server = StreamServer::new(listener.clone(), MockWaiter::default(), Sync::new(Echo::<64>), DefaultHooks);
+    let mut server = StreamServer::new(
+        listener.clone(),
+        MockWaiter::default(),
+        Sync::new(Echo::<64>),
+        DefaultHooks,
+    );
     listener.connect(b"Hello, world", true);
     server.handle_request().unwrap();
     let steps: Vec<String> = RECORDS

@@ -7,9 +7,14 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
-use socketserver_core::embedded_io::{self, ErrorKind, ErrorType, Read, ReadReady, Write, WriteReady};
+use socketserver_core::embedded_io::{
+    self, ErrorKind, ErrorType, Read, ReadReady, Write, WriteReady,
+};
 use socketserver_core::time::{Clock, Duration, Instant};
-use socketserver_core::{Accepted, Connection, DatagramSocket, Interest, Listener, Received, ServerHooks, ShutdownFlag, Wait};
+use socketserver_core::{
+    Accepted, Connection, DatagramSocket, Interest, Listener, Received, ServerHooks, ShutdownFlag,
+    Wait,
+};
 
 /// The error of the in-memory transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,11 +145,21 @@ pub struct MockListener {
 impl MockListener {
     /// Queues a client that sends `input` (then EOF if `eof`); returns its pipe.
     pub fn connect(&self, input: &[u8], eof: bool) -> Arc<Mutex<Pipe>> {
-        let pipe = Arc::new(Mutex::new(Pipe { to_server: input.iter().copied().collect(), client_eof: eof, ..Pipe::default() }));
+        let pipe = Arc::new(Mutex::new(Pipe {
+            to_server: input.iter().copied().collect(),
+            client_eof: eof,
+            ..Pipe::default()
+        }));
         let mut id = self.next_id.lock().unwrap();
         *id += 1;
         let port = 40000 + *id as u16;
-        self.pending.lock().unwrap().push_back((MockConn { id: *id, pipe: pipe.clone() }, ("127.0.0.1", port)));
+        self.pending.lock().unwrap().push_back((
+            MockConn {
+                id: *id,
+                pipe: pipe.clone(),
+            },
+            ("127.0.0.1", port),
+        ));
         pipe
     }
 }
@@ -160,10 +175,13 @@ impl Listener for MockListener {
     }
 }
 
+/// Datagrams with their peer's port.
+pub type Datagrams = Arc<Mutex<VecDeque<(Vec<u8>, u16)>>>;
+
 /// A datagram socket fed by the test.
 #[derive(Debug, Clone, Default)]
 pub struct MockDatagram {
-    pub incoming: Arc<Mutex<VecDeque<(Vec<u8>, u16)>>>,
+    pub incoming: Datagrams,
     pub sent: Arc<Mutex<Vec<(Vec<u8>, u16)>>>,
 }
 
@@ -174,10 +192,16 @@ impl ErrorType for MockDatagram {
 impl DatagramSocket for MockDatagram {
     type Addr = u16;
     fn recv_from(&mut self, buf: &mut [u8]) -> Result<Option<Received<u16>>, MockError> {
-        let Some((data, addr)) = self.incoming.lock().unwrap().pop_front() else { return Ok(None) };
+        let Some((data, addr)) = self.incoming.lock().unwrap().pop_front() else {
+            return Ok(None);
+        };
         let len = data.len().min(buf.len());
         buf[..len].copy_from_slice(&data[..len]);
-        Ok(Some(Received { len, addr, truncated: data.len() > len }))
+        Ok(Some(Received {
+            len,
+            addr,
+            truncated: data.len() > len,
+        }))
     }
     fn send_to(&mut self, buf: &[u8], addr: &u16) -> Result<(), MockError> {
         self.sent.lock().unwrap().push((buf.to_vec(), *addr));
@@ -196,7 +220,11 @@ pub struct MockWaiter {
 
 impl Default for MockWaiter {
     fn default() -> Self {
-        Self { origin: StdInstant::now(), flag: Arc::new(ShutdownFlag::new()), waits: Arc::default() }
+        Self {
+            origin: StdInstant::now(),
+            flag: Arc::new(ShutdownFlag::new()),
+            waits: Arc::default(),
+        }
     }
 }
 
@@ -282,7 +310,12 @@ impl Journal {
         self.0.lock().unwrap().clone()
     }
     pub fn count(&self, event: &str) -> usize {
-        self.0.lock().unwrap().iter().filter(|e| e.as_str() == event).count()
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.as_str() == event)
+            .count()
     }
 }
 
