@@ -178,11 +178,14 @@ impl Listener for MockListener {
 /// Datagrams with their peer's port.
 pub type Datagrams = Arc<Mutex<VecDeque<(Vec<u8>, u16)>>>;
 
+/// A reply and the port it went to.
+pub type Sent = (Vec<u8>, u16);
+
 /// A datagram socket fed by the test.
 #[derive(Debug, Clone, Default)]
 pub struct MockDatagram {
     pub incoming: Datagrams,
-    pub sent: Arc<Mutex<Vec<(Vec<u8>, u16)>>>,
+    pub sent: Arc<Mutex<Vec<Sent>>>,
 }
 
 impl ErrorType for MockDatagram {
