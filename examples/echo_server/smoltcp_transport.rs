@@ -1,0 +1,295 @@
+//! The smoltcp transports (`smoltcp-tcp`, `smoltcp-udp`): the same echo
+//! handlers on the userspace stack, attached to an existing TAP device.
+//!
+//! Run it inside a network namespace that holds the TAP device, with the
+//! kernel side addressed, e.g.:
+//!
+//! ```text
+//! ip netns add echo && ip netns exec echo sh -c '
+//!   ip tuntap add dev tap0 mode tap && ip addr add 192.168.69.100/24 dev tap0 &&
+//!   ip link set tap0 up && ip link set lo up &&
+//!   echo_server --transport smoltcp-tcp --tap tap0 --ip 192.168.69.1/24 --strategy multiplexed'
+//! ```
+
+use std::cell::RefCell;
+use std::io::{self, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use smoltcp::iface::SocketStorage;
+use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, Ipv4Address};
+use socketserver_core::time::Clock;
+use socketserver_core::{
+    DatagramServer, DefaultHooks, Echo, EchoDatagram, Multiplexed, NonBlockingEcho, ShutdownFlag,
+    StreamServer, Sync,
+};
+use socketserver_smoltcp::{
+    DEFAULT_MAC, NetRef, Stack, SynSlot, TapConfig, TcpListener, TcpStorage, UdpSocket, UdpStorage,
+    Waiter,
+};
+
+use crate::args::{Args, Strategy, Transport, usage_error};
+
+/// Connections `multiplexed` serves at once (and pool sockets it listens with).
+const MULTIPLEXED_SLOTS: usize = 16;
+/// Pool sockets under `sync`: one is served, the others complete handshakes meanwhile.
+const SYNC_POOL: usize = 4;
+/// Connection requests held while every pool socket is busy.
+const BACKLOG: usize = 128;
+/// Per-direction buffer of each pool socket: desktop-class throughput over TAP.
+const TCP_BUF: usize = 65536;
+/// Python's `max_packet_size`.
+const MAX_PACKET: usize = 8192;
+/// Port used for `--addr IP:0`: smoltcp has no ephemeral allocator for servers.
+const PORT_FOR_ZERO: u16 = 49152;
+
+/// What the flags say, validated.
+struct Plan {
+    tap: String,
+    cidr: IpCidr,
+    mac: EthernetAddress,
+    port: u16,
+    shown: SocketAddr,
+}
+
+fn plan(args: &Args) -> Plan {
+    if matches!(args.strategy, Strategy::Threading | Strategy::Forking) {
+        usage_error(
+            "--strategy threading and forking need OS sockets: use sync or multiplexed with smoltcp transports",
+        );
+    }
+    if args.transport == Transport::SmoltcpUdp && args.strategy == Strategy::Multiplexed {
+        usage_error("--strategy multiplexed serves streams: use sync with smoltcp-udp");
+    }
+    let Some(tap) = args.tap.clone() else {
+        usage_error("smoltcp transports need --tap NAME");
+    };
+    let Some(ip) = args.ip.as_deref() else {
+        usage_error("smoltcp transports need --ip A.B.C.D/NN");
+    };
+    let (addr, prefix) = parse_cidr(ip).unwrap_or_else(|| {
+        usage_error(&format!(
+            "--ip {ip}: not an IPv4 address with a prefix, A.B.C.D/NN"
+        ))
+    });
+    let mac = match args.mac.as_deref() {
+        None => DEFAULT_MAC,
+        Some(text) => match parse_mac(text) {
+            Some(mac) if mac.is_unicast() => mac,
+            _ => usage_error(&format!(
+                "--mac {text}: not a unicast MAC address like 02:00:00:00:00:01"
+            )),
+        },
+    };
+    let port = match args.addr.as_deref() {
+        None => 7,
+        Some(text) => {
+            let given: SocketAddrV4 = text
+                .parse()
+                .unwrap_or_else(|_| usage_error(&format!("--addr {text}: not IPv4:PORT")));
+            if *given.ip() != addr && !given.ip().is_unspecified() {
+                usage_error(&format!(
+                    "--addr {text}: the stack's address is {addr} (--ip)"
+                ));
+            }
+            if given.port() == 0 {
+                PORT_FOR_ZERO
+            } else {
+                given.port()
+            }
+        }
+    };
+    Plan {
+        tap,
+        cidr: IpCidr::new(IpAddress::Ipv4(Ipv4Address::from(addr)), prefix),
+        mac,
+        port,
+        shown: SocketAddr::V4(SocketAddrV4::new(addr, port)),
+    }
+}
+
+fn parse_cidr(text: &str) -> Option<(Ipv4Addr, u8)> {
+    let (addr, prefix) = text.split_once('/')?;
+    let prefix: u8 = prefix.parse().ok()?;
+    (prefix <= 32).then_some(())?;
+    Some((addr.parse().ok()?, prefix))
+}
+
+fn parse_mac(text: &str) -> Option<EthernetAddress> {
+    let mut bytes = [0u8; 6];
+    let mut parts = text.split([':', '-']);
+    for byte in &mut bytes {
+        let part = parts.next()?;
+        if part.len() != 2 {
+            return None;
+        }
+        *byte = u8::from_str_radix(part, 16).ok()?;
+    }
+    parts.next().is_none().then_some(EthernetAddress(bytes))
+}
+
+/// Serves the echo over smoltcp on a TAP device.
+pub fn run(args: &Args) -> ExitCode {
+    let grace = args.grace();
+    let plan = plan(args);
+    let mut config = TapConfig::new(&plan.tap, plan.cidr);
+    config.mac = plan.mac;
+    let (iface, device, clock, idle) = match config.open() {
+        Ok(parts) => parts,
+        Err(e) => {
+            eprintln!("echo_server: {}: cannot open: {e}", plan.tap);
+            return ExitCode::FAILURE;
+        }
+    };
+    let flag = Arc::new(ShutdownFlag::new());
+    let cancel = Arc::new(AtomicBool::new(false));
+    let signalled = match install_signals(Arc::clone(&flag), Arc::clone(&cancel), grace) {
+        Ok(signalled) => signalled,
+        Err(e) => {
+            eprintln!("echo_server: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Storage first: the stack borrows it.
+    let mut sockets: Vec<SocketStorage<'_>> = (0..MULTIPLEXED_SLOTS + 4)
+        .map(|_| SocketStorage::EMPTY)
+        .collect();
+    let mut backlog = vec![SynSlot::EMPTY; BACKLOG];
+    let mut tcp = Box::new(TcpStorage::<MULTIPLEXED_SLOTS, TCP_BUF, TCP_BUF>::new());
+    let mut udp = Box::new(UdpStorage::<32, 65536>::new());
+    let stack = RefCell::new(
+        Stack::new(iface, device, &mut sockets, &mut backlog, clock, idle).with_cancel(&cancel),
+    );
+    let net: NetRef<'_, '_> = &stack;
+    let waiter = Waiter::new(net, &flag);
+    let poll = Duration::from_millis(500);
+    let served = match (args.transport, args.strategy) {
+        (Transport::SmoltcpUdp, _) => {
+            let socket = match UdpSocket::bind(net, plan.port, udp.socket()) {
+                Ok(socket) => socket,
+                Err(e) => return bind_failed(&plan, e),
+            };
+            let strategy = Sync::<EchoDatagram>::new(EchoDatagram);
+            let mut server = DatagramServer::new(
+                socket,
+                waiter,
+                strategy,
+                DefaultHooks,
+                vec![0; MAX_PACKET],
+                vec![0; MAX_PACKET],
+            );
+            announce(&plan).and_then(|()| {
+                server.serve_forever(poll).map_err(io::Error::other)?;
+                server.server_close();
+                Ok(())
+            })
+        }
+        (_, Strategy::Multiplexed) => {
+            let listener = match TcpListener::bind(net, plan.port, tcp.sockets()) {
+                Ok(listener) => listener,
+                Err(e) => return bind_failed(&plan, e),
+            };
+            let strategy =
+                Multiplexed::<_, _, MULTIPLEXED_SLOTS>::new(NonBlockingEcho::<4096>::default())
+                    .with_idle_timeout(Some(Duration::from_secs(60)));
+            let mut server = StreamServer::new(listener, waiter, strategy, DefaultHooks);
+            announce(&plan).and_then(|()| {
+                server.serve_forever(poll).map_err(io::Error::other)?;
+                let deadline = drain_deadline(&server.waiter().now(), &signalled, grace);
+                let _ = server.drain(deadline);
+                server.server_close();
+                Ok(())
+            })
+        }
+        _ => {
+            let listener = match TcpListener::bind(net, plan.port, tcp.sockets().take(SYNC_POOL)) {
+                Ok(listener) => listener,
+                Err(e) => return bind_failed(&plan, e),
+            };
+            let mut server = StreamServer::new(
+                listener,
+                waiter,
+                Sync::<Echo<4096>>::new(Echo),
+                DefaultHooks,
+            );
+            // The request in flight when the signal came finishes inside
+            // serve_forever; `cancel` ends it when the grace period is over.
+            announce(&plan).and_then(|()| {
+                server.serve_forever(poll).map_err(io::Error::other)?;
+                server.server_close();
+                Ok(())
+            })
+        }
+    };
+    // Let the FINs and RSTs of closed connections leave before the TAP closes.
+    let mut stack = stack.borrow_mut();
+    socketserver_smoltcp::Net::poll(&mut *stack);
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("echo_server: {}: {e}", plan.shown);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn bind_failed(plan: &Plan, e: socketserver_smoltcp::Error) -> ExitCode {
+    eprintln!("echo_server: {}: {e}", plan.shown);
+    ExitCode::FAILURE
+}
+
+fn announce(plan: &Plan) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    writeln!(out, "listening on {}", plan.shown)?;
+    out.flush()
+}
+
+/// The stack clock's instant at which the grace period that began with the signal ends.
+fn drain_deadline(
+    now: &socketserver_core::time::Instant,
+    signalled: &std::sync::Mutex<Option<Instant>>,
+    grace: Duration,
+) -> socketserver_core::time::Instant {
+    let since = signalled
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .map_or(Duration::ZERO, |at| at.elapsed());
+    now.saturating_add(grace.saturating_sub(since))
+}
+
+/// On the first SIGINT or SIGTERM: request shutdown (accepting stops at
+/// once) and, after `grace` or a second signal, set `cancel` so blocking
+/// requests give up.
+fn install_signals(
+    flag: Arc<ShutdownFlag>,
+    cancel: Arc<AtomicBool>,
+    grace: Duration,
+) -> io::Result<Arc<std::sync::Mutex<Option<Instant>>>> {
+    let mut signals = Signals::new([SIGINT, SIGTERM])?;
+    let signalled = Arc::new(std::sync::Mutex::new(None));
+    let at = Arc::clone(&signalled);
+    thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if signals.forever().next().is_none() {
+                return;
+            }
+            *at.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+            flag.request();
+            let deadline = Instant::now() + grace;
+            while Instant::now() < deadline {
+                if signals.pending().next().is_some() {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+            cancel.store(true, Ordering::Relaxed);
+        })?;
+    Ok(signalled)
+}

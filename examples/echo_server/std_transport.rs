@@ -1,0 +1,230 @@
+//! The OS transports: TCP, UDP, Unix stream and Unix datagram, under every strategy.
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use socketserver::{
+    DatagramStrategy, DefaultHooks, EchoDatagram, Multiplexed, NonBlockingEcho, StreamStrategy,
+    Sync,
+};
+use socketserver_std::{
+    Address, Attach, Forking, Hooks, Options, Signal, SocketConnection, SocketDatagram,
+    SocketDatagramServer, SocketListener, SocketStreamServer, Threading, ToAddress, UnixAddr,
+};
+
+use crate::args::{Args, Strategy, Transport, usage_error};
+use crate::signals;
+use crate::tracked::{Registry, TrackedEcho};
+
+/// How often `service_actions` runs (Python's default `poll_interval`).
+const POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// Stack size of handler threads: the echo needs little, and 1,000 of them fit easily.
+const THREAD_STACK: usize = 256 * 1024;
+/// Slots of the multiplexed server and the buffer of each.
+const SLOTS: usize = 64;
+const SLOT_BUF: usize = 2048;
+
+/// Validates the address for the transport (usage errors exit 2) and serves.
+pub fn run(args: &Args) -> ExitCode {
+    let grace = args.grace();
+    match args.transport {
+        Transport::Tcp | Transport::Udp => {
+            let text = args.addr.as_deref().unwrap_or("127.0.0.1:0");
+            let addr: SocketAddr = match text.to_address() {
+                Ok(addr) => addr,
+                Err(e) => usage_error(&format!("--addr {text}: not HOST:PORT ({e})")),
+            };
+            if args.transport == Transport::Tcp {
+                serve_stream(args.strategy, addr, text, grace)
+            } else {
+                serve_datagram(args.strategy, addr, text, grace)
+            }
+        }
+        Transport::Unix | Transport::UnixDgram => {
+            let Some(text) = args.addr.as_deref().filter(|p| !p.is_empty()) else {
+                usage_error("--addr PATH is required for unix transports")
+            };
+            let path = PathBuf::from(text);
+            let datagram = args.transport == Transport::UnixDgram;
+            if let Err(e) = clear_stale_socket(&path, datagram) {
+                return runtime_error(text, &e);
+            }
+            let addr = UnixAddr::new(&path);
+            let code = if datagram {
+                serve_datagram(args.strategy, addr, text, grace)
+            } else {
+                serve_stream(args.strategy, addr, text, grace)
+            };
+            // Remove our socket file, unless someone else's has replaced it.
+            if code == ExitCode::SUCCESS {
+                let _ = std::fs::remove_file(&path);
+            }
+            code
+        }
+        Transport::SmoltcpTcp | Transport::SmoltcpUdp => unreachable_transport(),
+    }
+}
+
+fn unreachable_transport() -> ExitCode {
+    usage_error("this transport is not served by the OS backend")
+}
+
+/// A runtime failure: one line naming the address and the OS error, exit 1.
+pub fn runtime_error(addr: &str, e: &io::Error) -> ExitCode {
+    eprintln!("echo_server: {addr}: {e}");
+    ExitCode::FAILURE
+}
+
+/// Never takes over a live socket: a path that accepts a connection belongs
+/// to a running server (address in use); a socket file nobody answers on is
+/// stale and removed. Anything else at the path is left for bind to refuse.
+fn clear_stale_socket(path: &Path, datagram: bool) -> io::Result<()> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    if !meta.file_type().is_socket() {
+        return Ok(());
+    }
+    let live = if datagram {
+        UnixDatagram::unbound()
+            .and_then(|s| s.connect(path))
+            .is_ok()
+    } else {
+        UnixStream::connect(path).is_ok()
+    };
+    if live {
+        return Err(io::Error::from(io::ErrorKind::AddrInUse));
+    }
+    std::fs::remove_file(path)
+}
+
+fn announce(address: &dyn std::fmt::Display) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    writeln!(out, "listening on {address}")?;
+    out.flush()
+}
+
+fn shown<A: Address>(address: &A, given: &str) -> String {
+    // IP servers show the real port; Unix servers the path as given.
+    let debug = format!("{address:?}");
+    if A::IS_INET { debug } else { given.to_owned() }
+}
+
+fn serve_stream<A: Address>(strategy: Strategy, addr: A, given: &str, grace: Duration) -> ExitCode {
+    let registry = Registry::default();
+    let echo = TrackedEcho::new(registry.clone());
+    match strategy {
+        Strategy::Sync => stream_with(Sync::new(echo), addr, given, grace, registry, |_| {}),
+        Strategy::Threading => {
+            let threading = Threading::new(echo).stack_size(Some(THREAD_STACK));
+            stream_with(threading, addr, given, grace, registry, |_| {})
+        }
+        Strategy::Forking => stream_with(Forking::new(echo), addr, given, grace, registry, |f| {
+            f.signal_children(Signal::SIGKILL)
+        }),
+        Strategy::Multiplexed => {
+            let multiplexed =
+                Multiplexed::<SocketConnection<A>, NonBlockingEcho<SLOT_BUF>, SLOTS>::new(
+                    NonBlockingEcho::default(),
+                );
+            stream_with(multiplexed, addr, given, grace, registry, |_| {})
+        }
+    }
+}
+
+/// Binds, announces, serves until a signal, drains for the grace period,
+/// ends what remains (`abort` for children), closes, exits 0.
+fn stream_with<A, P>(
+    strategy: P,
+    addr: A,
+    given: &str,
+    grace: Duration,
+    registry: Registry,
+    abort: impl FnOnce(&mut P),
+) -> ExitCode
+where
+    A: Address,
+    P: StreamStrategy<SocketListener<A>, Hooks<DefaultHooks>> + Attach,
+{
+    let mut server =
+        match SocketStreamServer::with_options(addr, strategy, DefaultHooks, Options::default()) {
+            Ok(server) => server,
+            Err(e) => return runtime_error(given, &e),
+        };
+    if announce(&shown(server.server_address(), given)).is_err() {
+        return ExitCode::FAILURE;
+    }
+    let graceful = match signals::install(server.shutdown_handle(), registry, grace) {
+        Ok(g) => g,
+        Err(e) => return runtime_error(given, &e),
+    };
+    if let Err(e) = server.serve_forever(POLL_INTERVAL) {
+        return runtime_error(given, &e);
+    }
+    let remaining = graceful
+        .deadline(grace)
+        .saturating_duration_since(Instant::now());
+    let drained = server.drain(remaining).unwrap_or(false);
+    if !drained {
+        abort(server.strategy_mut());
+    }
+    server.server_close();
+    graceful.finished();
+    ExitCode::SUCCESS
+}
+
+fn serve_datagram<A: Address>(
+    strategy: Strategy,
+    addr: A,
+    given: &str,
+    grace: Duration,
+) -> ExitCode {
+    match strategy {
+        Strategy::Sync => datagram_with(Sync::new(EchoDatagram), addr, given, grace),
+        Strategy::Threading => datagram_with(
+            Threading::new(EchoDatagram).stack_size(Some(THREAD_STACK)),
+            addr,
+            given,
+            grace,
+        ),
+        Strategy::Forking => datagram_with(Forking::new(EchoDatagram), addr, given, grace),
+        Strategy::Multiplexed => {
+            usage_error("--strategy multiplexed serves stream transports only")
+        }
+    }
+}
+
+fn datagram_with<A, P>(strategy: P, addr: A, given: &str, grace: Duration) -> ExitCode
+where
+    A: Address,
+    P: DatagramStrategy<SocketDatagram<A>, Hooks<DefaultHooks>> + Attach,
+{
+    let mut server = match SocketDatagramServer::with_options(
+        addr,
+        strategy,
+        DefaultHooks,
+        Options::default(),
+    ) {
+        Ok(server) => server,
+        Err(e) => return runtime_error(given, &e),
+    };
+    if announce(&shown(server.server_address(), given)).is_err() {
+        return ExitCode::FAILURE;
+    }
+    let graceful = match signals::install(server.shutdown_handle(), Registry::default(), grace) {
+        Ok(g) => g,
+        Err(e) => return runtime_error(given, &e),
+    };
+    if let Err(e) = server.serve_forever(POLL_INTERVAL) {
+        return runtime_error(given, &e);
+    }
+    // Datagram requests are short; server_close waits for threads and children.
+    server.server_close();
+    graceful.finished();
+    ExitCode::SUCCESS
+}
