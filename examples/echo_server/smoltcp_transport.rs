@@ -138,6 +138,15 @@ fn parse_mac(text: &str) -> Option<EthernetAddress> {
 pub fn run(args: &Args) -> ExitCode {
     let grace = args.grace();
     let plan = plan(args);
+    // Opening a TAP device by a name that does not exist would create a new,
+    // unconfigured one: a typo must fail instead.
+    if let Err(e) = nix::net::if_::if_nametoindex(plan.tap.as_str()) {
+        eprintln!(
+            "echo_server: {}: cannot open: no such device in this network namespace ({e})",
+            plan.tap
+        );
+        return ExitCode::FAILURE;
+    }
     let mut config = TapConfig::new(&plan.tap, plan.cidr);
     config.mac = plan.mac;
     let (iface, device, clock, idle) = match config.open() {

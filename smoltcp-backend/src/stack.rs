@@ -2,6 +2,7 @@
 //! a clock, a way to idle, and the bookkeeping of the TCP pools.
 
 use core::cell::RefCell;
+use core::sync::atomic::{AtomicBool, Ordering};
 use core::time::Duration;
 
 use smoltcp::iface::{
@@ -77,6 +78,7 @@ pub struct Stack<'a, D: Device, K: Clock, I: Idle> {
     pool: heapless::Vec<PoolSocket, MAX_POOL_SOCKETS>,
     config: TcpConfig,
     more_ingress: bool,
+    cancel: Option<&'a AtomicBool>,
 }
 
 impl<D: Device, K: Clock, I: Idle> core::fmt::Debug for Stack<'_, D, K, I> {
@@ -113,12 +115,22 @@ impl<'a, D: Device, K: Clock, I: Idle> Stack<'a, D, K, I> {
             pool: heapless::Vec::new(),
             config: TcpConfig::DEFAULT,
             more_ingress: false,
+            cancel: None,
         }
     }
 
     /// Replaces the settings applied to pool sockets each time they are armed.
     pub fn with_tcp_config(mut self, config: TcpConfig) -> Self {
         self.config = config;
+        self
+    }
+
+    /// Watches `cancel`: once it is set (from another thread, a signal
+    /// handler, an interrupt), every blocking read or write fails with
+    /// [`Error::TimedOut`] at its next wake-up, which ends a graceful
+    /// shutdown's grace period under `Sync`.
+    pub fn with_cancel(mut self, cancel: &'a AtomicBool) -> Self {
+        self.cancel = Some(cancel);
         self
     }
 
@@ -260,6 +272,9 @@ pub trait Net<'a> {
 
     /// The settings of pool sockets.
     fn tcp_config(&self) -> TcpConfig;
+
+    /// Whether blocking operations must give up now (see [`Stack::with_cancel`]).
+    fn is_cancelled(&self) -> bool;
 }
 
 /// How listeners, connections and waiters hold the stack.
@@ -393,5 +408,9 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
 
     fn tcp_config(&self) -> TcpConfig {
         self.config
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.cancel.is_some_and(|c| c.load(Ordering::Relaxed))
     }
 }

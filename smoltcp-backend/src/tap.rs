@@ -117,7 +117,9 @@ pub type TapStack<'a> = Stack<'a, TapDevice, StdClock, FdIdle>;
 /// How to open a TAP device for a stack.
 #[derive(Debug, Clone)]
 pub struct TapConfig {
-    /// The TAP device's name; it must exist (`ip tuntap add dev NAME mode tap`).
+    /// The TAP device's name. Create and address it first (`ip tuntap add dev
+    /// NAME mode tap`); opening a name that does not exist creates a new,
+    /// unconfigured device, as `TUNSETIFF` does.
     pub name: String,
     /// The stack's own address and prefix, e.g. `192.168.69.1/24`.
     pub cidr: IpCidr,

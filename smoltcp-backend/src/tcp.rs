@@ -190,7 +190,11 @@ impl TcpConnection<'_, '_> {
 
     /// Waits (driving the stack) unless `deadline` has passed.
     fn wait(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
-        if deadline.is_some_and(|d| self.net.borrow().now() >= d) {
+        let expired = {
+            let net = self.net.borrow();
+            net.is_cancelled() || deadline.is_some_and(|d| net.now() >= d)
+        };
+        if expired {
             return Err(self.fail(Error::TimedOut));
         }
         drive(self.net, deadline);

@@ -141,7 +141,11 @@ impl DatagramSocket for UdpSocket<'_, '_> {
                 Err(udp::SendError::Unaddressable) => return Err(Error::Unaddressable),
                 Err(udp::SendError::BufferFull) => {}
             }
-            if deadline.is_some_and(|d| self.net.borrow().now() >= d) {
+            let expired = {
+                let net = self.net.borrow();
+                net.is_cancelled() || deadline.is_some_and(|d| net.now() >= d)
+            };
+            if expired {
                 return Err(Error::TimedOut);
             }
             drive(self.net, deadline);
