@@ -7,7 +7,6 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use nix::sys::socket::{SockaddrLike, SockaddrStorage};
 use socket2::{Domain, SockAddr, Socket};
 
 mod sealed {
@@ -33,9 +32,6 @@ pub trait Address:
     /// A peer or local address as the OS reported it.
     fn from_sockaddr(addr: &SockAddr) -> Self;
 
-    /// A sender's address as `recvmsg` reported it.
-    fn from_storage(addr: Option<&SockaddrStorage>) -> Self;
-
     /// What `server_address` reports once `socket` is bound to `requested`:
     /// the real port for IP (port 0 becomes the kernel's choice), the path
     /// as given for Unix (Python's behaviour).
@@ -56,16 +52,6 @@ impl Address for SocketAddr {
     fn from_sockaddr(addr: &SockAddr) -> Self {
         addr.as_socket()
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
-    }
-
-    fn from_storage(addr: Option<&SockaddrStorage>) -> Self {
-        if let Some(v4) = addr.and_then(SockaddrStorage::as_sockaddr_in) {
-            return SocketAddr::V4((*v4).into());
-        }
-        if let Some(v6) = addr.and_then(SockaddrStorage::as_sockaddr_in6) {
-            return SocketAddr::V6((*v6).into());
-        }
-        SocketAddr::from(([0, 0, 0, 0], 0))
     }
 
     fn bound(socket: &Socket, _requested: &Self) -> io::Result<Self> {
@@ -171,24 +157,6 @@ impl Address for UnixAddr {
             return Self::new(path);
         }
         if let Some(name) = addr.as_abstract_namespace() {
-            return Self {
-                kind: UnixKind::Abstract(name.to_vec()),
-            };
-        }
-        Self::unnamed()
-    }
-
-    fn from_storage(addr: Option<&SockaddrStorage>) -> Self {
-        let Some(unix) = addr.and_then(SockaddrStorage::as_unix_addr) else {
-            return Self::unnamed();
-        };
-        if unix.len() as usize <= std::mem::size_of::<libc::sa_family_t>() {
-            return Self::unnamed();
-        }
-        if let Some(path) = unix.path() {
-            return Self::new(path);
-        }
-        if let Some(name) = unix.as_abstract() {
             return Self {
                 kind: UnixKind::Abstract(name.to_vec()),
             };

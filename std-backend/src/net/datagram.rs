@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use embedded_io::ErrorType;
-use nix::sys::socket::{MsgFlags, SockaddrStorage, recvmsg};
+use nix::sys::socket::{MsgFlags, recvmsg};
 use socket2::Socket;
 use socketserver_core::{DatagramSocket, Received};
 
@@ -88,21 +88,26 @@ impl<A: Address> DatagramSocket for SocketDatagram<A> {
     type Addr = A;
 
     fn recv_from(&mut self, buf: &mut [u8]) -> io::Result<Option<Received<A>>> {
-        let fd = self.open()?.as_raw_fd();
+        let socket = self.open()?;
+        // The sender first (socket2 handles unnamed Unix senders, which nix's
+        // address types reject), then the datagram and its MSG_TRUNC flag.
+        // Only the serve loop reads this socket, so both see the same datagram.
+        let sender = match retry(|| socket.peek_sender()) {
+            Ok(sender) => sender,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let fd = socket.as_raw_fd();
         let received = retry(|| {
             let mut iov = [IoSliceMut::new(buf)];
-            let msg = recvmsg::<SockaddrStorage>(fd, &mut iov, None, MsgFlags::MSG_DONTWAIT)
+            let msg = recvmsg::<()>(fd, &mut iov, None, MsgFlags::MSG_DONTWAIT)
                 .map_err(io::Error::from)?;
-            Ok((
-                msg.bytes,
-                msg.flags.contains(MsgFlags::MSG_TRUNC),
-                A::from_storage(msg.address.as_ref()),
-            ))
+            Ok((msg.bytes, msg.flags.contains(MsgFlags::MSG_TRUNC)))
         });
         match received {
-            Ok((len, truncated, addr)) => Ok(Some(Received {
+            Ok((len, truncated)) => Ok(Some(Received {
                 len,
-                addr,
+                addr: A::from_sockaddr(&sender),
                 truncated,
             })),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),

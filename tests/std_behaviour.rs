@@ -1,0 +1,233 @@
+//! The behaviour suite (tests/support/behaviour.rs) against every std server
+//! type and strategy, over loopback and Unix sockets.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use socketserver::{Echo, EchoDatagram, Multiplexed, NonBlockingEcho, Sync};
+use socketserver_std::{
+    Forking, ForkingTCPServer, ForkingUDPServer, ForkingUnixDatagramServer,
+    ForkingUnixStreamServer, MultiplexedTCPServer, MultiplexedUnixStreamServer, ShutdownHandle,
+    TCPServer, Threading, ThreadingTCPServer, ThreadingUDPServer, ThreadingUnixDatagramServer,
+    ThreadingUnixStreamServer, UDPServer, UnixDatagramServer, UnixStreamServer,
+};
+use support::behaviour::{self, DatagramTarget, StreamTarget};
+
+const POLL: Duration = Duration::from_millis(500);
+
+/// A server running in a thread; stops and closes it when dropped.
+struct Running {
+    stop: ShutdownHandle,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.shutdown();
+        if let Some(t) = self.thread.take() {
+            t.join().expect("server thread");
+        }
+    }
+}
+
+macro_rules! run {
+    ($server:expr) => {{
+        let mut server = $server.expect("bind");
+        let stop = server.shutdown_handle();
+        let address = server.server_address().clone();
+        let thread = thread::spawn(move || {
+            server.serve_forever(POLL).expect("serve_forever");
+            server.server_close();
+        });
+        (
+            Running {
+                stop,
+                thread: Some(thread),
+            },
+            address,
+        )
+    }};
+}
+
+/// How many of `n` open connections a server serves at once.
+#[derive(Clone, Copy)]
+enum Expect {
+    One,
+    All,
+    /// Forking in the test's own process: each child inherits the client
+    /// ends of the connections open when it was forked, its own included, so
+    /// a client that closes without a half-close (a reset, a silent client)
+    /// never reaches EOF, and open connections wait on each other. Those
+    /// checks run against the `echo_server` process instead
+    /// (tests/echo_server_contract.rs).
+    NotInProcess,
+}
+
+fn stream_suite(target: &dyn StreamTarget, expect: Expect) {
+    behaviour::echo_round_trip(target).expect("round trip");
+    behaviour::echo_large(target, 1 << 20).expect("1 MiB echo");
+    behaviour::garbage_then_serving(target).expect("garbage");
+    if matches!(expect, Expect::NotInProcess) {
+        return;
+    }
+    behaviour::reset_mid_stream(target).expect("reset mid-stream");
+    behaviour::silent_client_then_serving(target).expect("silent client");
+    let n = 16;
+    let want = match expect {
+        Expect::One => 1,
+        Expect::All => n,
+        Expect::NotInProcess => return,
+    };
+    let served =
+        behaviour::concurrent_open(target, n, Duration::from_millis(300)).expect("concurrent");
+    assert_eq!(served, want, "open connections served at once");
+}
+
+fn datagram_suite(target: &dyn DatagramTarget) {
+    behaviour::datagram_echo(target).expect("datagram echo");
+    behaviour::datagram_truncation(target, 8192).expect("truncation at 8192");
+    behaviour::datagram_one_reply_each(target, 10).expect("one reply each");
+}
+
+fn ip() -> &'static str {
+    "127.0.0.1:0"
+}
+
+#[test]
+fn tcp_sync() {
+    let (_s, addr): (_, SocketAddr) = run!(TCPServer::new(ip(), Sync::new(Echo::<1024>)));
+    stream_suite(&behaviour::tcp(addr), Expect::One);
+}
+
+#[test]
+fn tcp_threading() {
+    let (_s, addr) = run!(ThreadingTCPServer::new(ip(), Threading::new(Echo::<1024>)));
+    stream_suite(&behaviour::tcp(addr), Expect::All);
+}
+
+#[test]
+fn tcp_forking() {
+    let _fork = support::fork_lock();
+    let (_s, addr) = run!(ForkingTCPServer::new(ip(), Forking::new(Echo::<1024>)));
+    stream_suite(&behaviour::tcp(addr), Expect::NotInProcess);
+}
+
+#[test]
+fn tcp_multiplexed() {
+    let (_s, addr) = run!(MultiplexedTCPServer::new(
+        ip(),
+        Multiplexed::<_, NonBlockingEcho<1024>, 32>::new(NonBlockingEcho::default())
+    ));
+    stream_suite(&behaviour::tcp(addr), Expect::All);
+}
+
+#[test]
+fn tcp_ipv6() {
+    let (_s, addr) = run!(ThreadingTCPServer::new(
+        "[::1]:0",
+        Threading::new(Echo::<1024>)
+    ));
+    assert!(addr.is_ipv6());
+    behaviour::echo_large(&behaviour::tcp(addr), 1 << 20).expect("IPv6 echo");
+}
+
+fn unix_path(name: &str) -> PathBuf {
+    support::temp_socket(name)
+}
+
+#[test]
+fn unix_sync() {
+    let path = unix_path("sync");
+    let (_s, _) = run!(UnixStreamServer::new(&path, Sync::new(Echo::<1024>)));
+    stream_suite(&behaviour::unix(&path), Expect::One);
+}
+
+#[test]
+fn unix_threading() {
+    let path = unix_path("threading");
+    let (_s, _) = run!(ThreadingUnixStreamServer::new(
+        &path,
+        Threading::new(Echo::<1024>)
+    ));
+    stream_suite(&behaviour::unix(&path), Expect::All);
+}
+
+#[test]
+fn unix_forking() {
+    let _fork = support::fork_lock();
+    let path = unix_path("forking");
+    let (_s, _) = run!(ForkingUnixStreamServer::new(
+        &path,
+        Forking::new(Echo::<1024>)
+    ));
+    stream_suite(&behaviour::unix(&path), Expect::NotInProcess);
+}
+
+#[test]
+fn unix_multiplexed() {
+    let path = unix_path("multiplexed");
+    let (_s, _) = run!(MultiplexedUnixStreamServer::new(
+        &path,
+        Multiplexed::<_, NonBlockingEcho<1024>, 32>::new(NonBlockingEcho::default())
+    ));
+    stream_suite(&behaviour::unix(&path), Expect::All);
+}
+
+#[test]
+fn udp_sync() {
+    let (_s, addr) = run!(UDPServer::new(ip(), Sync::new(EchoDatagram)));
+    datagram_suite(&behaviour::udp(addr));
+}
+
+#[test]
+fn udp_threading() {
+    let (_s, addr) = run!(ThreadingUDPServer::new(ip(), Threading::new(EchoDatagram)));
+    datagram_suite(&behaviour::udp(addr));
+}
+
+#[test]
+fn udp_forking() {
+    let _fork = support::fork_lock();
+    let (_s, addr) = run!(ForkingUDPServer::new(ip(), Forking::new(EchoDatagram)));
+    datagram_suite(&behaviour::udp(addr));
+}
+
+#[test]
+fn unix_datagram_sync() {
+    let path = unix_path("dgram-sync");
+    let (_s, _) = run!(UnixDatagramServer::new(&path, Sync::new(EchoDatagram)));
+    datagram_suite(&behaviour::unix_datagram(&path));
+    unbound_sender_gets_no_reply_and_server_goes_on(&path);
+}
+
+#[test]
+fn unix_datagram_threading() {
+    let path = unix_path("dgram-threading");
+    let (_s, _) = run!(ThreadingUnixDatagramServer::new(
+        &path,
+        Threading::new(EchoDatagram)
+    ));
+    datagram_suite(&behaviour::unix_datagram(&path));
+    unbound_sender_gets_no_reply_and_server_goes_on(&path);
+}
+
+#[test]
+fn unix_datagram_forking() {
+    let _fork = support::fork_lock();
+    let path = unix_path("dgram-forking");
+    let (_s, _) = run!(ForkingUnixDatagramServer::new(
+        &path,
+        Forking::new(EchoDatagram)
+    ));
+    datagram_suite(&behaviour::unix_datagram(&path));
+}
+
+fn unbound_sender_gets_no_reply_and_server_goes_on(path: &std::path::Path) {
+    let unbound = std::os::unix::net::UnixDatagram::unbound().expect("socket");
+    unbound.send_to(b"anyone?", path).expect("send");
+    behaviour::datagram_echo(&behaviour::unix_datagram(path)).expect("still serving");
+}
