@@ -97,7 +97,8 @@ impl<'b> ReadBuffer<'b> {
     /// Reads one line, newline included, into `out`, Python's
     /// `readline(len(out))` with a hard limit. Returns its length: 0 at EOF,
     /// a line without a newline if the peer closed mid-line. A line longer than
-    /// `out` fills `out`, is consumed, and fails with [`Error::LineTooLong`].
+    /// `out` fills `out` and fails with [`Error::LineTooLong`]; the rest of the
+    /// line stays unread, and the next call returns it.
     pub fn read_line<R: Read>(
         &mut self,
         src: &mut R,

@@ -13,7 +13,7 @@ use core::fmt;
 pub enum Error<E> {
     /// The transport failed: a reset, a timeout, a closed socket.
     Io(E),
-    /// `read_line` found no newline within its maximum; the partial line was consumed.
+    /// `read_line` found no newline within its maximum; the bytes it copied were consumed.
     LineTooLong,
     /// The peer closed the stream before `read_exact` had all its bytes.
     UnexpectedEof,

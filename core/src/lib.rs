@@ -85,7 +85,7 @@ pub use hooks::{DefaultHooks, ServerHooks, report_error};
 pub use lifecycle::{
     end_stream_request, finish_stream_request, run_datagram_request, run_stream_request,
 };
-pub use multiplexed::Multiplexed;
+pub use multiplexed::{DEFAULT_IDLE_TIMEOUT, Multiplexed};
 pub use request::{DatagramRequest, StreamRequest};
 pub use serve_loop::Handled;
 pub use server::{DatagramServer, StreamServer};

@@ -9,6 +9,9 @@ use crate::time::{Duration, Instant};
 use crate::trace::step;
 use crate::transport::{Connection, Listener, Wait};
 
+/// How long a multiplexed request may show no readiness before it is ended.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// One occupied slot: a connection, its client, its handler, and when it last moved.
 #[derive(Debug)]
 struct Slot<C: Connection, H> {
@@ -23,8 +26,9 @@ struct Slot<C: Connection, H> {
 /// until a slot frees: it waits in the listener's backlog (or, on smoltcp, in
 /// SYN retransmission) and is served then, never refused.
 ///
-/// A request whose connection shows no readiness for `idle_timeout` is ended
-/// with [`Error::TimedOut`], so a silent peer cannot hold a slot forever.
+/// A request whose connection shows no readiness for `idle_timeout`
+/// ([`DEFAULT_IDLE_TIMEOUT`] unless set) is ended with [`Error::TimedOut`],
+/// so silent peers cannot hold every slot and stop the server accepting.
 #[derive(Debug)]
 pub struct Multiplexed<C: Connection, H, const N: usize> {
     handler: H,
@@ -40,7 +44,7 @@ impl<C: Connection, H: NonBlockingHandler<C>, const N: usize> Multiplexed<C, H, 
         Self {
             handler,
             slots: heapless::Vec::new(),
-            idle_timeout: None,
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             last_pass: Instant::from_micros(0),
         }
     }

@@ -60,8 +60,10 @@ impl<'r, C: Connection> StreamRequest<'r, C> {
     }
 
     /// Reads one line, newline included, of at most `out.len()` bytes:
-    /// Python's `rfile.readline()` with a hard maximum. Returns 0 at EOF; a
-    /// longer line is consumed and fails with [`Error::LineTooLong`].
+    /// Python's `rfile.readline(limit)` with a hard maximum. Returns 0 at EOF.
+    /// A longer line fails with [`Error::LineTooLong`] after its first
+    /// `out.len()` bytes were copied into `out`; the rest of that line is still
+    /// unread, so a handler that goes on must skip it (or simply end the request).
     pub fn read_line(&mut self, out: &mut [u8]) -> Result<usize, Error<C::Error>> {
         self.rfile.read_line(self.connection, out)
     }

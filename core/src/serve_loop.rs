@@ -52,10 +52,11 @@ pub(crate) fn serve_forever<P: Pass>(
     server: &mut P,
     poll_interval: Duration,
 ) -> Result<(), P::WaitError> {
-    if !server.flag().begin() {
-        return Ok(());
-    }
-    let result = run_passes(server, poll_interval);
+    let result = if server.flag().begin() {
+        run_passes(server, poll_interval)
+    } else {
+        Ok(())
+    };
     server.flag().end();
     result
 }
@@ -63,12 +64,20 @@ pub(crate) fn serve_forever<P: Pass>(
 fn run_passes<P: Pass>(server: &mut P, poll_interval: Duration) -> Result<(), P::WaitError> {
     while !server.flag().is_requested() {
         let deadline = server.now().saturating_add(poll_interval);
-        server.wait_until(Some(deadline))?;
-        // bpo-35017: a request that arrives with the shutdown is not taken.
-        if server.flag().is_requested() {
-            break;
+        // One pass is one wake-up for work or one poll interval, as one
+        // `select()` in Python: a waiter that wakes early with nothing to do
+        // waits again, so `service_actions` keeps Python's pace.
+        loop {
+            server.wait_until(Some(deadline))?;
+            // bpo-35017: a request that arrives with the shutdown is not taken.
+            if server.flag().is_requested() {
+                return Ok(());
+            }
+            let taken = server.take_ready();
+            if taken.new_request || taken.progressed || server.now() >= deadline {
+                break;
+            }
         }
-        server.take_ready();
         server.service_actions();
     }
     Ok(())

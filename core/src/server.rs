@@ -51,7 +51,8 @@ where
     }
 
     /// Python's `handle_request`: waits (up to the timeout) for one request
-    /// and processes it; after the timeout calls `handle_timeout`.
+    /// and processes it; after the timeout calls `handle_timeout`. Unlike
+    /// Python it keeps waiting after a failed accept, until the timeout.
     pub fn handle_request(&mut self) -> Result<Handled, W::Error> {
         step!("socketserver::server", "handle_request");
         serve_loop::handle_request(self)
@@ -257,7 +258,7 @@ where
     W: Wait<D, NoConnection>,
     K: ServerHooks<D::Addr>,
     P: DatagramStrategy<D, K>,
-    B: AsMut<[u8]>,
+    B: AsMut<[u8]> + AsRef<[u8]>,
 {
     /// A server over a bound `socket`; `packet` and `reply` are its buffers.
     pub fn new(socket: D, waiter: W, strategy: P, hooks: K, packet: B, reply: B) -> Self {
@@ -304,8 +305,8 @@ where
     }
 
     /// Python's `max_packet_size`: the packet buffer's length.
-    pub fn max_packet_size(&mut self) -> usize {
-        self.packet.as_mut().len()
+    pub fn max_packet_size(&self) -> usize {
+        self.packet.as_ref().len()
     }
 
     /// The socket.
@@ -396,7 +397,7 @@ where
     W: Wait<D, NoConnection>,
     K: ServerHooks<D::Addr>,
     P: DatagramStrategy<D, K>,
-    B: AsMut<[u8]>,
+    B: AsMut<[u8]> + AsRef<[u8]>,
 {
     type WaitError = W::Error;
 
@@ -416,7 +417,7 @@ where
 
     fn wait_until(&mut self, deadline: Option<Instant>) -> Result<(), W::Error> {
         let socket = self.strategy.can_accept().then_some(&self.socket);
-        self.waiter.wait(socket, core::iter::empty(), deadline)
+        self.strategy.wait(&mut self.waiter, socket, deadline)
     }
 
     fn take_ready(&mut self) -> Taken {

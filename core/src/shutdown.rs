@@ -2,26 +2,29 @@
 //!
 //! Python's `shutdown()` has two traps this flag removes:
 //! - called before `serve_forever` has ever run, Python blocks forever. Here a
-//!   request made before the first loop is kept, and that first
+//!   request made before any loop has run is kept, and the first
 //!   `serve_forever` returns at once (Python's start-up race, which code such
 //!   as "spawn the server thread, then shut it down" relies on).
 //! - called after `serve_forever` has returned, Python leaves the flag set and
 //!   the *next* `serve_forever` returns at once. Here such a stale request is
 //!   dropped: it arrives when no loop runs and one already has.
+//!
+//! Several loops may share one flag (a TCP and a UDP server stopped by one
+//! interrupt): a request stops every loop running, and is consumed when the
+//! last of them ends.
 
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU32, Ordering};
 
-const NEVER_RUN: u8 = 0;
-const SERVING: u8 = 1;
-const STOPPED: u8 = 2;
-const STATE_MASK: u8 = 0b11;
-const REQUESTED: u8 = 0b100;
+const REQUESTED: u32 = 0b01;
+const EVER_RUN: u32 = 0b10;
+const ONE_LOOP: u32 = 0b100;
 
-/// Shared between a server loop and whoever stops it. `const`-constructible, so
-/// it can live in a `static` for an interrupt handler.
+/// Shared between server loops and whoever stops them. `const`-constructible,
+/// so it can live in a `static` for an interrupt handler.
 #[derive(Debug)]
 pub struct ShutdownFlag {
-    bits: AtomicU8,
+    /// Bit 0: a stop is requested; bit 1: a loop has run; the rest: loops running.
+    bits: AtomicU32,
 }
 
 impl Default for ShutdownFlag {
@@ -31,63 +34,74 @@ impl Default for ShutdownFlag {
 }
 
 impl ShutdownFlag {
-    /// A flag for a server that has never served.
+    /// A flag for servers that have never served.
     pub const fn new() -> Self {
         Self {
-            bits: AtomicU8::new(NEVER_RUN),
+            bits: AtomicU32::new(0),
         }
     }
 
-    /// Asks the running loop (or, before the first loop, the first one) to stop.
-    /// Returns whether a loop will see the request; a stale request (no loop
-    /// running, one has run before) is dropped and `false` is returned.
+    fn running(bits: u32) -> u32 {
+        bits / ONE_LOOP
+    }
+
+    /// Asks the running loops (or, before any loop has run, the first ones) to
+    /// stop. Returns whether a loop will see the request; a stale request (no
+    /// loop running, one has run before) is dropped and `false` is returned.
     pub fn request(&self) -> bool {
-        let mut current = self.bits.load(Ordering::Acquire);
-        loop {
-            if current & STATE_MASK == STOPPED {
-                return false;
-            }
-            match self.bits.compare_exchange_weak(
-                current,
-                current | REQUESTED,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return true,
-                Err(seen) => current = seen,
-            }
-        }
+        let update = |bits: u32| {
+            let stale = Self::running(bits) == 0 && bits & EVER_RUN != 0;
+            (!stale).then_some(bits | REQUESTED)
+        };
+        self.bits
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, update)
+            .is_ok()
     }
 
-    /// Whether a stop has been requested and not yet honoured.
+    /// Whether a running loop has been asked to stop and has not yet stopped.
+    /// A request made before any loop ran is pending, not yet "requested": it
+    /// does not wake waits outside `serve_forever`.
     pub fn is_requested(&self) -> bool {
-        self.bits.load(Ordering::Acquire) & REQUESTED != 0
+        let bits = self.bits.load(Ordering::Acquire);
+        bits & REQUESTED != 0 && Self::running(bits) > 0
     }
 
     /// Whether a loop is running now.
     pub fn is_serving(&self) -> bool {
-        self.bits.load(Ordering::Acquire) & STATE_MASK == SERVING
+        Self::running(self.bits.load(Ordering::Acquire)) > 0
     }
 
-    /// Whether a loop has run and stopped, and none runs now.
+    /// Whether a loop has run and none runs now.
     pub fn is_stopped(&self) -> bool {
-        self.bits.load(Ordering::Acquire) & STATE_MASK == STOPPED
+        let bits = self.bits.load(Ordering::Acquire);
+        bits & EVER_RUN != 0 && Self::running(bits) == 0
     }
 
-    /// Marks a loop as started. Returns `false` when a request made before the
-    /// first loop is pending: the loop must then stop at once.
+    /// Marks a loop as started; every `begin` needs its [`end`](Self::end).
+    /// Returns `false` when a stop is already requested (before the first
+    /// loop, or for the loops running now): the loop must then stop at once.
     pub fn begin(&self) -> bool {
-        let previous = self.bits.swap(SERVING, Ordering::AcqRel);
-        if previous & REQUESTED != 0 {
-            self.bits.store(STOPPED, Ordering::Release);
-            return false;
-        }
-        true
+        let previous = self.bits.fetch_add(ONE_LOOP, Ordering::AcqRel);
+        self.bits.fetch_or(EVER_RUN, Ordering::AcqRel);
+        previous & REQUESTED == 0
     }
 
-    /// Marks the loop as stopped and consumes any request.
+    /// Marks a loop as stopped; the last loop to stop consumes the request.
     pub fn end(&self) {
-        self.bits.store(STOPPED, Ordering::Release);
+        let update = |bits: u32| {
+            if Self::running(bits) == 0 {
+                return None; // an `end` without `begin`: nothing to undo
+            }
+            let bits = bits - ONE_LOOP;
+            Some(if Self::running(bits) == 0 {
+                bits & !REQUESTED
+            } else {
+                bits
+            })
+        };
+        let _ = self
+            .bits
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, update);
     }
 }
 
@@ -99,8 +113,11 @@ mod tests {
     fn request_before_first_loop_stops_that_loop() {
         let flag = ShutdownFlag::new();
         assert!(flag.request());
+        assert!(!flag.is_requested(), "pending, not waking anything yet");
         assert!(!flag.begin());
+        flag.end();
         assert!(flag.is_stopped());
+        assert!(!flag.is_requested());
     }
 
     #[test]
@@ -112,6 +129,7 @@ mod tests {
         assert!(!flag.request(), "a request after the loop stopped is stale");
         assert!(flag.begin(), "the next loop runs");
         assert!(!flag.is_requested());
+        flag.end();
     }
 
     #[test]
@@ -124,5 +142,21 @@ mod tests {
         assert!(flag.is_requested());
         flag.end();
         assert!(!flag.is_requested());
+    }
+
+    #[test]
+    fn one_flag_stops_every_loop_sharing_it() {
+        let flag = ShutdownFlag::new();
+        assert!(flag.begin());
+        assert!(flag.begin());
+        assert!(flag.request());
+        flag.end();
+        assert!(
+            flag.is_requested(),
+            "the second loop must still see the request"
+        );
+        flag.end();
+        assert!(!flag.is_requested());
+        assert!(flag.is_stopped());
     }
 }

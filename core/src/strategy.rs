@@ -6,7 +6,7 @@
 
 use crate::hooks::ServerHooks;
 use crate::time::{Duration, Instant};
-use crate::transport::{Connection, DatagramSocket, Listener, Wait};
+use crate::transport::{Connection, DatagramSocket, Listener, NoConnection, Wait};
 
 /// Address of the connections a listener accepts.
 pub type AddrOf<L> = <<L as Listener>::Conn as Connection>::Addr;
@@ -79,6 +79,18 @@ pub trait DatagramStrategy<D: DatagramSocket, K: ServerHooks<D::Addr>> {
     /// Whether another request can be taken now.
     fn can_accept(&self) -> bool {
         true
+    }
+
+    /// Sleeps until the socket (when given) may be ready, or until
+    /// `deadline`. A strategy at its capacity shortens the deadline so that it
+    /// notices freed capacity.
+    fn wait<W: Wait<D, NoConnection>>(
+        &mut self,
+        waiter: &mut W,
+        socket: Option<&D>,
+        deadline: Option<Instant>,
+    ) -> Result<(), W::Error> {
+        waiter.wait(socket, core::iter::empty(), deadline)
     }
 
     /// Runs on every `serve_forever` pass and on `handle_request` timeouts.

@@ -292,3 +292,32 @@ fn datagram_requests_get_one_reply_each_even_on_failure() {
     );
     assert_eq!(journal.count("handle_error(handler failed: bad packet)"), 1);
 }
+
+#[test]
+fn accept_errors_pause_accepting_instead_of_spinning() {
+    let (mut server, listener, journal) = server(FailIn::Nothing, false);
+    *listener.accept_errors.lock().unwrap() = 3;
+    let pipe = listener.connect(b"after the errors", true);
+    let started = std::time::Instant::now();
+    let mut handled = 0;
+    while handled < 1 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(3),
+            "never served"
+        );
+        if server.handle_request().unwrap() == Handled::Request {
+            handled += 1;
+        }
+    }
+    let took = started.elapsed();
+    assert!(
+        took >= std::time::Duration::from_millis(150),
+        "three 50 ms pauses, took {took:?}"
+    );
+    assert_eq!(pipe.lock().unwrap().to_client, b"after the errors");
+    assert!(
+        *server.waiter().waits.lock().unwrap() < 50,
+        "waited in pauses, not in a spin"
+    );
+    assert_eq!(journal.count("handle_error"), 0);
+}

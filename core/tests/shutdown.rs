@@ -108,7 +108,16 @@ fn a_static_flag_works_as_from_an_interrupt() {
     static FLAG: ShutdownFlag = ShutdownFlag::new();
     assert!(!FLAG.is_serving());
     assert!(FLAG.request());
-    assert!(FLAG.is_requested());
+    assert!(
+        !FLAG.is_requested(),
+        "pending until a loop starts: waits elsewhere are not woken"
+    );
+    assert!(
+        !FLAG.begin(),
+        "the first loop sees the pending request and stops at once"
+    );
+    FLAG.end();
+    assert!(FLAG.is_stopped());
     let waiter = MockWaiter {
         flag: Arc::new(ShutdownFlag::new()),
         ..MockWaiter::default()
@@ -122,4 +131,54 @@ fn a_static_flag_works_as_from_an_interrupt() {
     // A different flag: this server is unaffected by the static one.
     assert!(!server.shutdown_flag().is_requested());
     assert!(!server.poll());
+}
+
+#[test]
+fn early_wake_ups_do_not_speed_up_service_actions() {
+    let (mut server, _listener, flag, journal) = echo_server();
+    server.waiter_mut().wake_early = true;
+    let stopper = thread::spawn(move || {
+        wait_until(|| flag.is_serving());
+        thread::sleep(StdDuration::from_millis(300));
+        flag.request();
+    });
+    server.serve_forever(Duration::from_millis(50)).unwrap();
+    stopper.join().unwrap();
+    let passes = journal.count("service_actions");
+    assert!(
+        (3..=9).contains(&passes),
+        "expected about 6 passes of 50 ms in 300 ms, got {passes}"
+    );
+    assert!(
+        *server.waiter().waits.lock().unwrap() > 20,
+        "the waiter did wake early"
+    );
+}
+
+#[test]
+fn two_loops_sharing_one_flag_both_stop() {
+    let flag = Arc::new(ShutdownFlag::new());
+    let mut handles = Vec::new();
+    for _ in 0..2 {
+        let waiter = MockWaiter {
+            flag: flag.clone(),
+            ..MockWaiter::default()
+        };
+        let mut server = StreamServer::new(
+            MockListener::default(),
+            waiter,
+            Sync::new(Echo::<64>),
+            DefaultHooks,
+        );
+        handles.push(thread::spawn(move || {
+            server.serve_forever(Duration::from_millis(20)).unwrap()
+        }));
+    }
+    wait_until(|| flag.is_serving());
+    thread::sleep(StdDuration::from_millis(20));
+    assert!(flag.request());
+    for handle in handles {
+        handle.join().unwrap();
+    }
+    assert!(flag.is_stopped());
 }

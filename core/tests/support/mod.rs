@@ -139,6 +139,8 @@ impl Connection for MockConn {
 #[derive(Debug, Clone, Default)]
 pub struct MockListener {
     pub pending: Arc<Mutex<VecDeque<Accepted<MockConn>>>>,
+    /// Accepts that fail (EMFILE-like) before the queue is served again.
+    pub accept_errors: Arc<Mutex<u32>>,
     next_id: Arc<Mutex<u32>>,
 }
 
@@ -171,6 +173,12 @@ impl ErrorType for MockListener {
 impl Listener for MockListener {
     type Conn = MockConn;
     fn accept(&mut self) -> Result<Option<Accepted<MockConn>>, MockError> {
+        let mut errors = self.accept_errors.lock().unwrap();
+        if *errors > 0 {
+            *errors -= 1;
+            return Err(MockError(ErrorKind::OutOfMemory));
+        }
+        drop(errors);
         Ok(self.pending.lock().unwrap().pop_front())
     }
 }
@@ -219,6 +227,8 @@ pub struct MockWaiter {
     pub origin: StdInstant,
     pub flag: Arc<ShutdownFlag>,
     pub waits: Arc<Mutex<u32>>,
+    /// Return after at most 1 ms, as a waiter allowed to wake early may.
+    pub wake_early: bool,
 }
 
 impl Default for MockWaiter {
@@ -227,6 +237,7 @@ impl Default for MockWaiter {
             origin: StdInstant::now(),
             flag: Arc::new(ShutdownFlag::new()),
             waits: Arc::default(),
+            wake_early: false,
         }
     }
 }
@@ -279,6 +290,9 @@ impl<S: MockReady> Wait<S, MockConn> for MockWaiter {
                 return Ok(());
             }
             std::thread::sleep(StdDuration::from_millis(1));
+            if self.wake_early {
+                return Ok(());
+            }
         }
     }
     fn shutdown_flag(&self) -> &ShutdownFlag {
