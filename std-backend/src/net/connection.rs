@@ -85,7 +85,7 @@ impl<A: Address> SocketConnection<A> {
                     } else {
                         poll::write_flags()
                     };
-                    let timeout = self.timeout.map(Into::into);
+                    let timeout = self.timeout;
                     if !poll::wait_one(self.socket.as_fd(), events, timeout)? {
                         return Err(timed_out());
                     }

@@ -1,0 +1,351 @@
+//! The `echo_server` example's contract (DESIGN.md, "Examples"), checked on
+//! the built binary as a separate process: first line, echo behaviour per
+//! transport and strategy, concurrency with defaults, signals and grace,
+//! exit codes, Unix socket path safety.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use support::behaviour::{self, DatagramTarget, StreamTarget};
+
+/// A running `echo_server`; killed and reaped when dropped.
+struct Server {
+    child: Child,
+    address: String,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Server {
+        let mut child = Command::new(support::echo_server_bin())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn echo_server");
+        let stdout = child.stdout.take().expect("stdout");
+        let (line_tx, line_rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = line_tx.send(line);
+        });
+        let stderr = child.stderr.take().expect("stderr");
+        let (err_tx, err_rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut all = String::new();
+            let _ = BufReader::new(stderr).read_to_string(&mut all);
+            let _ = err_tx.send(all);
+        });
+        let line = line_rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("no first line from echo_server {args:?}"));
+        let address = line
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("first line {line:?}"))
+            .trim_end()
+            .to_owned();
+        Server {
+            child,
+            address,
+            stderr: err_rx,
+        }
+    }
+
+    fn ip(&self) -> SocketAddr {
+        self.address.parse().expect("IP:PORT")
+    }
+
+    fn signal(&self, signal: Signal) {
+        kill(Pid::from_raw(self.child.id() as i32), signal).expect("kill");
+    }
+
+    /// Waits for the exit; returns the status and everything on stderr.
+    fn wait(mut self, within: Duration) -> (ExitStatus, String, Duration) {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                let stderr = self
+                    .stderr
+                    .recv_timeout(Duration::from_secs(5))
+                    .unwrap_or_default();
+                return (status, stderr, start.elapsed());
+            }
+            assert!(
+                start.elapsed() < within,
+                "echo_server did not exit within {within:?}"
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGTERM, then exit 0 with nothing alarming on stderr.
+    fn stop(self) {
+        self.signal(Signal::SIGTERM);
+        let (status, stderr, _) = self.wait(Duration::from_secs(15));
+        assert_eq!(status.code(), Some(0), "stderr: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn run(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(support::echo_server_bin())
+        .args(args)
+        .output()
+        .expect("run echo_server");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn stream_checks(target: &dyn StreamTarget, concurrent: usize) {
+    behaviour::echo_round_trip(target).expect("round trip");
+    behaviour::echo_large(target, 1 << 20).expect("1 MiB echo");
+    behaviour::reset_mid_stream(target).expect("reset");
+    behaviour::garbage_then_serving(target).expect("garbage");
+    behaviour::silent_client_then_serving(target).expect("silent client");
+    let served = behaviour::concurrent_open(target, 16, Duration::from_millis(500)).unwrap();
+    assert_eq!(served, concurrent, "of 16 open connections served at once");
+}
+
+fn datagram_checks(target: &dyn DatagramTarget) {
+    behaviour::datagram_echo(target).expect("datagram echo");
+    behaviour::datagram_truncation(target, 8192).expect("truncation");
+    behaviour::datagram_one_reply_each(target, 5).expect("one reply each");
+}
+
+#[test]
+fn tcp_every_strategy() {
+    for (strategy, concurrent) in [
+        ("sync", 1),
+        ("threading", 16),
+        ("forking", 16),
+        ("multiplexed", 16),
+    ] {
+        let server = Server::start(&["--strategy", strategy]);
+        assert!(
+            server.address.starts_with("127.0.0.1:"),
+            "{}",
+            server.address
+        );
+        stream_checks(&behaviour::tcp(server.ip()), concurrent);
+        server.stop();
+    }
+}
+
+#[test]
+fn tcp_ipv6_address() {
+    let server = Server::start(&["--addr", "[::1]:0", "--strategy", "threading"]);
+    assert!(server.address.starts_with("[::1]:"), "{}", server.address);
+    behaviour::echo_round_trip(&behaviour::tcp(server.ip())).unwrap();
+    server.stop();
+}
+
+#[test]
+fn unix_every_strategy() {
+    for (strategy, concurrent) in [
+        ("sync", 1),
+        ("threading", 16),
+        ("forking", 16),
+        ("multiplexed", 16),
+    ] {
+        let path = support::temp_socket(&format!("es-{strategy}"));
+        let p = path.to_str().unwrap();
+        let server = Server::start(&["--transport", "unix", "--addr", p, "--strategy", strategy]);
+        assert_eq!(server.address, p, "the path as given");
+        stream_checks(&behaviour::unix(&path), concurrent);
+        server.stop();
+    }
+}
+
+#[test]
+fn udp_every_strategy() {
+    for strategy in ["sync", "threading", "forking"] {
+        let server = Server::start(&["--transport", "udp", "--strategy", strategy]);
+        datagram_checks(&behaviour::udp(server.ip()));
+        server.stop();
+    }
+}
+
+#[test]
+fn unix_dgram_every_strategy() {
+    for strategy in ["sync", "threading", "forking"] {
+        let path = support::temp_socket(&format!("es-dgram-{strategy}"));
+        let p = path.to_str().unwrap();
+        let server = Server::start(&[
+            "--transport",
+            "unix-dgram",
+            "--addr",
+            p,
+            "--strategy",
+            strategy,
+        ]);
+        eprintln!("unix-dgram {strategy}");
+        datagram_checks(&behaviour::unix_datagram(&path));
+        let unbound = std::os::unix::net::UnixDatagram::unbound().unwrap();
+        unbound.send_to(b"no reply for me", &path).unwrap();
+        behaviour::datagram_echo(&behaviour::unix_datagram(&path)).expect("still serving");
+        server.stop();
+    }
+}
+
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard.min(65536), hard);
+    }
+}
+
+#[test]
+fn threading_serves_a_thousand_connections_at_once() {
+    raise_fd_limit(); // the child inherits it
+    let server = Server::start(&["--strategy", "threading"]);
+    let served =
+        behaviour::concurrent_open(&behaviour::tcp(server.ip()), 1000, Duration::from_secs(20))
+            .unwrap();
+    assert_eq!(served, 1000);
+    server.stop();
+}
+
+#[test]
+fn forking_follows_max_children() {
+    let server = Server::start(&["--strategy", "forking"]);
+    let served = behaviour::concurrent_open(
+        &behaviour::tcp(server.ip()),
+        45,
+        Duration::from_millis(1500),
+    )
+    .unwrap();
+    assert_eq!(served, 40, "max_children = 40 at once; the rest wait");
+    // Once those close, the waiting clients are served.
+    behaviour::echo_round_trip(&behaviour::tcp(server.ip())).unwrap();
+    server.stop();
+}
+
+#[test]
+fn sigint_lets_in_flight_requests_finish_within_the_grace() {
+    for strategy in ["sync", "threading", "forking", "multiplexed"] {
+        let server = Server::start(&["--strategy", strategy, "--grace", "5"]);
+        let mut c = TcpStream::connect(server.ip()).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        c.write_all(b"before").unwrap();
+        let mut buf = [0u8; 6];
+        c.read_exact(&mut buf).unwrap();
+        server.signal(Signal::SIGINT);
+        thread::sleep(Duration::from_millis(200));
+        // In flight: still served during the grace period.
+        c.write_all(b"during").unwrap();
+        c.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"during", "{strategy}");
+        c.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut rest = Vec::new();
+        c.read_to_end(&mut rest).unwrap();
+        let (status, stderr, took) = server.wait(Duration::from_secs(10));
+        assert_eq!(status.code(), Some(0), "{strategy}: {stderr}");
+        assert!(
+            took < Duration::from_secs(3),
+            "{strategy}: exit took {took:?}"
+        );
+    }
+}
+
+#[test]
+fn sigterm_ends_what_remains_after_the_grace() {
+    for strategy in ["sync", "threading", "forking", "multiplexed"] {
+        let server = Server::start(&["--strategy", strategy, "--grace", "1"]);
+        let mut c = TcpStream::connect(server.ip()).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        c.write_all(b"x").unwrap();
+        let mut one = [0u8; 1];
+        c.read_exact(&mut one).unwrap();
+        let start = Instant::now();
+        server.signal(Signal::SIGTERM);
+        // The client never closes: after the grace, the server ends it.
+        let mut rest = Vec::new();
+        let _ = c.read_to_end(&mut rest);
+        let (status, stderr, _) = server.wait(Duration::from_secs(10));
+        let took = start.elapsed();
+        assert_eq!(status.code(), Some(0), "{strategy}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(
+            took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+            "{strategy}: exit after {took:?}"
+        );
+    }
+}
+
+#[test]
+fn usage_errors_exit_2_with_usage_on_stderr() {
+    for args in [
+        &["--bogus"][..],
+        &["--transport", "carrier-pigeon"],
+        &["--addr", "not an address"],
+        &["--addr", "127.0.0.1:99999"],
+        &["--transport", "unix"],
+        &["--transport", "udp", "--strategy", "multiplexed"],
+        &["--grace", "-1"],
+    ] {
+        let (code, stdout, stderr) = run(args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(stdout.is_empty(), "{args:?}: {stdout}");
+        assert!(stderr.starts_with("error:"), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("Usage") || stderr.contains("--help"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn address_in_use_exits_1_with_one_line() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (code, stdout, stderr) = run(&["--addr", &addr]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stdout.is_empty());
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&addr) && stderr.contains("in use"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_live_unix_socket_is_never_taken_over_and_a_stale_one_is_replaced() {
+    let path = support::temp_socket("es-live");
+    let p = path.to_str().unwrap();
+    let live = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let (code, _, stderr) = run(&["--transport", "unix", "--addr", p]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains(p), "{stderr}");
+    assert!(
+        Path::new(&path).exists(),
+        "the live socket's path is untouched"
+    );
+    drop(live); // the file stays: now stale
+    let server = Server::start(&["--transport", "unix", "--addr", p]);
+    behaviour::echo_round_trip(&behaviour::unix(&path)).unwrap();
+    server.stop();
+}
