@@ -14,7 +14,7 @@ use smoltcp::socket::tcp;
 /// | `keep_alive` | 15 s | probes an idle peer so a crashed one is detected |
 /// | `timeout` | 45 s | three missed keep-alives (or unacknowledged data this long) abort the connection |
 /// | `idle_timeout` | 60 s | upper bound on every blocking read or write: a silent but alive peer cannot hold a socket forever |
-/// | `fin_timeout` | 10 s | a closed connection whose peer never sends its FIN (FIN-WAIT-2) is aborted, so it cannot keep a pool socket from listening; Linux's `tcp_fin_timeout` is 60 s, a pool socket is scarcer |
+/// | `fin_timeout` | 10 s | a closed connection whose peer never sends its FIN (FIN-WAIT-2) is aborted, so it cannot keep a pool socket from listening; Linux's `tcp_fin_timeout` is 60 s, a pool socket is scarcer (1 s while clients wait in the SYN backlog) |
 ///
 /// Buffer sizes are the storage you give the pool ([`TcpStorage`](crate::TcpStorage)):
 /// 2-4 KiB per direction suits firmware; 64 KiB or more gives desktop-class
@@ -28,13 +28,19 @@ pub struct TcpConfig {
     pub nagle: bool,
     /// Keep-alive interval (`set_keep_alive`).
     pub keep_alive: Option<Duration>,
-    /// smoltcp's connection timeout (`set_timeout`).
+    /// smoltcp's connection timeout (`set_timeout`). With `None`, a peer
+    /// that vanishes while data or a FIN is unacknowledged holds its pool
+    /// socket in FIN-WAIT-1, CLOSING or LAST-ACK forever (`fin_timeout` only
+    /// covers FIN-WAIT-2).
     pub timeout: Option<Duration>,
     /// Bound on each blocking read or write of a connection, whatever the
     /// handler's own timeout says (`None`: the handler decides alone).
     pub idle_timeout: Option<Duration>,
     /// How long a released socket may wait in FIN-WAIT-2 for the peer's FIN
-    /// before it is aborted and listens again (`None`: forever).
+    /// before it is aborted and listens again (`None`: forever). While
+    /// connection requests for its port wait in the SYN backlog, the wait is
+    /// cut to [`FIN_WAIT_UNDER_PRESSURE`](crate::FIN_WAIT_UNDER_PRESSURE)
+    /// (1 s), so a peer that never closes cannot keep waiting clients out.
     pub fin_timeout: Option<Duration>,
 }
 

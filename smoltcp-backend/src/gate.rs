@@ -8,14 +8,32 @@
 //! first, as soon as a socket listens again. When the backlog is full the
 //! SYN is dropped and the peer retransmits it: slower, never refused.
 
+use core::time::Duration;
+
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
 use crate::syn::{SynKey, connection_request};
 
 /// Longest frame the gate passes through (an Ethernet frame of MTU 1500 plus
-/// headers fits). Longer frames are dropped: give the device an MTU of at most 1500.
+/// headers fits). Longer frames are dropped, and the gate reports at most this
+/// as the device's `max_transmission_unit` (which smoltcp counts with the
+/// Ethernet header on Ethernet, as the whole IP packet on IP), so the stack
+/// never advertises a segment size the gate would drop.
 pub const MAX_FRAME: usize = 1536;
+
+/// How long a held SYN is kept without a retransmission from its client:
+/// longer than the largest gap between Linux's SYN retransmissions (64 s),
+/// so a client still trying keeps its place, and one that gave up (or a
+/// spoofed address) frees its slot.
+pub const HELD_SYN_LIFETIME: Duration = Duration::from_secs(90);
+
+/// When to retry a frame kept because the device had no transmit buffer.
+pub(crate) const KEPT_FRAME_RETRY: Duration = Duration::from_millis(1);
+
+/// Connections in SYN-RECEIVED the gate knows of, whose retransmitted SYNs
+/// pass through to their socket instead of being held.
+pub(crate) const MAX_HALF_OPEN: usize = 16;
 
 /// Longest SYN a backlog slot holds (Linux sends 74 bytes on Ethernet).
 const SLOT_BYTES: usize = 128;
@@ -36,6 +54,8 @@ pub struct SynSlot {
     len: u8,
     key: Option<SynKey>,
     arrival: u32,
+    /// When the request (or its latest retransmission) arrived.
+    seen: Instant,
 }
 
 impl SynSlot {
@@ -45,6 +65,7 @@ impl SynSlot {
         len: 0,
         key: None,
         arrival: 0,
+        seen: Instant::ZERO,
     };
 }
 
@@ -52,6 +73,7 @@ impl SynSlot {
 #[derive(Debug, Default)]
 pub(crate) struct Ports {
     pub(crate) listening: heapless::Vec<(u16, usize), MAX_PORTS>,
+    pub(crate) half_open: heapless::Vec<SynKey, MAX_HALF_OPEN>,
 }
 
 impl Ports {
@@ -75,6 +97,7 @@ impl Ports {
 /// Counters of what the gate did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub struct GateStats {
     /// SYNs held in the backlog because no socket listened.
     pub held: u32,
@@ -84,6 +107,8 @@ pub struct GateStats {
     pub dropped: u32,
     /// Frames longer than [`MAX_FRAME`], dropped.
     pub oversized: u32,
+    /// Held SYNs dropped after [`HELD_SYN_LIFETIME`] without a retransmission.
+    pub expired: u32,
 }
 
 /// A `Device` that holds back SYNs to pool ports with no listening socket.
@@ -93,6 +118,9 @@ pub(crate) struct Gate<'a, D> {
     medium: Medium,
     backlog: &'a mut [SynSlot],
     frame: [u8; MAX_FRAME],
+    /// A frame in `frame` that passed the gate but could not be handed on
+    /// because the device had no transmit buffer: it goes first next time.
+    kept: Option<usize>,
     arrivals: u32,
     pub(crate) ports: Ports,
     pub(crate) stats: GateStats,
@@ -106,6 +134,7 @@ impl<'a, D: Device> Gate<'a, D> {
             medium,
             backlog,
             frame: [0; MAX_FRAME],
+            kept: None,
             arrivals: 0,
             ports: Ports::default(),
             stats: GateStats::default(),
@@ -124,7 +153,31 @@ impl<'a, D: Device> Gate<'a, D> {
         self.backlog.iter().filter(|s| s.key.is_some()).count()
     }
 
-    fn hold(&mut self, key: SynKey, len: usize) {
+    /// Whether connection requests for `port` wait in the backlog.
+    pub(crate) fn holds_for(&self, port: u16) -> bool {
+        self.backlog
+            .iter()
+            .any(|s| s.key.is_some_and(|k| k.dst_port == port))
+    }
+
+    /// Whether a received frame waits for the device to transmit again.
+    pub(crate) fn has_kept_frame(&self) -> bool {
+        self.kept.is_some()
+    }
+
+    fn expire(&mut self, now: Instant) {
+        let lifetime = smoltcp::time::Duration::from_micros(
+            u64::try_from(HELD_SYN_LIFETIME.as_micros()).unwrap_or(u64::MAX),
+        );
+        for slot in self.backlog.iter_mut() {
+            if slot.key.is_some() && now >= slot.seen + lifetime {
+                slot.key = None;
+                self.stats.expired = self.stats.expired.wrapping_add(1);
+            }
+        }
+    }
+
+    fn hold(&mut self, key: SynKey, len: usize, now: Instant) {
         if len > SLOT_BYTES {
             self.stats.dropped = self.stats.dropped.wrapping_add(1);
             return;
@@ -150,6 +203,7 @@ impl<'a, D: Device> Gate<'a, D> {
         // `len <= SLOT_BYTES = 128` was checked above.
         slot.len = len as u8;
         slot.key = Some(key);
+        slot.seen = now;
     }
 
     /// The oldest held SYN whose port has a listener now.
@@ -183,6 +237,7 @@ impl<D: Device> Device for Gate<'_, D> {
         Self: 't;
 
     fn receive(&mut self, timestamp: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        self.expire(timestamp);
         if let Some(i) = self.oldest_releasable() {
             let tx = self.inner.transmit(timestamp)?;
             self.stats.released = self.stats.released.wrapping_add(1);
@@ -190,6 +245,16 @@ impl<D: Device> Device for Gate<'_, D> {
             slot.key = None;
             let frame = &slot.frame[..usize::from(slot.len)];
             return Some((RxToken { frame }, tx));
+        }
+        if let Some(len) = self.kept {
+            let tx = self.inner.transmit(timestamp)?;
+            self.kept = None;
+            return Some((
+                RxToken {
+                    frame: &self.frame[..len],
+                },
+                tx,
+            ));
         }
         for _ in 0..MAX_SWALLOWED {
             // The inner device's transmit token is dropped here and a fresh one
@@ -210,12 +275,16 @@ impl<D: Device> Device for Gate<'_, D> {
                 continue;
             }
             if let Some(key) = connection_request(self.medium, &self.frame[..len])
+                && !self.ports.half_open.contains(&key)
                 && self.ports.take_listener(key.dst_port) == Some(false)
             {
-                self.hold(key, len);
+                self.hold(key, len, timestamp);
                 continue;
             }
-            let tx = self.inner.transmit(timestamp)?;
+            let Some(tx) = self.inner.transmit(timestamp) else {
+                self.kept = Some(len);
+                return None;
+            };
             return Some((
                 RxToken {
                     frame: &self.frame[..len],
@@ -231,7 +300,9 @@ impl<D: Device> Device for Gate<'_, D> {
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
-        self.inner.capabilities()
+        let mut caps = self.inner.capabilities();
+        caps.max_transmission_unit = caps.max_transmission_unit.min(MAX_FRAME);
+        caps
     }
 }
 
@@ -247,5 +318,146 @@ impl phy::RxToken for RxToken<'_> {
         F: FnOnce(&[u8]) -> R,
     {
         f(self.frame)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::collections::VecDeque;
+    use std::vec::Vec;
+
+    use smoltcp::phy::Loopback;
+
+    use super::*;
+
+    /// A device that hands out queued frames and may refuse to transmit.
+    struct Mock {
+        rx: VecDeque<Vec<u8>>,
+        can_transmit: bool,
+    }
+
+    struct MockRx(Vec<u8>);
+    struct MockTx;
+
+    impl phy::RxToken for MockRx {
+        fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+            f(&self.0)
+        }
+    }
+
+    impl phy::TxToken for MockTx {
+        fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+            f(&mut std::vec![0; len])
+        }
+    }
+
+    impl Device for Mock {
+        type RxToken<'t> = MockRx;
+        type TxToken<'t> = MockTx;
+
+        fn receive(&mut self, _: Instant) -> Option<(MockRx, MockTx)> {
+            let frame = self.rx.pop_front()?;
+            Some((MockRx(frame), MockTx))
+        }
+
+        fn transmit(&mut self, _: Instant) -> Option<MockTx> {
+            self.can_transmit.then_some(MockTx)
+        }
+
+        fn capabilities(&self) -> DeviceCapabilities {
+            let mut caps = DeviceCapabilities::default();
+            caps.medium = Medium::Ethernet;
+            caps.max_transmission_unit = 9000;
+            caps
+        }
+    }
+
+    /// Ethernet + IPv4 + TCP SYN from 192.168.69.100:`src` to port 7.
+    fn syn(src: u16) -> Vec<u8> {
+        let mut f = std::vec![0u8; 54];
+        f[12] = 0x08;
+        f[14] = 0x45;
+        f[16..18].copy_from_slice(&40u16.to_be_bytes());
+        f[22] = 64;
+        f[23] = 6;
+        f[26..30].copy_from_slice(&[192, 168, 69, 100]);
+        f[30..34].copy_from_slice(&[192, 168, 69, 1]);
+        f[34..36].copy_from_slice(&src.to_be_bytes());
+        f[36..38].copy_from_slice(&7u16.to_be_bytes());
+        f[46] = 0x50;
+        f[47] = 0x02;
+        f
+    }
+
+    fn gate<'a>(backlog: &'a mut [SynSlot], frames: &[Vec<u8>]) -> Gate<'a, Mock> {
+        let mock = Mock {
+            rx: frames.iter().cloned().collect(),
+            can_transmit: true,
+        };
+        let mut gate = Gate::new(mock, backlog);
+        // Port 7 is a pool port with no socket listening.
+        gate.ports.listening.push((7, 0)).unwrap();
+        gate
+    }
+
+    fn received(gate: &mut Gate<'_, Mock>, at: Instant) -> Option<Vec<u8>> {
+        let (rx, _) = gate.receive(at)?;
+        Some(phy::RxToken::consume(rx, |f| f.to_vec()))
+    }
+
+    #[test]
+    fn mtu_is_capped_to_what_the_gate_passes() {
+        let mut backlog = [SynSlot::EMPTY; 1];
+        let gate = Gate::new(Loopback::new(Medium::Ethernet), &mut backlog);
+        assert_eq!(gate.capabilities().max_transmission_unit, MAX_FRAME);
+    }
+
+    #[test]
+    fn a_syn_with_no_listener_is_held_and_expires() {
+        let mut backlog = [SynSlot::EMPTY; 2];
+        let mut gate = gate(&mut backlog, &[syn(40000)]);
+        assert!(received(&mut gate, Instant::ZERO).is_none());
+        assert_eq!(gate.held(), 1);
+        assert!(gate.holds_for(7));
+        let late = Instant::from_secs(HELD_SYN_LIFETIME.as_secs() as i64);
+        assert!(received(&mut gate, late).is_none());
+        assert_eq!(gate.held(), 0);
+        assert_eq!(gate.stats.expired, 1);
+    }
+
+    #[test]
+    fn a_retransmission_keeps_a_held_syn_alive() {
+        let mut backlog = [SynSlot::EMPTY; 2];
+        let mut gate = gate(&mut backlog, &[syn(40000)]);
+        assert!(received(&mut gate, Instant::ZERO).is_none());
+        gate.inner.rx.push_back(syn(40000));
+        assert!(received(&mut gate, Instant::from_secs(60)).is_none());
+        assert!(received(&mut gate, Instant::from_secs(120)).is_none());
+        assert_eq!(gate.held(), 1, "60 s since the retransmission");
+    }
+
+    #[test]
+    fn a_retransmitted_syn_of_a_half_open_connection_passes() {
+        let mut backlog = [SynSlot::EMPTY; 2];
+        let mut gate = gate(&mut backlog, &[syn(40000)]);
+        let key = connection_request(Medium::Ethernet, &syn(40000)).unwrap();
+        gate.ports.half_open.push(key).unwrap();
+        assert_eq!(received(&mut gate, Instant::ZERO), Some(syn(40000)));
+        assert_eq!(gate.held(), 0);
+    }
+
+    #[test]
+    fn a_frame_is_kept_when_the_device_cannot_transmit() {
+        let mut backlog = [SynSlot::EMPTY; 2];
+        let mut frame = syn(40000);
+        frame[47] = 0x10; // a plain ACK: passes the gate
+        let mut gate = gate(&mut backlog, core::slice::from_ref(&frame));
+        gate.inner.can_transmit = false;
+        assert!(received(&mut gate, Instant::ZERO).is_none());
+        assert!(gate.has_kept_frame());
+        gate.inner.can_transmit = true;
+        assert_eq!(received(&mut gate, Instant::ZERO), Some(frame));
+        assert!(!gate.has_kept_frame());
     }
 }

@@ -14,14 +14,18 @@
 //! - [`TcpConnection`]: core's `Connection` (embedded-io `Read`, `Write`,
 //!   `ReadReady`, `WriteReady`); blocking calls drive the stack while they
 //!   wait, so the blocking `StreamRequestHandler` runs under core's `Sync`.
-//! - [`UdpSocket`]: core's `DatagramSocket`.
+//! - [`UdpSocket`]: core's `DatagramSocket`; sending never blocks.
 //! - [`Waiter`]: core's `Wait`, for `serve_forever`; [`poll`]: one
 //!   non-blocking turn for a firmware main loop, telling when to call again.
 //! - [`TcpConfig`]: ACK delay, Nagle, keep-alive, timeouts, with documented defaults.
 //! - With `std`: [`TapConfig`] opens a TAP device (with optional pcap capture),
 //!   [`StdClock`], [`FdIdle`] (sleeps on the TAP descriptor).
 //!
-//! Serving core's `Echo` on port 7 with a pool of 4 sockets, on any device:
+//! Serving core's `Echo` on port 7 with a pool of 4 sockets, on any device.
+//! `sleep` is how the stack idles between frames: on a TAP device (`std`)
+//! [`FdIdle`](crate#features), in firmware a `wfi` until the next timer
+//! tick or frame. ([`Spin`] returns at once: under `serve_forever` it burns
+//! a core, so keep it for loops that sleep by themselves.)
 //!
 //! ```no_run
 //! use core::cell::RefCell;
@@ -30,13 +34,18 @@
 //! use smoltcp::phy::Device;
 //! use socketserver_core::time::Clock;
 //! use socketserver_core::{DefaultHooks, Echo, ShutdownFlag, StreamServer, Sync};
-//! use socketserver_smoltcp::{NetRef, Spin, Stack, SynSlot, TcpListener, TcpStorage, Waiter};
+//! use socketserver_smoltcp::{NetRef, Stack, SynSlot, TcpListener, TcpStorage, Waiter};
 //!
-//! fn serve<D: Device, K: Clock>(iface: Interface, device: D, clock: K) {
+//! fn serve<D: Device, K: Clock>(
+//!     iface: Interface,
+//!     device: D,
+//!     clock: K,
+//!     sleep: impl FnMut(Option<Duration>),
+//! ) {
 //!     let mut sockets = [SocketStorage::EMPTY; 8];
 //!     let mut backlog = [SynSlot::EMPTY; 16];
 //!     let mut buffers = TcpStorage::<4, 2048, 2048>::new();
-//!     let stack = RefCell::new(Stack::new(iface, device, &mut sockets, &mut backlog, clock, Spin));
+//!     let stack = RefCell::new(Stack::new(iface, device, &mut sockets, &mut backlog, clock, sleep));
 //!     let net: NetRef<'_, '_> = &stack;
 //!     let Ok(listener) = TcpListener::bind(net, 7, buffers.sockets()) else { return };
 //!     let flag = ShutdownFlag::new();
@@ -47,8 +56,8 @@
 //! ```
 //!
 //! In a firmware main loop, use core's `Multiplexed` with `NonBlockingEcho`
-//! and call [`poll`] with the server's `poll` instead of `serve_forever`; it
-//! never blocks and returns smoltcp's `poll_delay`.
+//! and call [`poll`] with the servers' `poll` instead of `serve_forever`; it
+//! never blocks and returns how long the loop may sleep.
 //!
 //! What this crate is *not*: a socket API for applications (use smoltcp
 //! directly), or a driver: the `Device` is yours. It never allocates; every
@@ -60,9 +69,15 @@
 //! blocking wait idles at most 20 ms at a time, which bounds how late a
 //! shutdown requested from another thread is noticed.
 //!
-//! Features: `std` (TAP device, pcap, `StdClock`, `FdIdle`, IPv4
-//! fragmentation for datagrams up to 8 KiB), `log` or `defmt` (core's
-//! lifecycle trace and smoltcp's own).
+//! # Features
+//!
+//! - `std`: TAP device, pcap, `StdClock`, `FdIdle` (sleeps on the TAP
+//!   descriptor), IPv4 fragmentation for datagrams up to 8 KiB; turns on
+//!   `proto-ipv6` and `medium-ip`.
+//! - `proto-ipv6`: IPv6 besides IPv4 (off by default: it costs firmware
+//!   flash and RAM).
+//! - `medium-ip`: devices that carry bare IP packets (TUN), besides Ethernet.
+//! - `log` or `defmt`: core's lifecycle trace and smoltcp's own.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -84,11 +99,13 @@ mod wait;
 
 pub use config::TcpConfig;
 pub use error::Error;
-pub use gate::{GateStats, MAX_FRAME, SynSlot};
+pub use gate::{GateStats, HELD_SYN_LIFETIME, MAX_FRAME, SynSlot};
 pub use smoltcp;
-pub use stack::{Idle, MAX_POOL_SOCKETS, Net, NetRef, Spin, Stack};
+pub use stack::{
+    FIN_WAIT_UNDER_PRESSURE, Idle, MAX_POOL_SOCKETS, Net, NetRef, PoolId, Spin, Stack,
+};
 #[cfg(feature = "std")]
 pub use tap::{Capture, DEFAULT_MAC, FdIdle, StdClock, TapConfig, TapDevice, TapStack};
 pub use tcp::{TcpConnection, TcpListener, TcpStorage};
-pub use udp::{UdpSocket, UdpStorage};
+pub use udp::{STUCK_SEND_QUEUE, UdpBytes, UdpMeta, UdpSocket, UdpStorage};
 pub use wait::{Waiter, poll};

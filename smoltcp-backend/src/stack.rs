@@ -15,7 +15,8 @@ use socketserver_core::time::{Clock, Instant};
 
 use crate::config::{TcpConfig, from_smol};
 use crate::error::Error;
-use crate::gate::{Gate, GateStats, SynSlot};
+use crate::gate::{Gate, GateStats, KEPT_FRAME_RETRY, SynSlot};
+use crate::syn::SynKey;
 
 /// How many TCP pool sockets one stack manages, over all its listeners.
 pub const MAX_POOL_SOCKETS: usize = 64;
@@ -50,12 +51,22 @@ impl<F: FnMut(Option<Duration>)> Idle for F {
     }
 }
 
+/// How long a released socket may sit in FIN-WAIT-2 while connection
+/// requests for its port are held in the backlog: a client that never sends
+/// its FIN must not keep waiting clients out for the whole `fin_timeout`.
+pub const FIN_WAIT_UNDER_PRESSURE: Duration = Duration::from_secs(1);
+
 /// One pool socket: the port it serves and whether a connection holds it.
 #[derive(Debug, Clone, Copy)]
 struct PoolSocket {
     handle: SocketHandle,
     port: u16,
+    /// The listener that added it (see [`Net::open_pool`]).
+    pool: PoolId,
     claimed: bool,
+    /// Its listener is closed: it never listens again, and leaves the socket
+    /// set once its connection (if any) is over.
+    orphan: bool,
     /// When a released socket was first seen in FIN-WAIT-2.
     fin_wait_since: Option<Instant>,
 }
@@ -79,7 +90,14 @@ pub struct Stack<'a, D: Device, K: Clock, I: Idle> {
     config: TcpConfig,
     more_ingress: bool,
     cancel: Option<&'a AtomicBool>,
+    next_pool: PoolId,
 }
+
+/// Names the sockets one [`TcpListener::bind`](crate::TcpListener::bind) added,
+/// so that closing the listener (or a failed bind) removes exactly those.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct PoolId(u32);
 
 impl<D: Device, K: Clock, I: Idle> core::fmt::Debug for Stack<'_, D, K, I> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -116,6 +134,7 @@ impl<'a, D: Device, K: Clock, I: Idle> Stack<'a, D, K, I> {
             config: TcpConfig::DEFAULT,
             more_ingress: false,
             cancel: None,
+            next_pool: PoolId(0),
         }
     }
 
@@ -165,6 +184,12 @@ impl<'a, D: Device, K: Clock, I: Idle> Stack<'a, D, K, I> {
         &mut self.sockets
     }
 
+    /// The interface and the socket set at once, for what needs both (a
+    /// client socket's `connect` takes the interface's context).
+    pub fn interface_and_sockets_mut(&mut self) -> (&mut Interface, &mut SocketSet<'a>) {
+        (&mut self.iface, &mut self.sockets)
+    }
+
     /// Adds a socket, or fails with [`Error::SocketSetFull`] where smoltcp
     /// would panic.
     pub fn add_socket<T: AnySocket<'a>>(&mut self, socket: T) -> Result<SocketHandle, Error> {
@@ -189,33 +214,56 @@ impl<'a, D: Device, K: Clock, I: Idle> Stack<'a, D, K, I> {
         smoltcp::time::Instant::from_micros(i64::try_from(micros).unwrap_or(i64::MAX))
     }
 
-    /// Re-arms free pool sockets and tells the gate which ports listen.
+    /// Removes orphaned pool sockets whose connection is over, re-arms free
+    /// pool sockets, and tells the gate which ports listen and which
+    /// connections are half-open.
     fn refresh(&mut self) {
         let now = self.clock.now();
+        let sockets = &mut self.sockets;
+        self.pool.retain(|entry| {
+            if !entry.orphan || entry.claimed {
+                return true;
+            }
+            let over = is_over(sockets.get::<tcp::Socket>(entry.handle));
+            if over {
+                sockets.remove(entry.handle);
+            }
+            !over
+        });
         self.device.ports.listening.clear();
+        self.device.ports.half_open.clear();
         for entry in &mut self.pool {
             let socket = self.sockets.get_mut::<tcp::Socket>(entry.handle);
             if !entry.claimed && socket.state() == tcp::State::FinWait2 {
                 let since = *entry.fin_wait_since.get_or_insert(now);
-                if self
-                    .config
-                    .fin_timeout
-                    .is_some_and(|t| now >= since.saturating_add(t))
-                {
+                let limit =
+                    fin_wait_limit(self.config.fin_timeout, self.device.holds_for(entry.port));
+                if limit.is_some_and(|t| now >= since.saturating_add(t)) {
                     socket.abort();
                 }
             } else {
                 entry.fin_wait_since = None;
             }
-            // An aborted socket is Closed with its peer still set until smoltcp
-            // has sent the RST; listening earlier would swallow the RST.
-            let rearm = match socket.state() {
-                tcp::State::TimeWait => true,
-                tcp::State::Closed => socket.remote_endpoint().is_none(),
-                _ => false,
-            };
-            if !entry.claimed && rearm && socket.listen(entry.port).is_ok() {
+            if !entry.orphan
+                && !entry.claimed
+                && is_over(socket)
+                && socket.listen(entry.port).is_ok()
+            {
                 self.config.apply(socket);
+            }
+            if socket.state() == tcp::State::SynReceived
+                && let Some(remote) = socket.remote_endpoint()
+            {
+                // A full table only means a retransmitted SYN may be held.
+                let _ = self
+                    .device
+                    .ports
+                    .half_open
+                    .push(SynKey::new(remote, entry.port));
+            }
+            if entry.orphan {
+                // A closed listener's port refuses new connections (RST).
+                continue;
             }
             let listening = usize::from(socket.state() == tcp::State::Listen);
             let ports = &mut self.device.ports.listening;
@@ -227,6 +275,40 @@ impl<'a, D: Device, K: Clock, I: Idle> Stack<'a, D, K, I> {
                 }
             }
         }
+    }
+
+    /// When the next FIN-WAIT-2 abort is due, if any.
+    fn fin_wait_due(&self, now: Instant) -> Option<Duration> {
+        self.pool
+            .iter()
+            .filter_map(|e| {
+                let since = e.fin_wait_since?;
+                let limit = fin_wait_limit(self.config.fin_timeout, self.device.holds_for(e.port))?;
+                Some(since.saturating_add(limit).saturating_duration_since(now))
+            })
+            .min()
+    }
+}
+
+/// Whether a socket's connection is over, so it may listen again (or leave
+/// the set). An aborted socket is Closed with its peer still set until
+/// smoltcp has sent the RST; listening or removing it earlier would swallow
+/// the RST.
+fn is_over(socket: &tcp::Socket<'_>) -> bool {
+    match socket.state() {
+        tcp::State::TimeWait => true,
+        tcp::State::Closed => socket.remote_endpoint().is_none(),
+        _ => false,
+    }
+}
+
+/// How long a released socket may stay in FIN-WAIT-2: `fin_timeout`, cut to
+/// [`FIN_WAIT_UNDER_PRESSURE`] while SYNs for its port wait in the backlog.
+fn fin_wait_limit(fin_timeout: Option<Duration>, pressure: bool) -> Option<Duration> {
+    if pressure {
+        Some(fin_timeout.map_or(FIN_WAIT_UNDER_PRESSURE, |t| t.min(FIN_WAIT_UNDER_PRESSURE)))
+    } else {
+        fin_timeout
     }
 }
 
@@ -258,8 +340,25 @@ pub trait Net<'a> {
     /// Adds a UDP socket, checking capacity.
     fn add_udp(&mut self, socket: udp::Socket<'a>) -> Result<SocketHandle, Error>;
 
-    /// Adds a pool socket that listens on `port` and is re-armed after each connection.
-    fn add_pool_socket(&mut self, socket: tcp::Socket<'a>, port: u16) -> Result<(), Error>;
+    /// Removes a socket this stack gave out (a UDP socket being closed).
+    fn remove_socket(&mut self, handle: SocketHandle);
+
+    /// A new name for the pool sockets of one listener.
+    fn open_pool(&mut self) -> PoolId;
+
+    /// Adds a pool socket of `pool` that listens on `port` and is re-armed
+    /// after each connection.
+    fn add_pool_socket(
+        &mut self,
+        socket: tcp::Socket<'a>,
+        port: u16,
+        pool: PoolId,
+    ) -> Result<(), Error>;
+
+    /// Closes `pool`: its unclaimed sockets are aborted (RST to a connection
+    /// not yet accepted) and leave the socket set as soon as smoltcp has sent
+    /// that RST; claimed ones leave it when their connection is over.
+    fn close_pool(&mut self, pool: PoolId);
 
     /// Whether an established connection on `port` waits to be accepted.
     fn has_pending(&mut self, port: u16) -> bool;
@@ -318,6 +417,8 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
                 PollResult::SocketStateChanged => changed = true,
             }
         }
+        // Sockets whose RST just went out may leave the set or listen again.
+        self.refresh();
         changed
     }
 
@@ -326,14 +427,13 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
             return Some(Duration::ZERO);
         }
         let now = self.clock.now();
-        // A FIN-WAIT-2 socket due for abort needs a poll even if smoltcp does not.
-        let fin_due = self.config.fin_timeout.and_then(|t| {
-            self.pool
-                .iter()
-                .filter_map(|e| e.fin_wait_since)
-                .map(|since| since.saturating_add(t).saturating_duration_since(now))
-                .min()
-        });
+        // A FIN-WAIT-2 socket due for abort needs a poll even if smoltcp does
+        // not; so does a frame the gate kept because the device could not
+        // transmit (soon, not at once: the device needs time to drain).
+        let mut fin_due = self.fin_wait_due(now);
+        if self.device.has_kept_frame() {
+            fin_due = Some(fin_due.map_or(KEPT_FRAME_RETRY, |d| d.min(KEPT_FRAME_RETRY)));
+        }
         let smol = self
             .iface
             .poll_delay(self.smol_now(), &self.sockets)
@@ -360,7 +460,22 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
         self.add_socket(socket)
     }
 
-    fn add_pool_socket(&mut self, mut socket: tcp::Socket<'a>, port: u16) -> Result<(), Error> {
+    fn remove_socket(&mut self, handle: SocketHandle) {
+        self.sockets.remove(handle);
+    }
+
+    fn open_pool(&mut self) -> PoolId {
+        let id = self.next_pool;
+        self.next_pool = PoolId(id.0.wrapping_add(1));
+        id
+    }
+
+    fn add_pool_socket(
+        &mut self,
+        mut socket: tcp::Socket<'a>,
+        port: u16,
+        pool: PoolId,
+    ) -> Result<(), Error> {
         if port == 0 {
             return Err(Error::Unaddressable);
         }
@@ -374,7 +489,9 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
         let _ = self.pool.push(PoolSocket {
             handle,
             port,
+            pool,
             claimed: false,
+            orphan: false,
             fin_wait_since: None,
         });
         Ok(())
@@ -383,6 +500,7 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
     fn has_pending(&mut self, port: u16) -> bool {
         self.pool.iter().any(|e| {
             !e.claimed
+                && !e.orphan
                 && e.port == port
                 && is_acceptable(self.sockets.get::<tcp::Socket>(e.handle).state())
         })
@@ -392,6 +510,7 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
         let sockets = &self.sockets;
         let entry = self.pool.iter_mut().find(|e| {
             !e.claimed
+                && !e.orphan
                 && e.port == port
                 && is_acceptable(sockets.get::<tcp::Socket>(e.handle).state())
         })?;
@@ -404,6 +523,16 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
         if let Some(entry) = self.pool.iter_mut().find(|e| e.handle == handle) {
             entry.claimed = false;
         }
+    }
+
+    fn close_pool(&mut self, pool: PoolId) {
+        for entry in self.pool.iter_mut().filter(|e| e.pool == pool) {
+            entry.orphan = true;
+            if !entry.claimed {
+                self.sockets.get_mut::<tcp::Socket>(entry.handle).abort();
+            }
+        }
+        self.refresh();
     }
 
     fn tcp_config(&self) -> TcpConfig {

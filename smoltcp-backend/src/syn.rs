@@ -1,8 +1,10 @@
 //! Recognising inbound TCP SYNs in raw frames, with `smoltcp::wire`.
 
 use smoltcp::phy::Medium;
+#[cfg(feature = "proto-ipv6")]
+use smoltcp::wire::Ipv6Packet;
 use smoltcp::wire::{
-    EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket,
+    EthernetFrame, EthernetProtocol, IpAddress, IpEndpoint, IpProtocol, Ipv4Packet, TcpPacket,
 };
 
 /// Who sent a connection request, to recognise its retransmissions.
@@ -11,6 +13,23 @@ pub(crate) struct SynKey {
     pub(crate) src_addr: [u8; 16],
     pub(crate) src_port: u16,
     pub(crate) dst_port: u16,
+}
+
+impl SynKey {
+    /// The key of the requests `remote` sends to `local_port`.
+    pub(crate) fn new(remote: IpEndpoint, local_port: u16) -> Self {
+        let mut src_addr = [0u8; 16];
+        match remote.addr {
+            IpAddress::Ipv4(a) => src_addr[..4].copy_from_slice(&a.octets()),
+            #[cfg(feature = "proto-ipv6")]
+            IpAddress::Ipv6(a) => src_addr = a.octets(),
+        }
+        Self {
+            src_addr,
+            src_port: remote.port,
+            dst_port: local_port,
+        }
+    }
 }
 
 /// The key of `frame` when it is a TCP segment with SYN set and ACK clear
@@ -24,6 +43,7 @@ pub(crate) fn connection_request(medium: Medium, frame: &[u8]) -> Option<SynKey>
                 _ => return None,
             }
         }
+        #[cfg(feature = "medium-ip")]
         Medium::Ip => frame,
         #[allow(unreachable_patterns)]
         _ => return None,
@@ -42,6 +62,7 @@ pub(crate) fn connection_request(medium: Medium, frame: &[u8]) -> Option<SynKey>
             addr[..4].copy_from_slice(&packet.src_addr().octets());
             (addr, packet.payload())
         }
+        #[cfg(feature = "proto-ipv6")]
         6 => {
             let packet = Ipv6Packet::new_checked(ip).ok()?;
             // Extension headers before TCP are not followed: such SYNs pass through.
@@ -90,10 +111,18 @@ mod tests {
     }
 
     #[test]
+    fn key_of_an_endpoint_matches_the_key_of_its_syn() {
+        let remote = IpEndpoint::new(IpAddress::v4(192, 168, 69, 100), 40000);
+        let key = connection_request(Medium::Ethernet, &syn_frame(0x02)).unwrap();
+        assert_eq!(SynKey::new(remote, 7), key);
+    }
+
+    #[test]
     fn ignores_syn_ack_and_junk() {
         assert!(connection_request(Medium::Ethernet, &syn_frame(0x12)).is_none());
         assert!(connection_request(Medium::Ethernet, &syn_frame(0x10)).is_none());
         assert!(connection_request(Medium::Ethernet, &[0u8; 10]).is_none());
+        #[cfg(feature = "medium-ip")]
         assert!(connection_request(Medium::Ip, &[]).is_none());
     }
 }

@@ -11,7 +11,7 @@ use socketserver_core::{Accepted, Connection, Interest, Listener};
 
 use crate::drive::drive;
 use crate::error::Error;
-use crate::stack::NetRef;
+use crate::stack::{NetRef, PoolId};
 
 /// Buffer storage for a pool of `N` TCP sockets with `RX`/`TX`-byte buffers.
 ///
@@ -60,9 +60,17 @@ impl<const N: usize, const RX: usize, const TX: usize> TcpStorage<N, RX, TX> {
 /// smoltcp has no backlog, so each pool socket listens on the port and holds
 /// one connection; after the connection closes the stack re-arms it. The
 /// pool's size is the number of sockets given to [`TcpListener::bind`].
+///
+/// Closing or dropping it closes the port: sockets that hold no accepted
+/// connection are aborted (a connection not yet accepted gets RST) and leave
+/// the socket set; accepted connections go on until they close, and their
+/// sockets then leave the set instead of listening again. New clients are
+/// refused with RST, and the port may be bound again.
 pub struct TcpListener<'s, 'a> {
     net: NetRef<'s, 'a>,
     port: u16,
+    pool: PoolId,
+    closed: bool,
 }
 
 impl core::fmt::Debug for TcpListener<'_, '_> {
@@ -74,19 +82,49 @@ impl core::fmt::Debug for TcpListener<'_, '_> {
 }
 
 impl<'s, 'a> TcpListener<'s, 'a> {
-    /// Adds `sockets` to the stack, all listening on `port`.
+    /// Adds `sockets` to the stack, all listening on `port`. All or nothing:
+    /// when one cannot be added ([`Error::SocketSetFull`],
+    /// [`Error::PoolFull`]), those added before it are removed again.
     pub fn bind(
         net: NetRef<'s, 'a>,
         port: u16,
         sockets: impl IntoIterator<Item = tcp::Socket<'a>>,
     ) -> Result<Self, Error> {
-        {
-            let mut stack = net.borrow_mut();
-            for socket in sockets {
-                stack.add_pool_socket(socket, port)?;
+        let mut stack = net.borrow_mut();
+        let pool = stack.open_pool();
+        for socket in sockets {
+            if let Err(e) = stack.add_pool_socket(socket, port, pool) {
+                stack.close_pool(pool);
+                return Err(e);
             }
         }
-        Ok(Self { net, port })
+        drop(stack);
+        Ok(Self {
+            net,
+            port,
+            pool,
+            closed: false,
+        })
+    }
+
+    /// Closes the port (see the type's docs); dropping the listener does the same.
+    pub fn close(mut self) {
+        self.close_pool();
+    }
+
+    fn close_pool(&mut self) {
+        if self.closed {
+            return;
+        }
+        // Held across the drop only by a caller that borrows the stack while
+        // dropping the listener: then the sockets stay, rather than a panic.
+        let Ok(mut net) = self.net.try_borrow_mut() else {
+            return;
+        };
+        self.closed = true;
+        net.close_pool(self.pool);
+        // Sends the RSTs; the sockets leave the set once they are out.
+        net.poll();
     }
 
     /// The port.
@@ -102,6 +140,12 @@ impl<'s, 'a> TcpListener<'s, 'a> {
     /// Whether [`Listener::accept`] would return a connection now.
     pub fn is_ready(&self) -> bool {
         self.net.borrow_mut().has_pending(self.port)
+    }
+}
+
+impl Drop for TcpListener<'_, '_> {
+    fn drop(&mut self) {
+        self.close_pool();
     }
 }
 
@@ -133,8 +177,11 @@ impl<'s, 'a> Listener for TcpListener<'s, 'a> {
 /// smoltcp's `poll_delay`) until they can proceed or the deadline passes; the
 /// deadline is the shorter of [`Connection::set_timeout`] and the stack's
 /// [`TcpConfig::idle_timeout`](crate::TcpConfig::idle_timeout). Dropping or
-/// closing it closes gracefully (FIN), or aborts (RST) after an I/O error,
-/// and gives the socket back to its pool.
+/// closing it closes gracefully (FIN), as Python's `shutdown_request` does,
+/// even after a read or write timed out; it aborts (RST) after the peer reset
+/// the connection or the stack's cancel flag ended a wait
+/// ([`Stack::with_cancel`](crate::Stack::with_cancel)). Either way the socket
+/// goes back to its pool.
 pub struct TcpConnection<'s, 'a> {
     net: NetRef<'s, 'a>,
     handle: SocketHandle,
@@ -188,14 +235,19 @@ impl TcpConnection<'_, '_> {
         e
     }
 
-    /// Waits (driving the stack) unless `deadline` has passed.
+    /// Waits (driving the stack) unless `deadline` has passed or the stack
+    /// is cancelled. Only a cancel marks the connection failed: a handler's
+    /// timeout still ends in a clean FIN, as in Python.
     fn wait(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
-        let expired = {
+        let (cancelled, expired) = {
             let net = self.net.borrow();
-            net.is_cancelled() || deadline.is_some_and(|d| net.now() >= d)
+            (net.is_cancelled(), deadline.is_some_and(|d| net.now() >= d))
         };
-        if expired {
+        if cancelled {
             return Err(self.fail(Error::TimedOut));
+        }
+        if expired {
+            return Err(Error::TimedOut);
         }
         drive(self.net, deadline);
         Ok(())

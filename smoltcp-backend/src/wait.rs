@@ -110,12 +110,16 @@ impl<'s, 'a> Wait<UdpSocket<'s, 'a>, NoConnection> for Waiter<'s, 'a> {
 }
 
 /// One non-blocking turn for a firmware main loop: polls the stack, runs
-/// `serve` (your servers' `poll`), polls again to send what they queued, and
-/// returns how long the loop may sleep before the next turn (`None`: until a
-/// frame arrives).
+/// `serve` (your servers' `poll`, returning whether any of them moved), polls
+/// again to send what they queued, and returns how long the loop may sleep
+/// before the next turn (`None`: until a frame arrives).
+///
+/// Returns `Some(Duration::ZERO)` (call again at once) when a server moved or
+/// the second poll changed a socket: bytes that reached a socket buffer raise
+/// no interrupt, so sleeping then could leave them unserved.
 ///
 /// ```no_run
-/// # fn example(net: socketserver_smoltcp::NetRef<'_, '_>, mut serve: impl FnMut()) {
+/// # fn example(net: socketserver_smoltcp::NetRef<'_, '_>, mut serve: impl FnMut() -> bool) {
 /// loop {
 ///     let next = socketserver_smoltcp::poll(net, &mut serve);
 ///     // sleep (wfi, a timer) for at most `next`
@@ -123,10 +127,13 @@ impl<'s, 'a> Wait<UdpSocket<'s, 'a>, NoConnection> for Waiter<'s, 'a> {
 /// }
 /// # }
 /// ```
-pub fn poll(net: NetRef<'_, '_>, serve: impl FnOnce()) -> Option<Duration> {
+pub fn poll(net: NetRef<'_, '_>, serve: impl FnOnce() -> bool) -> Option<Duration> {
     net.borrow_mut().poll();
-    serve();
+    let moved = serve();
     let mut stack = net.borrow_mut();
-    stack.poll();
+    let changed = stack.poll();
+    if moved || changed {
+        return Some(Duration::ZERO);
+    }
     stack.poll_delay()
 }

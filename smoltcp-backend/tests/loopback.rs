@@ -1,0 +1,355 @@
+//! Pool, close and timeout behaviour on smoltcp's `phy::Loopback`: the
+//! clients are smoltcp sockets on the same stack, time is virtual (every idle
+//! advances it), so these need no root and no real network.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use embedded_io::{Error as _, ErrorKind, Read};
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketStorage};
+use smoltcp::phy::{Loopback, Medium};
+use smoltcp::socket::{tcp, udp};
+use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, IpEndpoint};
+use socketserver_core::time::{Clock, Instant};
+use socketserver_core::{Connection, DatagramSocket, Listener};
+use socketserver_smoltcp::{
+    Error, FIN_WAIT_UNDER_PRESSURE, Net, STUCK_SEND_QUEUE, Stack, SynSlot, TcpConfig, TcpListener,
+    TcpStorage, UdpSocket, UdpStorage,
+};
+
+const IP: IpAddress = IpAddress::v4(192, 168, 69, 1);
+const PORT: u16 = 7;
+
+/// Virtual time in microseconds, shared by the clock and the idle.
+#[derive(Clone, Default)]
+struct Time(Rc<Cell<u64>>);
+
+impl Time {
+    fn advance(&self, d: Duration) {
+        self.0.set(self.0.get() + d.as_micros() as u64);
+    }
+}
+
+impl Clock for Time {
+    fn now(&self) -> Instant {
+        Instant::from_micros(self.0.get())
+    }
+}
+
+type Idler = Box<dyn FnMut(Option<Duration>)>;
+type TestStack<'a> = RefCell<Stack<'a, Loopback, Time, Idler>>;
+
+fn stack<'a>(
+    sockets: &'a mut [SocketStorage<'a>],
+    backlog: &'a mut [SynSlot],
+    time: &Time,
+) -> TestStack<'a> {
+    let mut device = Loopback::new(Medium::Ethernet);
+    let config = Config::new(EthernetAddress([0x02, 0, 0, 0, 0, 1]).into());
+    let mut iface = Interface::new(config, &mut device, smoltcp::time::Instant::ZERO);
+    iface.update_ip_addrs(|a| a.push(IpCidr::new(IP, 24)).unwrap());
+    let idle_time = time.clone();
+    // Idling is time passing: blocking waits end at once in real time.
+    let idle: Idler = Box::new(move |t: Option<Duration>| {
+        idle_time.advance(
+            t.unwrap_or(Duration::from_millis(20))
+                .max(Duration::from_micros(100)),
+        )
+    });
+    RefCell::new(Stack::new(
+        iface,
+        device,
+        sockets,
+        backlog,
+        time.clone(),
+        idle,
+    ))
+}
+
+/// A client socket on the same stack, connecting to the pool port.
+fn client(stack: &TestStack<'_>, local_port: u16) -> SocketHandle {
+    let socket = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; 1024]),
+        tcp::SocketBuffer::new(vec![0; 1024]),
+    );
+    let mut stack = stack.borrow_mut();
+    let handle = stack.add_socket(socket).unwrap();
+    let (iface, sockets) = stack.interface_and_sockets_mut();
+    sockets
+        .get_mut::<tcp::Socket>(handle)
+        .connect(iface.context(), IpEndpoint::new(IP, PORT), local_port)
+        .unwrap();
+    handle
+}
+
+fn state(stack: &TestStack<'_>, handle: SocketHandle) -> tcp::State {
+    stack.borrow().sockets().get::<tcp::Socket>(handle).state()
+}
+
+/// Polls, letting `step` of virtual time pass each round, `rounds` times.
+fn run(stack: &TestStack<'_>, time: &Time, rounds: usize, step: Duration) {
+    for _ in 0..rounds {
+        stack.borrow_mut().poll();
+        time.advance(step);
+    }
+}
+
+fn socket_count(stack: &TestStack<'_>) -> usize {
+    stack.borrow().sockets().iter().count()
+}
+
+#[test]
+fn closing_a_listener_resets_waiting_clients_and_frees_its_sockets() {
+    let time = Time::default();
+    let mut slots = [SocketStorage::EMPTY; 8];
+    let mut backlog = [SynSlot::EMPTY; 4];
+    let mut pool = TcpStorage::<2, 512, 512>::new();
+    let mut pool2 = TcpStorage::<2, 512, 512>::new();
+    let stack = stack(&mut slots, &mut backlog, &time);
+    let listener = TcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
+    let early = client(&stack, 40001);
+    run(&stack, &time, 10, Duration::from_millis(1));
+    assert_eq!(state(&stack, early), tcp::State::Established);
+    assert!(listener.is_ready());
+    assert_eq!(socket_count(&stack), 3);
+
+    drop(listener);
+    run(&stack, &time, 10, Duration::from_millis(1));
+    assert_eq!(
+        state(&stack, early),
+        tcp::State::Closed,
+        "the unaccepted connection is reset"
+    );
+    assert_eq!(socket_count(&stack), 1, "the pool sockets left the set");
+
+    let late = client(&stack, 40002);
+    run(&stack, &time, 10, Duration::from_millis(1));
+    assert_eq!(state(&stack, late), tcp::State::Closed, "refused, not hung");
+
+    // Binding the port again makes a pool of the same size.
+    let listener = TcpListener::bind(&stack, PORT, pool2.sockets()).unwrap();
+    assert_eq!(socket_count(&stack), 4);
+    listener.close();
+    run(&stack, &time, 2, Duration::from_millis(1));
+    assert_eq!(socket_count(&stack), 2);
+}
+
+#[test]
+fn an_accepted_connection_outlives_its_closed_listener_then_leaves() {
+    let time = Time::default();
+    let mut slots = [SocketStorage::EMPTY; 8];
+    let mut backlog = [SynSlot::EMPTY; 4];
+    let mut pool = TcpStorage::<1, 512, 512>::new();
+    let stack = stack(&mut slots, &mut backlog, &time);
+    let mut listener = TcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
+    let peer = client(&stack, 40001);
+    run(&stack, &time, 10, Duration::from_millis(1));
+    let (conn, _) = listener.accept().unwrap().expect("a connection");
+    drop(listener);
+    run(&stack, &time, 5, Duration::from_millis(1));
+    assert_eq!(state(&stack, peer), tcp::State::Established, "still served");
+    assert_eq!(socket_count(&stack), 2);
+    drop(conn);
+    stack
+        .borrow_mut()
+        .sockets_mut()
+        .get_mut::<tcp::Socket>(peer)
+        .close();
+    run(&stack, &time, 20, Duration::from_millis(1));
+    assert_eq!(
+        socket_count(&stack),
+        1,
+        "the socket left with its connection"
+    );
+}
+
+#[test]
+fn a_failed_bind_adds_nothing() {
+    let time = Time::default();
+    let mut slots = [SocketStorage::EMPTY; 3];
+    let mut backlog = [SynSlot::EMPTY; 4];
+    let mut big = TcpStorage::<4, 256, 256>::new();
+    let mut fits = TcpStorage::<3, 256, 256>::new();
+    let stack = stack(&mut slots, &mut backlog, &time);
+    let err = TcpListener::bind(&stack, PORT, big.sockets()).unwrap_err();
+    assert_eq!(err, Error::SocketSetFull);
+    assert_eq!(socket_count(&stack), 0, "rolled back");
+    let listener = TcpListener::bind(&stack, PORT, fits.sockets()).unwrap();
+    assert_eq!(socket_count(&stack), 3);
+    drop(listener);
+}
+
+/// Accepts one connection from a fresh client; returns it and the client.
+fn accepted<'s, 'a>(
+    stack: &'s TestStack<'a>,
+    listener: &mut TcpListener<'s, 'a>,
+    time: &Time,
+) -> (socketserver_smoltcp::TcpConnection<'s, 'a>, SocketHandle) {
+    let peer = client(stack, 40001);
+    run(stack, time, 10, Duration::from_millis(1));
+    let (conn, _) = listener.accept().unwrap().expect("a connection");
+    (conn, peer)
+}
+
+#[test]
+fn a_handler_timeout_ends_with_fin_not_rst() {
+    let time = Time::default();
+    let mut slots = [SocketStorage::EMPTY; 4];
+    let mut backlog = [SynSlot::EMPTY; 4];
+    let mut pool = TcpStorage::<1, 512, 512>::new();
+    let stack = stack(&mut slots, &mut backlog, &time);
+    let mut listener = TcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
+    let (mut conn, peer) = accepted(&stack, &mut listener, &time);
+    conn.set_timeout(Some(Duration::from_millis(50))).unwrap();
+    let err = conn.read(&mut [0; 16]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TimedOut);
+    drop(conn);
+    run(&stack, &time, 10, Duration::from_millis(1));
+    assert_eq!(
+        state(&stack, peer),
+        tcp::State::CloseWait,
+        "the client reads EOF (FIN), as after Python's handle_error"
+    );
+}
+
+#[test]
+fn a_cancelled_wait_still_resets() {
+    static CANCEL: AtomicBool = AtomicBool::new(false);
+    let time = Time::default();
+    let mut slots = [SocketStorage::EMPTY; 4];
+    let mut backlog = [SynSlot::EMPTY; 4];
+    let mut pool = TcpStorage::<1, 512, 512>::new();
+    let stack = stack(&mut slots, &mut backlog, &time);
+    let stack = RefCell::new(stack.into_inner().with_cancel(&CANCEL));
+    let mut listener = TcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
+    let (mut conn, peer) = accepted(&stack, &mut listener, &time);
+    CANCEL.store(true, Ordering::Relaxed);
+    let err = conn.read(&mut [0; 16]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TimedOut);
+    drop(conn);
+    run(&stack, &time, 10, Duration::from_millis(1));
+    assert_eq!(state(&stack, peer), tcp::State::Closed, "RST");
+}
+
+#[test]
+fn fin_wait_2_is_cut_short_while_clients_wait() {
+    let time = Time::default();
+    let mut slots = [SocketStorage::EMPTY; 4];
+    let mut backlog = [SynSlot::EMPTY; 4];
+    let mut pool = TcpStorage::<1, 512, 512>::new();
+    let stack = stack(&mut slots, &mut backlog, &time);
+    let mut listener = TcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
+    let (conn, _lingering) = accepted(&stack, &mut listener, &time);
+    drop(conn); // FIN; the client never closes its side
+    run(&stack, &time, 10, Duration::from_millis(1));
+    let waiting = client(&stack, 40002);
+    run(&stack, &time, 10, Duration::from_millis(1));
+    assert_eq!(state(&stack, waiting), tcp::State::SynSent, "held");
+    assert_eq!(stack.borrow().held_requests(), 1);
+    run(&stack, &time, 20, FIN_WAIT_UNDER_PRESSURE / 10);
+    assert_eq!(
+        state(&stack, waiting),
+        tcp::State::Established,
+        "served well before the 10 s fin_timeout"
+    );
+    assert!(time.now() < Instant::from_micros(5_000_000));
+}
+
+#[test]
+fn fin_wait_2_keeps_fin_timeout_without_waiting_clients() {
+    let time = Time::default();
+    let mut slots = [SocketStorage::EMPTY; 4];
+    let mut backlog = [SynSlot::EMPTY; 4];
+    let mut pool = TcpStorage::<1, 512, 512>::new();
+    let stack = stack(&mut slots, &mut backlog, &time);
+    let mut listener = TcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
+    let (conn, lingering) = accepted(&stack, &mut listener, &time);
+    drop(conn);
+    run(&stack, &time, 30, Duration::from_millis(100));
+    assert_eq!(state(&stack, lingering), tcp::State::CloseWait);
+    let pool_socket = stack
+        .borrow()
+        .sockets()
+        .iter()
+        .filter_map(|(_, s)| match s {
+            smoltcp::socket::Socket::Tcp(t) if t.local_endpoint().is_some() => Some(t.state()),
+            _ => None,
+        })
+        .find(|s| *s == tcp::State::FinWait2);
+    assert!(pool_socket.is_some(), "still in FIN-WAIT-2 after 3 s");
+    assert_eq!(
+        TcpConfig::DEFAULT.fin_timeout,
+        Some(Duration::from_secs(10))
+    );
+}
+
+#[test]
+fn udp_send_never_blocks_and_a_stuck_queue_is_dropped() {
+    let time = Time::default();
+    let mut slots = [SocketStorage::EMPTY; 4];
+    let mut backlog = [SynSlot::EMPTY; 4];
+    let mut server_storage = UdpStorage::<2, 64>::new();
+    let mut peer_storage = UdpStorage::<4, 256>::new();
+    let stack = stack(&mut slots, &mut backlog, &time);
+    let mut server = UdpSocket::bind(&stack, PORT, server_storage.socket()).unwrap();
+    let mut peer = UdpSocket::bind(&stack, 9000, peer_storage.socket()).unwrap();
+    // Nobody answers neighbor discovery for .50: its replies stay queued.
+    let nowhere = IpEndpoint::new(IpAddress::v4(192, 168, 69, 50), 9);
+    server.send_to(b"one", &nowhere).unwrap();
+    server.send_to(b"two", &nowhere).unwrap();
+    let before = time.now();
+    let full = server.send_to(b"three", &nowhere).unwrap_err();
+    assert_eq!(full, Error::BufferFull);
+    assert_eq!(full.kind(), ErrorKind::OutOfMemory);
+    assert!(
+        time.now().saturating_duration_since(before) < Duration::from_millis(10),
+        "no blocking wait"
+    );
+
+    time.advance(STUCK_SEND_QUEUE);
+    let to_peer = IpEndpoint::new(IP, 9000);
+    server.send_to(b"hello", &to_peer).unwrap();
+    assert_eq!(server.dropped_bytes(), 6, "\"one\" and \"two\"");
+    // smoltcp keeps the socket silent for 1 s after a failed discovery.
+    run(&stack, &time, 30, Duration::from_millis(100));
+    let mut buf = [0; 16];
+    let got = peer.recv_from(&mut buf).unwrap().expect("delivered");
+    assert_eq!(&buf[..got.len], b"hello");
+    assert_eq!(got.addr.port, PORT);
+}
+
+#[test]
+fn closing_a_udp_socket_frees_its_port() {
+    let time = Time::default();
+    let mut slots = [SocketStorage::EMPTY; 1];
+    let mut backlog = [SynSlot::EMPTY; 1];
+    let mut first = UdpStorage::<2, 64>::new();
+    let mut second = UdpStorage::<2, 64>::new();
+    let stack = stack(&mut slots, &mut backlog, &time);
+    let socket = UdpSocket::bind(&stack, PORT, first.socket()).unwrap();
+    socket.close();
+    assert_eq!(socket_count(&stack), 0);
+    let again = UdpSocket::bind(&stack, PORT, second.socket()).unwrap();
+    assert_eq!(socket_count(&stack), 1);
+    drop(again);
+    assert_eq!(socket_count(&stack), 0);
+    let _ = udp::PacketMetadata::EMPTY;
+}
+
+#[test]
+fn poll_asks_for_another_turn_when_a_server_moved() {
+    let time = Time::default();
+    let mut slots = [SocketStorage::EMPTY; 1];
+    let mut backlog = [SynSlot::EMPTY; 1];
+    let stack = stack(&mut slots, &mut backlog, &time);
+    assert_eq!(
+        socketserver_smoltcp::poll(&stack, || true),
+        Some(Duration::ZERO)
+    );
+    assert_ne!(
+        socketserver_smoltcp::poll(&stack, || false),
+        Some(Duration::ZERO)
+    );
+}
