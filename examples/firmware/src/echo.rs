@@ -1,18 +1,16 @@
 //! The echo service (RFC 862, TCP and UDP port 7), built from the project's
 //! own pieces: core's `NonBlockingEcho` under `Multiplexed` for TCP and
 //! `EchoDatagram` under `Sync` for UDP, served through socketserver-smoltcp.
-//! No protocol code lives here: only the types, the hooks and a readiness
-//! check for the main loop.
+//! No protocol code lives here: only the types and the hooks.
 
 use core::cell::Cell;
 use core::error::Error;
 use core::time::Duration;
 
 use cortex_m_semihosting::hprintln;
-use socketserver_core::time::{Clock, Instant};
 use socketserver_core::{
-    DatagramServer, EchoDatagram, Interest, Multiplexed, NonBlockingEcho, ServerHooks,
-    ShutdownFlag, StreamServer, StreamStrategy, Sync, Wait,
+    DatagramServer, EchoDatagram, Multiplexed, NonBlockingEcho, ServerHooks, ShutdownFlag,
+    StreamServer, Sync,
 };
 use socketserver_smoltcp::smoltcp::wire::IpEndpoint;
 use socketserver_smoltcp::{NetRef, TcpConnection, TcpListener, UdpSocket, Waiter};
@@ -89,66 +87,5 @@ impl ServerHooks<IpEndpoint> for Hooks {
 
     fn handle_error(&self, client: &IpEndpoint, error: &dyn Error) {
         hprintln!("firmware: request from {} failed: {}", client, error);
-    }
-}
-
-/// Whether a server has work right now that the network stack's deadline
-/// does not show: a connection to accept with a free slot, a held connection
-/// ready for its handler's interest, or a datagram waiting. The main loop
-/// must not sleep then, since bytes already in a socket buffer raise no
-/// interrupt.
-pub fn has_work(tcp: &mut TcpEcho<'_>, udp: &UdpEcho<'_>) -> bool {
-    if udp.socket().is_ready() {
-        return true;
-    }
-    if tcp.strategy().active() < POOL && tcp.listener().is_ready() {
-        return true;
-    }
-    let mut probe = Probe {
-        waiter: *tcp.waiter(),
-        ready: false,
-    };
-    // `Multiplexed::wait` hands its connections and their interests to the
-    // waiter; the probe only records whether one is ready, and returns.
-    let _ = StreamStrategy::<TcpListener<'_, 'static>, Hooks>::wait(
-        tcp.strategy_mut(),
-        &mut probe,
-        None,
-        None,
-    );
-    probe.ready
-}
-
-/// A `Wait` that never waits: it notes whether any connection it is shown is
-/// ready for its interest (core allows a wait to return early).
-struct Probe<'s> {
-    waiter: Waiter<'s, 'static>,
-    ready: bool,
-}
-
-impl Clock for Probe<'_> {
-    fn now(&self) -> Instant {
-        self.waiter.now()
-    }
-}
-
-impl<'s> Wait<TcpListener<'s, 'static>, TcpConnection<'s, 'static>> for Probe<'s> {
-    type Error = socketserver_smoltcp::Error;
-
-    fn wait<'c>(
-        &mut self,
-        _server: Option<&TcpListener<'s, 'static>>,
-        mut conns: impl Iterator<Item = (&'c TcpConnection<'s, 'static>, Interest)>,
-        _deadline: Option<Instant>,
-    ) -> Result<(), Self::Error>
-    where
-        TcpConnection<'s, 'static>: 'c,
-    {
-        self.ready = conns.any(|(conn, interest)| conn.is_ready(interest));
-        Ok(())
-    }
-
-    fn shutdown_flag(&self) -> &ShutdownFlag {
-        Wait::<TcpListener<'s, 'static>, TcpConnection<'s, 'static>>::shutdown_flag(&self.waiter)
     }
 }

@@ -34,11 +34,12 @@ use cortex_m_rt::{entry, exception};
 use cortex_m_semihosting::hprintln;
 use panic_semihosting as _;
 use smoltcp::iface::{Config, Interface, SocketStorage};
-use smoltcp::socket::udp;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 use socketserver_core::ShutdownFlag;
 use socketserver_core::time::Instant;
-use socketserver_smoltcp::{Net, NetRef, Spin, Stack, SynSlot, TcpListener, TcpStorage, UdpSocket};
+use socketserver_smoltcp::{
+    Net, NetRef, Spin, Stack, SynSlot, TcpListener, TcpStorage, UdpBytes, UdpMeta, UdpSocket,
+};
 
 use clock::Clock;
 use echo::{POOL, PORT};
@@ -73,14 +74,14 @@ type FirmwareStack = Stack<'static, StellarisEnet, Clock, Spin>;
 // buffers are all-zero statics, so they go to .bss (RAM only); a static with
 // any nonzero byte would go to .data and cost its size in flash too.
 static mut TCP_BUFFERS: TcpStorage<POOL, TCP_RX, TCP_TX> = TcpStorage::new();
-static mut UDP_BYTES_RX_TX: [[u8; UDP_BYTES]; 2] = [[0; UDP_BYTES]; 2];
+static mut UDP_BYTES_RX_TX: UdpBytes<UDP_BYTES> = UdpBytes::new();
 static mut DATAGRAMS: [[u8; MAX_DATAGRAM]; 2] = [[0; MAX_DATAGRAM]; 2];
 // smoltcp's empty socket slot and datagram metadata are not all zero: these
-// are filled at boot instead, so they cost RAM (.bss) but no flash. (The
-// backend's `UdpStorage` keeps metadata and bytes in one struct, which would
-// put all 8 KiB in .data; the UDP socket is built from these parts instead.)
+// are filled at boot instead, so they cost RAM (.bss) but no flash. (That is
+// why the UDP socket is built from the backend's `UdpMeta` and `UdpBytes`
+// rather than its `UdpStorage`, which holds both in one .data struct.)
 static mut SOCKET_SLOTS: MaybeUninit<[SocketStorage<'static>; SOCKETS]> = MaybeUninit::uninit();
-static mut UDP_META: MaybeUninit<[[udp::PacketMetadata; UDP_PACKETS]; 2]> = MaybeUninit::uninit();
+static mut UDP_META: MaybeUninit<UdpMeta<UDP_PACKETS>> = MaybeUninit::uninit();
 static mut BACKLOG: [SynSlot; SYN_BACKLOG] = [SynSlot::EMPTY; SYN_BACKLOG];
 /// The stack (interface, driver with its frame buffers, socket set, SYN
 /// gate): written once in `main`, shared by both servers through `NetRef`.
@@ -134,12 +135,7 @@ fn main() -> ! {
     };
 
     let slots = slots.write([SocketStorage::EMPTY; SOCKETS]);
-    let [rx_meta, tx_meta] = udp_meta.write([[udp::PacketMetadata::EMPTY; UDP_PACKETS]; 2]);
-    let [rx_bytes, tx_bytes] = udp_bytes;
-    let udp_socket = udp::Socket::new(
-        udp::PacketBuffer::new(&mut rx_meta[..], &mut rx_bytes[..]),
-        udp::PacketBuffer::new(&mut tx_meta[..], &mut tx_bytes[..]),
-    );
+    let udp_socket = udp_bytes.socket(udp_meta.write(UdpMeta::new()));
 
     let mut enet = StellarisEnet::new(MAC);
     let mut config = Config::new(HardwareAddress::Ethernet(MAC));
@@ -177,10 +173,9 @@ fn main() -> ! {
 
     let mut logged = 0;
     loop {
-        let delay = socketserver_smoltcp::poll(net, || {
-            tcp.poll();
-            udp.poll();
-        });
+        // Both servers get their turn (`|`, not `||`); if either moved,
+        // `poll` returns zero and the loop goes round again before sleeping.
+        let delay = socketserver_smoltcp::poll(net, || tcp.poll() | udp.poll());
         let accepted = tcp.hooks().requests();
         if accepted != logged {
             logged = accepted;
@@ -194,7 +189,7 @@ fn main() -> ! {
                 watermark::peak()
             );
         }
-        if echo::has_work(&mut tcp, &udp) {
+        if delay == Some(Duration::ZERO) {
             continue;
         }
         let now = stack.borrow().now();
