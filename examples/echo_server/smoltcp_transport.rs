@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use smoltcp::iface::SocketStorage;
-use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, Ipv4Address};
+use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr};
 use socketserver_core::time::Clock;
 use socketserver_core::{
     DatagramServer, DefaultHooks, Echo, EchoDatagram, Multiplexed, NonBlockingEcho, ShutdownFlag,
@@ -107,7 +107,7 @@ fn plan(args: &Args) -> Plan {
     };
     Plan {
         tap,
-        cidr: IpCidr::new(IpAddress::Ipv4(Ipv4Address::from(addr)), prefix),
+        cidr: IpCidr::new(IpAddress::Ipv4(addr), prefix),
         mac,
         port,
         shown: SocketAddr::V4(SocketAddrV4::new(addr, port)),
