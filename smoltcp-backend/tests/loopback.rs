@@ -13,10 +13,12 @@ use smoltcp::phy::{Loopback, Medium};
 use smoltcp::socket::{tcp, udp};
 use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, IpEndpoint};
 use socketserver_core::time::{Clock, Instant};
-use socketserver_core::{Connection, DatagramSocket, Listener};
+use socketserver_core::{
+    Connection, DatagramSocket, DefaultHooks, Echo, Listener, ShutdownFlag, StreamServer, Sync,
+};
 use socketserver_smoltcp::{
     Error, FIN_WAIT_UNDER_PRESSURE, Net, STUCK_SEND_QUEUE, Stack, SynSlot, TcpConfig, TcpListener,
-    TcpStorage, UdpSocket, UdpStorage,
+    TcpStorage, UdpSocket, UdpStorage, Waiter,
 };
 
 const IP: IpAddress = IpAddress::v4(192, 168, 69, 1);
@@ -46,10 +48,6 @@ fn stack<'a>(
     backlog: &'a mut [SynSlot],
     time: &Time,
 ) -> TestStack<'a> {
-    let mut device = Loopback::new(Medium::Ethernet);
-    let config = Config::new(EthernetAddress([0x02, 0, 0, 0, 0, 1]).into());
-    let mut iface = Interface::new(config, &mut device, smoltcp::time::Instant::ZERO);
-    iface.update_ip_addrs(|a| a.push(IpCidr::new(IP, 24)).unwrap());
     let idle_time = time.clone();
     // Idling is time passing: blocking waits end at once in real time.
     let idle: Idler = Box::new(move |t: Option<Duration>| {
@@ -58,6 +56,19 @@ fn stack<'a>(
                 .max(Duration::from_micros(100)),
         )
     });
+    stack_with(sockets, backlog, time, idle)
+}
+
+fn stack_with<'a>(
+    sockets: &'a mut [SocketStorage<'a>],
+    backlog: &'a mut [SynSlot],
+    time: &Time,
+    idle: Idler,
+) -> TestStack<'a> {
+    let mut device = Loopback::new(Medium::Ethernet);
+    let config = Config::new(EthernetAddress([0x02, 0, 0, 0, 0, 1]).into());
+    let mut iface = Interface::new(config, &mut device, smoltcp::time::Instant::ZERO);
+    iface.update_ip_addrs(|a| a.push(IpCidr::new(IP, 24)).unwrap());
     RefCell::new(Stack::new(
         iface,
         device,
@@ -352,4 +363,39 @@ fn poll_asks_for_another_turn_when_a_server_moved() {
         socketserver_smoltcp::poll(&stack, || false),
         Some(Duration::ZERO)
     );
+}
+
+#[test]
+fn a_shutdown_during_serve_forever_stops_it_within_20_ms() {
+    static FLAG: ShutdownFlag = ShutdownFlag::new();
+    let time = Time::default();
+    let asked_at = Rc::new(Cell::new(None));
+    let mut slots = [SocketStorage::EMPTY; 2];
+    let mut backlog = [SynSlot::EMPTY; 1];
+    let mut pool = TcpStorage::<1, 256, 256>::new();
+    let (clock, asked) = (time.clone(), asked_at.clone());
+    // The request comes "from another thread" while the loop idles, at 300 ms.
+    let idle: Idler = Box::new(move |t: Option<Duration>| {
+        clock.advance(t.unwrap_or(Duration::from_millis(20)));
+        if asked.get().is_none() && clock.now() >= Instant::from_micros(300_000) {
+            assert!(FLAG.request());
+            asked.set(Some(clock.now()));
+        }
+    });
+    let stack = stack_with(&mut slots, &mut backlog, &time, idle);
+    let listener = TcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
+    let mut server = StreamServer::new(
+        listener,
+        Waiter::new(&stack, &FLAG),
+        Sync::new(Echo::<64>),
+        DefaultHooks,
+    );
+    server.serve_forever(Duration::from_millis(500)).unwrap();
+    let asked = asked_at.get().expect("requested");
+    let latency = time.now().saturating_duration_since(asked);
+    assert!(
+        latency <= Duration::from_millis(20),
+        "stopped {latency:?} after the request"
+    );
+    assert!(FLAG.is_stopped());
 }
