@@ -10,12 +10,14 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use socketserver::embedded_io::{Error as _, ErrorKind};
 use socketserver::{
     Connection, DatagramRequest, DatagramRequestHandler, Echo, Error, Handled, HandlerError,
     ServerHooks, StreamRequest, StreamRequestHandler, Sync,
 };
 use socketserver_std::{
-    Forking, ForkingTCPServer, Options, TCPServer, Threading, ThreadingTCPServer, UDPServer,
+    Forking, ForkingTCPServer, Options, TCPServer, Threading, ThreadingTCPServer,
+    ThreadingUnixStreamServer, UDPServer,
 };
 use support::behaviour;
 
@@ -357,4 +359,111 @@ fn datagram_handler_that_writes_nothing_sends_an_empty_reply() {
     let mut buf = [0u8; 16];
     let (n, from) = client.recv_from(&mut buf).unwrap();
     assert_eq!((n, from), (0, *server.server_address()));
+}
+
+/// Python's `StreamRequestHandler.timeout`: reads a line with a 300 ms
+/// per-connection timeout and echoes it; records the kind of a failed read.
+#[derive(Clone, Default)]
+struct LineWithTimeout(Arc<Mutex<Vec<ErrorKind>>>);
+
+const HANDLER_TIMEOUT: Duration = Duration::from_millis(300);
+
+impl<C: Connection> StreamRequestHandler<C> for LineWithTimeout {
+    fn handle(&mut self, req: &mut StreamRequest<'_, C>) -> Result<(), Error<C::Error>> {
+        let mut line = [0u8; 64];
+        let n = req.read_line(&mut line).inspect_err(|e| {
+            self.0.lock().unwrap().push(e.kind());
+        })?;
+        req.write_all(&line[..n])
+    }
+
+    fn timeout(&self) -> Option<Duration> {
+        Some(HANDLER_TIMEOUT)
+    }
+}
+
+/// The `handle_error` reports, as text (the hook sees a `dyn Error`).
+#[derive(Clone, Default)]
+struct Reports(Arc<Mutex<Vec<String>>>);
+
+impl<A: std::fmt::Debug> ServerHooks<A> for Reports {
+    fn handle_error(&self, _client: &A, error: &dyn std::error::Error) {
+        self.0.lock().unwrap().push(error.to_string());
+    }
+}
+
+/// A client that sends nothing: its handler's read fails with a TimedOut
+/// error, which reaches `handle_error`, and the client reads EOF; a client
+/// that sends a line in time is then served. Returns how long the silent
+/// client waited for EOF.
+fn silent_client_times_out(
+    target: &dyn behaviour::StreamTarget,
+    handler: &LineWithTimeout,
+    reports: &Reports,
+    serve: &mut dyn FnMut(),
+) -> Duration {
+    let mut silent = target.connect().unwrap();
+    let start = Instant::now();
+    serve();
+    let got = behaviour::read_to_eof(&mut *silent).expect("EOF after the timeout");
+    let waited = start.elapsed();
+    assert!(got.is_empty(), "{got:?}");
+    assert!(
+        support::eventually(Duration::from_secs(5), || reports.0.lock().unwrap().len()
+            == 1),
+        "handle_error was not called"
+    );
+    assert_eq!(*handler.0.lock().unwrap(), [ErrorKind::TimedOut]);
+    let report = reports.0.lock().unwrap()[0].clone();
+    assert!(report.contains("timed out"), "{report}");
+
+    let mut talker = target.connect().unwrap();
+    talker.write_all(b"in time\n").unwrap();
+    serve();
+    let got = behaviour::read_to_eof(&mut *talker).expect("echo");
+    assert_eq!(got, b"in time\n");
+    assert_eq!(
+        reports.0.lock().unwrap().len(),
+        1,
+        "no error for the second"
+    );
+    waited
+}
+
+#[test]
+fn handler_timeout_fails_a_blocked_read_reaches_handle_error_and_the_server_goes_on() {
+    // Sync over TCP: handle_request returns once the read has timed out.
+    let (handler, reports) = (LineWithTimeout::default(), Reports::default());
+    let mut server =
+        TCPServer::with_hooks("127.0.0.1:0", Sync::new(handler.clone()), reports.clone()).unwrap();
+    let target = behaviour::tcp(*server.server_address());
+    let waited = silent_client_times_out(&target, &handler, &reports, &mut || {
+        assert_eq!(server.handle_request().unwrap(), Handled::Request);
+    });
+    eprintln!("sync tcp: EOF after {waited:?}");
+    assert!(
+        waited >= HANDLER_TIMEOUT && waited < HANDLER_TIMEOUT * 4,
+        "{waited:?}"
+    );
+
+    // Threading over a Unix stream, under serve_forever.
+    let (handler, reports) = (LineWithTimeout::default(), Reports::default());
+    let path = support::temp_socket("handler-timeout");
+    let mut server = ThreadingUnixStreamServer::with_hooks(
+        &path,
+        Threading::new(handler.clone()),
+        reports.clone(),
+    )
+    .unwrap();
+    let stop = server.shutdown_handle();
+    let serving = thread::spawn(move || server.serve_forever(Duration::from_millis(500)));
+    let waited = silent_client_times_out(&behaviour::unix(&path), &handler, &reports, &mut || {});
+    stop.shutdown();
+    serving.join().unwrap().unwrap();
+    let _ = std::fs::remove_file(&path);
+    eprintln!("threading unix: EOF after {waited:?}");
+    assert!(
+        waited >= HANDLER_TIMEOUT && waited < HANDLER_TIMEOUT * 4,
+        "{waited:?}"
+    );
 }

@@ -5,7 +5,8 @@ use std::io::{self, IoSliceMut};
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::Arc;
-use std::time::Duration;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use embedded_io::ErrorType;
 use nix::sys::socket::{MsgFlags, recvmsg};
@@ -19,6 +20,10 @@ use crate::sys::poll;
 /// How long a reply waits for room in a full send buffer (a Unix datagram
 /// peer that does not read) before it fails with `TimedOut`.
 const SEND_PATIENCE: Duration = Duration::from_secs(5);
+/// Pauses between retries of a reply the peer refused though the socket
+/// polled writable: short at first, at most 50 ms (20 tries a second).
+const MIN_BACKOFF: Duration = Duration::from_micros(100);
+const MAX_BACKOFF: Duration = Duration::from_millis(50);
 
 /// A datagram socket, Python's `UDPServer.socket`: [`UdpSocket`] or
 /// [`UnixDatagram`]. Cloning shares the socket (no new descriptor), as
@@ -118,13 +123,25 @@ impl<A: Address> DatagramSocket for SocketDatagram<A> {
     fn send_to(&mut self, buf: &[u8], addr: &A) -> io::Result<()> {
         let socket = self.open()?;
         let to = addr.to_sockaddr()?;
+        // One deadline for the whole reply: poll(2) cannot be trusted to wait.
+        // A Unix datagram peer whose receive queue is full refuses with
+        // EAGAIN while the unconnected server socket still polls writable,
+        // so a poll-then-retry loop alone would spin until the peer reads.
+        let deadline = Instant::now() + SEND_PATIENCE;
+        let mut backoff = MIN_BACKOFF;
         loop {
             match retry(|| socket.send_to(buf, &to)) {
                 Ok(_) => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if !poll::wait_one(socket.as_fd(), poll::write_flags(), Some(SEND_PATIENCE))? {
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    if remaining.is_zero()
+                        || !poll::wait_one(socket.as_fd(), poll::write_flags(), Some(remaining))?
+                    {
                         return Err(timed_out());
                     }
+                    // Writable yet refused: the peer is full; retry at a falling rate.
+                    thread::sleep(backoff.min(remaining));
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
                 Err(e) => return Err(e),
             }

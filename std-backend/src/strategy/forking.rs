@@ -8,8 +8,8 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use socketserver_core::time::{Duration, Instant};
 use socketserver_core::{
-    AddrOf, DatagramRequestHandler, DatagramSocket, DatagramStrategy, Listener, ServerHooks,
-    StreamRequestHandler, StreamStrategy, Wait, end_stream_request,
+    AddrOf, DatagramRequestHandler, DatagramSocket, DatagramStrategy, Listener, NoConnection,
+    ServerHooks, StreamRequestHandler, StreamStrategy, Wait, end_stream_request,
 };
 
 use crate::error::WorkerError;
@@ -125,13 +125,18 @@ impl<H, const RBUF: usize, const WBUF: usize> Forking<H, RBUF, WBUF> {
         }
     }
 
+    /// The deadline of a wait. At `max_children` the server socket is left
+    /// out of the wait and nothing signals a child's exit to it, so the wait
+    /// is cut to a short re-check that reaps: a freed slot is noticed within
+    /// `REAP_INTERVAL`, not after `poll_interval`, and `handle_request`
+    /// with no timeout cannot hang.
     fn reap_deadline(
         &mut self,
-        listener_given: bool,
+        socket_given: bool,
         deadline: Option<Instant>,
         now: Instant,
     ) -> Option<Instant> {
-        if listener_given || self.children.is_empty() {
+        if socket_given || self.children.is_empty() {
             return deadline;
         }
         self.collect_children(false);
@@ -256,6 +261,16 @@ where
 
     fn can_accept(&self) -> bool {
         self.children.len() < self.max_children
+    }
+
+    fn wait<W: Wait<D, NoConnection>>(
+        &mut self,
+        waiter: &mut W,
+        socket: Option<&D>,
+        deadline: Option<Instant>,
+    ) -> Result<(), W::Error> {
+        let deadline = self.reap_deadline(socket.is_some(), deadline, waiter.now());
+        waiter.wait(socket, core::iter::empty(), deadline)
     }
 
     fn service_actions(&mut self, _hooks: &K) {

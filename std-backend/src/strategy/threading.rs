@@ -8,8 +8,8 @@ use std::thread::{self, JoinHandle};
 
 use socketserver_core::time::{Duration, Instant};
 use socketserver_core::{
-    AddrOf, DatagramRequestHandler, DatagramSocket, DatagramStrategy, Listener, ServerHooks,
-    StreamRequestHandler, StreamStrategy, Wait, end_stream_request,
+    AddrOf, DatagramRequestHandler, DatagramSocket, DatagramStrategy, Listener, NoConnection,
+    ServerHooks, StreamRequestHandler, StreamStrategy, Wait, end_stream_request,
 };
 
 use crate::error::WorkerError;
@@ -32,7 +32,30 @@ const FULL_RECHECK: Duration = Duration::from_millis(20);
 /// handler threads live at once; at the bound the server stops accepting and
 /// new clients wait in the backlog until a thread ends (back-pressure, never
 /// a refusal). A handler panic is caught and reported to `handle_error` as
-/// [`WorkerError::Panicked`].
+/// [`WorkerError::Panicked`]; the connection is still shut down and closed,
+/// and the server goes on.
+///
+/// # Panic messages
+///
+/// Rust runs the process's panic hook before the panic is caught, so with
+/// the default hook a handler panic prints `thread 'Thread-N' panicked at
+/// …` to stderr as well as `handle_error`'s report. This crate leaves the
+/// hook alone: it is process-wide state that belongs to the application (a
+/// library replacing it would also silence or reformat the application's
+/// own panics). An application that wants only the report installs a hook
+/// that skips handler threads:
+///
+/// ```
+/// let default_hook = std::panic::take_hook();
+/// std::panic::set_hook(Box::new(move |info| {
+///     let handler_thread = std::thread::current()
+///         .name()
+///         .is_some_and(|name| name.starts_with("Thread-"));
+///     if !handler_thread {
+///         default_hook(info);
+///     }
+/// }));
+/// ```
 #[derive(Debug)]
 pub struct Threading<H, const RBUF: usize = 1024, const WBUF: usize = 0> {
     handler: H,
@@ -148,13 +171,17 @@ impl<H, const RBUF: usize, const WBUF: usize> Threading<H, RBUF, WBUF> {
         Ok(())
     }
 
+    /// The deadline of a wait. At the thread bound the server socket is left
+    /// out of the wait; with no waker attached (core's server used directly)
+    /// nothing would end that wait when a thread finishes, so it is cut to
+    /// a short re-check, and `handle_request` with no timeout cannot hang.
     fn wait_deadline(
         &self,
-        listener_given: bool,
+        socket_given: bool,
         deadline: Option<Instant>,
         now: Instant,
     ) -> Option<Instant> {
-        if listener_given || self.waker.is_some() || self.live_threads() == 0 {
+        if socket_given || self.waker.is_some() || self.live_threads() == 0 {
             return deadline;
         }
         let recheck = now.saturating_add(FULL_RECHECK);
@@ -296,6 +323,16 @@ where
         self.live_threads() < self.max_threads
     }
 
+    fn wait<W: Wait<D, NoConnection>>(
+        &mut self,
+        waiter: &mut W,
+        socket: Option<&D>,
+        deadline: Option<Instant>,
+    ) -> Result<(), W::Error> {
+        let deadline = self.wait_deadline(socket.is_some(), deadline, waiter.now());
+        waiter.wait(socket, core::iter::empty(), deadline)
+    }
+
     fn service_actions(&mut self, _hooks: &K) {
         self.reap();
     }
@@ -304,5 +341,131 @@ where
         if self.block_on_close {
             self.join_all();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use socketserver_core::time::Clock;
+    use socketserver_core::{
+        DatagramRequest, DefaultHooks, HandlerError, Interest, Received, ShutdownFlag,
+    };
+
+    use super::*;
+
+    /// A socket that never has a datagram and drops replies.
+    #[derive(Debug, Clone)]
+    struct NullSocket;
+
+    impl embedded_io::ErrorType for NullSocket {
+        type Error = io::Error;
+    }
+
+    impl DatagramSocket for NullSocket {
+        type Addr = u8;
+        fn recv_from(&mut self, _buf: &mut [u8]) -> io::Result<Option<Received<u8>>> {
+            Ok(None)
+        }
+        fn send_to(&mut self, _buf: &[u8], _addr: &u8) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Records the deadline of every wait and returns at once.
+    struct Recorder {
+        flag: ShutdownFlag,
+        deadlines: Vec<Option<Instant>>,
+    }
+
+    const NOW: Instant = Instant::from_millis(1_000);
+
+    impl Clock for Recorder {
+        fn now(&self) -> Instant {
+            NOW
+        }
+    }
+
+    impl Wait<NullSocket, NoConnection> for Recorder {
+        type Error = io::Error;
+        fn wait<'c>(
+            &mut self,
+            _server: Option<&NullSocket>,
+            _conns: impl Iterator<Item = (&'c NoConnection, Interest)>,
+            deadline: Option<Instant>,
+        ) -> io::Result<()> {
+            self.deadlines.push(deadline);
+            Ok(())
+        }
+        fn shutdown_flag(&self) -> &ShutdownFlag {
+            &self.flag
+        }
+    }
+
+    /// Blocks in `handle` until the test sends on (or drops) the channel.
+    #[derive(Clone)]
+    struct Gate(Arc<Mutex<mpsc::Receiver<()>>>);
+
+    impl DatagramRequestHandler<u8> for Gate {
+        fn handle(&mut self, _req: &mut DatagramRequest<'_, u8>) -> Result<(), HandlerError> {
+            let _ = self.0.lock().unwrap_or_else(PoisonError::into_inner).recv();
+            Ok(())
+        }
+    }
+
+    fn datagram_wait(
+        strategy: &mut Threading<Gate>,
+        socket_given: bool,
+        deadline: Option<Instant>,
+    ) -> Option<Instant> {
+        let mut recorder = Recorder {
+            flag: ShutdownFlag::new(),
+            deadlines: Vec::new(),
+        };
+        let socket = socket_given.then_some(&NullSocket);
+        DatagramStrategy::<NullSocket, DefaultHooks>::wait(
+            strategy,
+            &mut recorder,
+            socket,
+            deadline,
+        )
+        .unwrap();
+        recorder.deadlines[0]
+    }
+
+    #[test]
+    fn datagram_wait_at_the_thread_bound_without_a_waker_rechecks_soon() {
+        let (release, gate) = mpsc::channel();
+        let mut strategy = Threading::new(Gate(Arc::new(Mutex::new(gate)))).max_threads(1);
+        let recheck = Some(NOW.saturating_add(FULL_RECHECK));
+        assert_eq!(datagram_wait(&mut strategy, false, None), None, "idle");
+
+        let mut reply = [0u8; 8];
+        DatagramStrategy::<NullSocket, DefaultHooks>::process_request(
+            &mut strategy,
+            &DefaultHooks,
+            &mut NullSocket,
+            b"x",
+            false,
+            7,
+            &mut reply,
+        );
+        assert!(!DatagramStrategy::<NullSocket, DefaultHooks>::can_accept(
+            &strategy
+        ));
+        // handle_request with no timeout: the wait must not be unbounded.
+        assert_eq!(datagram_wait(&mut strategy, false, None), recheck);
+        // serve_forever's poll interval: cut to the re-check.
+        let later = Some(NOW.saturating_add(Duration::from_secs(30)));
+        assert_eq!(datagram_wait(&mut strategy, false, later), recheck);
+        // A sooner deadline stays; a wait on the socket is left alone.
+        let soon = Some(NOW.saturating_add(Duration::from_millis(1)));
+        assert_eq!(datagram_wait(&mut strategy, false, soon), soon);
+        assert_eq!(datagram_wait(&mut strategy, true, None), None);
+
+        release.send(()).unwrap();
+        DatagramStrategy::<NullSocket, DefaultHooks>::server_close(&mut strategy, &DefaultHooks);
+        assert_eq!(strategy.live_threads(), 0);
     }
 }
