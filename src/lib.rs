@@ -18,3 +18,8 @@ pub use socketserver_std as std;
 /// The smoltcp backend: the same handlers on a userspace TCP/IP stack.
 #[cfg(feature = "smoltcp")]
 pub use socketserver_smoltcp as smoltcp;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
