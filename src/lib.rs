@@ -3,7 +3,7 @@
 //!
 //! This is the facade crate: it re-exports the `no_std` core
 //! ([`socketserver_core`]) at the top level, the std backend as [`std`] (feature
-//! `std`, on by default) and the smoltcp backend as [`smoltcp`] (feature
+//! `std`, on by default) and the smoltcp backend as `smoltcp` (feature
 //! `smoltcp`). See the README for the tour.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]

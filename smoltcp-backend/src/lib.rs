@@ -18,8 +18,8 @@
 //! - [`Waiter`]: core's `Wait`, for `serve_forever`; [`poll`]: one
 //!   non-blocking turn for a firmware main loop, telling when to call again.
 //! - [`TcpConfig`]: ACK delay, Nagle, keep-alive, timeouts, with documented defaults.
-//! - With `std`: [`TapConfig`] opens a TAP device (with optional pcap capture),
-//!   [`StdClock`], [`FdIdle`] (sleeps on the TAP descriptor).
+//! - With `std`: `TapConfig` opens a TAP device (with optional pcap capture),
+//!   `StdClock`, `FdIdle` (sleeps on the TAP descriptor).
 //!
 //! Serving core's `Echo` on port 7 with a pool of 4 sockets, on any device.
 //! `sleep` is how the stack idles between frames: on a TAP device (`std`)
