@@ -134,6 +134,66 @@ fn shutdown_before_serving_stops_the_first_loop_and_stale_shutdown_is_dropped() 
     serving.join().unwrap().unwrap();
 }
 
+/// Signals that it runs, waits for the gate, then panics.
+#[derive(Clone)]
+struct PanicsWhenReleased {
+    entered: std::sync::mpsc::SyncSender<()>,
+    gate: Arc<Mutex<std::sync::mpsc::Receiver<()>>>,
+}
+
+impl<C: Connection> StreamRequestHandler<C> for PanicsWhenReleased {
+    fn handle(&mut self, _req: &mut StreamRequest<'_, C>) -> Result<(), Error<C::Error>> {
+        let _ = self.entered.send(());
+        let _ = self.gate.lock().unwrap().recv();
+        panic!("released");
+    }
+}
+
+#[test]
+fn a_panic_through_a_sync_loop_never_leaves_shutdown_waiting() {
+    use std::sync::mpsc;
+    let (entered_tx, entered) = mpsc::sync_channel(1);
+    let (release, gate) = mpsc::channel();
+    let handler = PanicsWhenReleased {
+        entered: entered_tx,
+        gate: Arc::new(Mutex::new(gate)),
+    };
+    let mut server = TCPServer::new("127.0.0.1:0", Sync::new(handler)).unwrap();
+    let addr = *server.server_address();
+    let stop = server.shutdown_handle();
+    // Sync does not catch panics: like Python's BaseException, the panic
+    // leaves serve_forever.
+    let serving = thread::spawn(move || server.serve_forever(Duration::from_secs(30)));
+    let _client = TcpStream::connect(addr).unwrap();
+    entered.recv_timeout(Duration::from_secs(5)).unwrap();
+    // A shutdown() already waiting for the loop when the panic ends it.
+    let (done_tx, done) = mpsc::channel();
+    let waiting_stop = stop.clone();
+    thread::spawn(move || {
+        waiting_stop.shutdown();
+        let _ = done_tx.send(());
+    });
+    // Let it start waiting (the loop is busy in the handler).
+    thread::sleep(Duration::from_millis(50));
+    release.send(()).unwrap();
+    assert!(serving.join().is_err(), "the panic leaves serve_forever");
+    assert!(
+        done.recv_timeout(Duration::from_secs(5)).is_ok(),
+        "the waiting shutdown() was never woken"
+    );
+    assert!(!stop.is_serving());
+    // A later shutdown() is stale: it returns at once.
+    let (late_tx, late) = mpsc::channel();
+    thread::spawn(move || {
+        stop.shutdown();
+        let _ = late_tx.send(());
+    });
+    assert!(
+        late.recv_timeout(Duration::from_secs(5)).is_ok(),
+        "a shutdown() after the panic hung"
+    );
+}
+
 /// A handler that fails or panics on request.
 #[derive(Clone)]
 struct Failing {

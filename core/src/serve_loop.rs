@@ -52,13 +52,25 @@ pub(crate) fn serve_forever<P: Pass>(
     server: &mut P,
     poll_interval: Duration,
 ) -> Result<(), P::WaitError> {
-    let result = if server.flag().begin() {
-        run_passes(server, poll_interval)
+    // `end` runs even when a handler panics through the loop (`Sync` does
+    // not catch panics): otherwise the flag would report a loop running
+    // forever, and a later `shutdown()` would wait for it forever, where
+    // Python's `finally` clears its state.
+    let running = Running(server);
+    if running.0.flag().begin() {
+        run_passes(&mut *running.0, poll_interval)
     } else {
         Ok(())
-    };
-    server.flag().end();
-    result
+    }
+}
+
+/// Ends a loop's registration on the shutdown flag when dropped.
+struct Running<'a, P: Pass>(&'a mut P);
+
+impl<P: Pass> Drop for Running<'_, P> {
+    fn drop(&mut self) {
+        self.0.flag().end();
+    }
 }
 
 fn run_passes<P: Pass>(server: &mut P, poll_interval: Duration) -> Result<(), P::WaitError> {

@@ -91,6 +91,24 @@ impl Control {
     }
 }
 
+/// Records the thread running `serve_forever` for as long as it lives, and
+/// clears it when dropped, also when a handler panics through the loop, so a
+/// `shutdown()` waiting for the loop to stop is woken either way.
+pub(crate) struct Serving(Arc<Control>);
+
+impl Serving {
+    pub(crate) fn new(control: &Arc<Control>) -> Self {
+        control.set_serving_thread(Some(thread::current().id()));
+        Self(Arc::clone(control))
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.0.set_serving_thread(None);
+    }
+}
+
 /// Wakes a server's wait from another thread (workers use it when they end,
 /// so a server at its concurrency bound accepts again at once).
 #[derive(Debug, Clone)]

@@ -2,8 +2,6 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::Arc;
-use std::thread;
 use std::time::Duration;
 
 use socket2::{Socket, Type};
@@ -15,7 +13,7 @@ use crate::net::datagram::SocketDatagram;
 use crate::options::Options;
 use crate::server::{bind, new_socket};
 use crate::strategy::Attach;
-use crate::waiter::{ShutdownHandle, Waiter};
+use crate::waiter::{Serving, ShutdownHandle, Waiter};
 
 type Core<A, P, K> = DatagramServer<SocketDatagram<A>, Waiter, Hooks<K>, P, Vec<u8>>;
 
@@ -147,11 +145,8 @@ where
 
     /// Python's `serve_forever`; see `SocketStreamServer::serve_forever`.
     pub fn serve_forever(&mut self, poll_interval: Duration) -> io::Result<()> {
-        let control = Arc::clone(self.core.waiter().control());
-        control.set_serving_thread(Some(thread::current().id()));
-        let result = self.core.serve_forever(poll_interval);
-        control.set_serving_thread(None);
-        result
+        let _serving = Serving::new(self.core.waiter().control());
+        self.core.serve_forever(poll_interval)
     }
 
     /// Python's `handle_request`.

@@ -2,8 +2,6 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::Arc;
-use std::thread;
 use std::time::Duration;
 
 use socket2::{Socket, Type};
@@ -16,7 +14,7 @@ use crate::net::listener::SocketListener;
 use crate::options::Options;
 use crate::server::{bind, new_socket};
 use crate::strategy::Attach;
-use crate::waiter::{ShutdownHandle, Waiter};
+use crate::waiter::{Serving, ShutdownHandle, Waiter};
 
 /// A stream server on std sockets: core's `StreamServer` with a socket
 /// bound and listening, Python's `TCPServer` (`A = SocketAddr`) and
@@ -149,11 +147,8 @@ where
     /// A stop wakes the wait at once; `poll_interval` only paces
     /// `service_actions` (Python's default is 0.5 s).
     pub fn serve_forever(&mut self, poll_interval: Duration) -> io::Result<()> {
-        let control = Arc::clone(self.core.waiter().control());
-        control.set_serving_thread(Some(thread::current().id()));
-        let result = self.core.serve_forever(poll_interval);
-        control.set_serving_thread(None);
-        result
+        let _serving = Serving::new(self.core.waiter().control());
+        self.core.serve_forever(poll_interval)
     }
 
     /// Python's `handle_request`: one request, or `handle_timeout` after the
