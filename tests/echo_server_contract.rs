@@ -349,3 +349,64 @@ fn a_live_unix_socket_is_never_taken_over_and_a_stale_one_is_replaced() {
     behaviour::echo_round_trip(&behaviour::unix(&path)).unwrap();
     server.stop();
 }
+
+#[test]
+fn a_signal_right_after_the_first_line_still_exits_0() {
+    // A client may signal as soon as it has read `listening on`: the
+    // handlers must already be in place (before, 62 of 100 runs died of
+    // SIGTERM instead of exiting 0).
+    for transport in ["tcp", "udp"] {
+        for _ in 0..20 {
+            let server = Server::start(&["--transport", transport]);
+            server.stop();
+        }
+    }
+}
+
+#[test]
+fn a_live_unix_socket_with_a_full_backlog_is_not_taken_over_and_start_up_does_not_hang() {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let path = support::temp_socket("es-full");
+    let p = path.to_str().unwrap();
+    let live = Socket::new(Domain::UNIX, Type::STREAM, None).unwrap();
+    live.bind(&SockAddr::unix(&path).unwrap()).unwrap();
+    live.listen(0).unwrap();
+    // Fill the backlog: a blocking connect would now wait until it accepts.
+    let mut queued = Vec::new();
+    loop {
+        let c = Socket::new(Domain::UNIX, Type::STREAM, None).unwrap();
+        c.set_nonblocking(true).unwrap();
+        match c.connect(&SockAddr::unix(&path).unwrap()) {
+            Ok(()) => queued.push(c),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("connect: {e}"),
+        }
+        assert!(queued.len() < 64, "backlog never filled");
+    }
+    let mut child = Command::new(support::echo_server_bin())
+        .args(["--transport", "unix", "--addr", p])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("echo_server hung probing a live socket with a full backlog");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(p) && stderr.contains("in use"), "{stderr}");
+    assert!(path.exists(), "the live socket's path is untouched");
+    drop(queued);
+    drop(live);
+    let _ = std::fs::remove_file(&path);
+}

@@ -3,11 +3,11 @@
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::os::unix::fs::FileTypeExt;
-use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use socket2::{Domain, SockAddr, Socket, Type};
 use socketserver::{
     DatagramStrategy, DefaultHooks, EchoDatagram, Multiplexed, NonBlockingEcho, StreamStrategy,
     Sync,
@@ -80,9 +80,12 @@ pub fn runtime_error(addr: &str, e: &io::Error) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// Never takes over a live socket: a path that accepts a connection belongs
-/// to a running server (address in use); a socket file nobody answers on is
-/// stale and removed. Anything else at the path is left for bind to refuse.
+/// Never takes over a live socket: only a socket file that refuses a
+/// connection (ECONNREFUSED: nobody listens) is stale and removed. A path
+/// that accepts, or whose backlog is full (EAGAIN), belongs to a running
+/// server (address in use); any other answer (EACCES, …) leaves the file for
+/// bind to refuse. The probe never blocks: a blocking connect to a server
+/// with a full backlog would wait until it accepts.
 fn clear_stale_socket(path: &Path, datagram: bool) -> io::Result<()> {
     let Ok(meta) = std::fs::symlink_metadata(path) else {
         return Ok(());
@@ -90,17 +93,17 @@ fn clear_stale_socket(path: &Path, datagram: bool) -> io::Result<()> {
     if !meta.file_type().is_socket() {
         return Ok(());
     }
-    let live = if datagram {
-        UnixDatagram::unbound()
-            .and_then(|s| s.connect(path))
-            .is_ok()
-    } else {
-        UnixStream::connect(path).is_ok()
-    };
-    if live {
-        return Err(io::Error::from(io::ErrorKind::AddrInUse));
+    let ty = if datagram { Type::DGRAM } else { Type::STREAM };
+    let probe = Socket::new(Domain::UNIX, ty, None)?;
+    probe.set_nonblocking(true)?;
+    match probe.connect(&SockAddr::unix(path)?) {
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => std::fs::remove_file(path),
+        Ok(()) => Err(io::Error::from(io::ErrorKind::AddrInUse)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            Err(io::Error::from(io::ErrorKind::AddrInUse))
+        }
+        Err(_) => Ok(()),
     }
-    std::fs::remove_file(path)
 }
 
 fn announce(address: &dyn std::fmt::Display) -> io::Result<()> {
@@ -156,13 +159,14 @@ where
             Ok(server) => server,
             Err(e) => return runtime_error(given, &e),
         };
-    if announce(&shown(server.server_address(), given)).is_err() {
-        return ExitCode::FAILURE;
-    }
+    // Handlers first: a client may signal as soon as it reads the first line.
     let graceful = match signals::install(server.shutdown_handle(), registry, grace) {
         Ok(g) => g,
         Err(e) => return runtime_error(given, &e),
     };
+    if announce(&shown(server.server_address(), given)).is_err() {
+        return ExitCode::FAILURE;
+    }
     if let Err(e) = server.serve_forever(POLL_INTERVAL) {
         return runtime_error(given, &e);
     }
@@ -213,13 +217,14 @@ where
         Ok(server) => server,
         Err(e) => return runtime_error(given, &e),
     };
-    if announce(&shown(server.server_address(), given)).is_err() {
-        return ExitCode::FAILURE;
-    }
+    // Handlers first: a client may signal as soon as it reads the first line.
     let graceful = match signals::install(server.shutdown_handle(), Registry::default(), grace) {
         Ok(g) => g,
         Err(e) => return runtime_error(given, &e),
     };
+    if announce(&shown(server.server_address(), given)).is_err() {
+        return ExitCode::FAILURE;
+    }
     if let Err(e) = server.serve_forever(POLL_INTERVAL) {
         return runtime_error(given, &e);
     }
