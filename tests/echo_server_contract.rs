@@ -410,3 +410,11 @@ fn a_live_unix_socket_with_a_full_backlog_is_not_taken_over_and_start_up_does_no
     drop(live);
     let _ = std::fs::remove_file(&path);
 }
+
+#[test]
+fn a_huge_grace_is_a_grace_that_never_ends_not_a_panic() {
+    // 1e19 s is a valid Duration but passes the end of the clock:
+    // `Instant + grace` used to panic on the first signal (exit 101).
+    let server = Server::start(&["--grace", "1e19"]);
+    server.stop();
+}

@@ -21,13 +21,16 @@ pub struct Graceful {
 }
 
 impl Graceful {
-    /// The main thread's deadline for draining: signal time + grace (or now + grace).
-    pub fn deadline(&self, grace: Duration) -> Instant {
+    /// What is left of the grace period: from the signal (or now) + grace.
+    pub fn remaining(&self, grace: Duration) -> Duration {
         let at = *self
             .signalled
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        at.unwrap_or_else(Instant::now) + grace
+        match deadline(at.unwrap_or_else(Instant::now), grace) {
+            Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+            None => grace,
+        }
     }
 
     /// Everything has finished: the signal thread need not interrupt.
@@ -52,17 +55,24 @@ pub fn install(stop: ShutdownHandle, registry: Registry, grace: Duration) -> io:
             }
             *at.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
             stop.request();
-            let deadline = Instant::now() + grace;
+            let deadline = deadline(Instant::now(), grace);
             loop {
                 match finished.recv_timeout(Duration::from_millis(20)) {
                     Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
                     Err(RecvTimeoutError::Timeout) => {}
                 }
-                if Instant::now() >= deadline || signals.pending().next().is_some() {
+                let passed = deadline.is_some_and(|d| Instant::now() >= d);
+                if passed || signals.pending().next().is_some() {
                     registry.interrupt_all();
                     return;
                 }
             }
         })?;
     Ok(Graceful { done, signalled })
+}
+
+/// `from + grace`; `None` when a huge `--grace` (say 1e19) passes the end of
+/// the clock: a grace that never ends, not an overflow panic.
+fn deadline(from: Instant, grace: Duration) -> Option<Instant> {
+    from.checked_add(grace)
 }

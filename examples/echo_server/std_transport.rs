@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use socket2::{Domain, SockAddr, Socket, Type};
 use socketserver::{
@@ -170,9 +170,7 @@ where
     if let Err(e) = server.serve_forever(POLL_INTERVAL) {
         return runtime_error(given, &e);
     }
-    let remaining = graceful
-        .deadline(grace)
-        .saturating_duration_since(Instant::now());
+    let remaining = graceful.remaining(grace);
     let drained = server.drain(remaining).unwrap_or(false);
     if !drained {
         abort(server.strategy_mut());
