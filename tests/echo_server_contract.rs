@@ -402,7 +402,12 @@ fn a_live_unix_socket_with_a_full_backlog_is_not_taken_over_and_start_up_does_no
         thread::sleep(Duration::from_millis(10));
     };
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains(p) && stderr.contains("in use"), "{stderr}");
     assert!(path.exists(), "the live socket's path is untouched");
