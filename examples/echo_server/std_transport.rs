@@ -60,7 +60,9 @@ pub fn run(args: &Args) -> ExitCode {
             } else {
                 serve_stream(args.strategy, addr, text, grace)
             };
-            // Remove our socket file, unless someone else's has replaced it.
+            // Remove our socket file after a clean stop (a runtime failure may
+            // mean the path was never ours). A file someone put in its place
+            // while we ran is not detected.
             if code == ExitCode::SUCCESS {
                 let _ = std::fs::remove_file(&path);
             }
