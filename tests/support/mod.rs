@@ -68,8 +68,9 @@ pub fn temp_socket(name: &str) -> PathBuf {
     dir.join(format!("{name}-{n}.sock"))
 }
 
-/// The `echo_server` example binary, built once if `cargo test` has not
-/// built it already (it builds examples with the tests).
+/// The `echo_server` example binary, brought up to date once per test
+/// process: `cargo test` builds examples only as test harnesses under hashed
+/// names, so without this a stale binary from an earlier build would be tested.
 pub fn echo_server_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -88,12 +89,10 @@ pub fn echo_server_bin() -> &'static Path {
         if profile_dir.file_name().is_some_and(|p| p == "release") {
             build.arg("--release");
         }
-        if !bin.exists() {
-            let status = build
-                .status()
-                .expect("run cargo build --example echo_server");
-            assert!(status.success(), "cargo build --example echo_server failed");
-        }
+        let status = build
+            .status()
+            .expect("run cargo build --example echo_server");
+        assert!(status.success(), "cargo build --example echo_server failed");
         assert!(bin.exists(), "echo_server not found at {}", bin.display());
         bin
     })
