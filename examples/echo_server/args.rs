@@ -1,5 +1,6 @@
 //! The command line of `echo_server`: every transport's flags in one place.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser, ValueEnum, error::ErrorKind};
@@ -66,6 +67,12 @@ pub struct Args {
     /// smoltcp transports: the stack's MAC address.
     #[arg(long, value_name = "MAC")]
     pub mac: Option<String>,
+
+    /// smoltcp transports: capture every Ethernet frame the stack sends and
+    /// receives to a new pcap file at PATH (replaced if it exists); open it
+    /// with Wireshark or `tshark -r PATH`.
+    #[arg(long, value_name = "PATH")]
+    pub pcap: Option<PathBuf>,
 }
 
 impl Args {

@@ -4,7 +4,8 @@
 //! ```text
 //! echo_server [--transport tcp|udp|unix|unix-dgram|smoltcp-tcp|smoltcp-udp]
 //!             [--strategy sync|threading|forking|multiplexed]
-//!             [--addr ADDR] [--grace SECS] [--tap NAME --ip A.B.C.D/NN [--mac MAC]]
+//!             [--addr ADDR] [--grace SECS]
+//!             [--tap NAME --ip A.B.C.D/NN [--mac MAC] [--pcap PATH]]
 //! ```
 //!
 //! The first stdout line is `listening on ADDR`. SIGINT or SIGTERM stops

@@ -10,6 +10,8 @@
 //!   ip link set tap0 up && ip link set lo up &&
 //!   echo_server --transport smoltcp-tcp --tap tap0 --ip 192.168.69.1/24 --strategy multiplexed'
 //! ```
+//!
+//! `--pcap PATH` captures every frame of the stack's interface to a pcap file.
 
 use std::cell::RefCell;
 use std::io::{self, Write};
@@ -149,10 +151,12 @@ pub fn run(args: &Args) -> ExitCode {
     }
     let mut config = TapConfig::new(&plan.tap, plan.cidr);
     config.mac = plan.mac;
+    config.pcap = args.pcap.clone();
     let (iface, device, clock, idle) = match config.open() {
         Ok(parts) => parts,
+        // The error names what failed: the TAP device or the pcap file.
         Err(e) => {
-            eprintln!("echo_server: {}: cannot open: {e}", plan.tap);
+            eprintln!("echo_server: {e}");
             return ExitCode::FAILURE;
         }
     };

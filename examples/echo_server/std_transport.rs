@@ -31,6 +31,11 @@ const SLOT_BUF: usize = 2048;
 
 /// Validates the address for the transport (usage errors exit 2) and serves.
 pub fn run(args: &Args) -> ExitCode {
+    if args.pcap.is_some() {
+        usage_error(
+            "--pcap captures the smoltcp interface: use it with smoltcp-tcp or smoltcp-udp",
+        );
+    }
     let grace = args.grace();
     match args.transport {
         Transport::Tcp | Transport::Udp => {

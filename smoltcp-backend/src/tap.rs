@@ -152,11 +152,20 @@ impl TapConfig {
                 std::format!("MAC address {} is not unicast", self.mac),
             ));
         }
-        let tap = TunTapInterface::new(&self.name, Medium::Ethernet)
-            .map_err(|e| io::Error::new(e.kind(), std::format!("TAP device {}: {e}", self.name)))?;
+        let tap = TunTapInterface::new(&self.name, Medium::Ethernet).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                std::format!("TAP device {}: cannot open: {e}", self.name),
+            )
+        })?;
         let idle = FdIdle::new(&tap);
         let capture = match &self.pcap {
-            Some(path) => Capture::to_file(path)?,
+            Some(path) => Capture::to_file(path).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    std::format!("pcap file {}: cannot create: {e}", path.display()),
+                )
+            })?,
             None => Capture::none(),
         };
         let clock = StdClock::new();
