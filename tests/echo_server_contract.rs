@@ -305,6 +305,9 @@ fn usage_errors_exit_2_with_usage_on_stderr() {
         &["--transport", "unix"],
         &["--transport", "udp", "--strategy", "multiplexed"],
         &["--grace", "-1"],
+        &["--transport", "tcp", "--tap", "tap0"],
+        &["--transport", "udp", "--ip", "192.168.69.1/24"],
+        &["--transport", "tcp", "--mac", "02:00:00:00:00:01"],
     ] {
         let (code, stdout, stderr) = run(args);
         assert_eq!(code, Some(2), "{args:?}: {stderr}");

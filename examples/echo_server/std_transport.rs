@@ -31,10 +31,16 @@ const SLOT_BUF: usize = 2048;
 
 /// Validates the address for the transport (usage errors exit 2) and serves.
 pub fn run(args: &Args) -> ExitCode {
-    if args.pcap.is_some() {
-        usage_error(
-            "--pcap captures the smoltcp interface: use it with smoltcp-tcp or smoltcp-udp",
-        );
+    let smoltcp_only = [
+        ("--tap", args.tap.is_some()),
+        ("--ip", args.ip.is_some()),
+        ("--mac", args.mac.is_some()),
+        ("--pcap", args.pcap.is_some()),
+    ];
+    if let Some((flag, _)) = smoltcp_only.iter().find(|(_, given)| *given) {
+        usage_error(&format!(
+            "{flag} configures the smoltcp interface: use it with smoltcp-tcp or smoltcp-udp"
+        ));
     }
     let grace = args.grace();
     match args.transport {
