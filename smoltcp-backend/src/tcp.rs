@@ -238,6 +238,29 @@ impl TcpConnection<'_, '_> {
     /// Waits (driving the stack) unless `deadline` has passed or the stack
     /// is cancelled. Only a cancel marks the connection failed: a handler's
     /// timeout still ends in a clean FIN, as in Python.
+    /// The blocking half of `read` and `write`: tries `attempt` on the
+    /// socket, and while it has no outcome drives the stack until the socket
+    /// may have changed or the deadline (taken at the first miss) passes.
+    fn block_on<T>(
+        &mut self,
+        mut attempt: impl FnMut(&mut tcp::Socket<'_>) -> Option<Result<T, Error>>,
+    ) -> Result<T, Error> {
+        let mut deadline = None;
+        loop {
+            let outcome = {
+                let mut net = self.net.borrow_mut();
+                attempt(net.tcp(self.handle))
+            };
+            match outcome {
+                Some(Ok(value)) => return Ok(value),
+                Some(Err(e)) => return Err(self.fail(e)),
+                None => {}
+            }
+            let until = *deadline.get_or_insert_with(|| self.deadline());
+            self.wait(until)?;
+        }
+    }
+
     fn wait(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
         let (cancelled, expired) = {
             let net = self.net.borrow();
@@ -279,28 +302,12 @@ impl Read for TcpConnection<'_, '_> {
         if buf.is_empty() {
             return Ok(0);
         }
-        let mut deadline = None;
-        loop {
-            let received = {
-                let mut net = self.net.borrow_mut();
-                let socket = net.tcp(self.handle);
-                match socket.recv_slice(buf) {
-                    Ok(0) => None,
-                    Ok(n) => Some(Ok(n)),
-                    Err(tcp::RecvError::Finished) => Some(Ok(0)),
-                    Err(tcp::RecvError::InvalidState) => Some(Err(Error::ConnectionReset)),
-                }
-            };
-            match received {
-                Some(Ok(n)) => return Ok(n),
-                Some(Err(e)) => return Err(self.fail(e)),
-                None => {}
-            }
-            if deadline.is_none() {
-                deadline = Some(self.deadline());
-            }
-            self.wait(deadline.flatten())?;
-        }
+        self.block_on(|socket| match socket.recv_slice(buf) {
+            Ok(0) => None,
+            Ok(n) => Some(Ok(n)),
+            Err(tcp::RecvError::Finished) => Some(Ok(0)),
+            Err(tcp::RecvError::InvalidState) => Some(Err(Error::ConnectionReset)),
+        })
     }
 }
 
@@ -315,27 +322,11 @@ impl Write for TcpConnection<'_, '_> {
         if buf.is_empty() {
             return Ok(0);
         }
-        let mut deadline = None;
-        loop {
-            let sent = {
-                let mut net = self.net.borrow_mut();
-                let socket = net.tcp(self.handle);
-                match socket.send_slice(buf) {
-                    Ok(0) => None,
-                    Ok(n) => Some(Ok(n)),
-                    Err(tcp::SendError::InvalidState) => Some(Err(closed_error(socket))),
-                }
-            };
-            match sent {
-                Some(Ok(n)) => return Ok(n),
-                Some(Err(e)) => return Err(self.fail(e)),
-                None => {}
-            }
-            if deadline.is_none() {
-                deadline = Some(self.deadline());
-            }
-            self.wait(deadline.flatten())?;
-        }
+        self.block_on(|socket| match socket.send_slice(buf) {
+            Ok(0) => None,
+            Ok(n) => Some(Ok(n)),
+            Err(tcp::SendError::InvalidState) => Some(Err(closed_error(socket))),
+        })
     }
 
     /// Pushes queued bytes onto the wire without waiting for their ACK, as
