@@ -453,21 +453,30 @@ impl<A: std::fmt::Debug> ServerHooks<A> for Reports {
 }
 
 /// A client that sends nothing: its handler's read fails with a TimedOut
-/// error, which reaches `handle_error`, and the client reads EOF; a client
-/// that sends a line in time is then served. Returns how long the silent
-/// client waited for EOF.
+/// error, which reaches `handle_error`, and the request is cut: a TCP client
+/// reads a reset (never a clean EOF: the request did not complete), a Unix
+/// one, whose transport has no reset, EOF; a client that sends a line in
+/// time is then served. Returns how long the silent client waited.
 fn silent_client_times_out(
     target: &dyn behaviour::StreamTarget,
     handler: &LineWithTimeout,
     reports: &Reports,
     serve: &mut dyn FnMut(),
+    tcp: bool,
 ) -> Duration {
     let mut silent = target.connect().unwrap();
     let start = Instant::now();
     serve();
-    let got = behaviour::read_to_eof(&mut *silent).expect("EOF after the timeout");
+    let mut got = Vec::new();
+    let read = silent.read_to_end(&mut got);
     let waited = start.elapsed();
     assert!(got.is_empty(), "{got:?}");
+    if tcp {
+        let err = read.expect_err("a reset after the timeout, not EOF");
+        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset, "{err}");
+    } else {
+        read.expect("EOF after the timeout");
+    }
     assert!(
         support::eventually(Duration::from_secs(5), || reports.0.lock().unwrap().len()
             == 1),
@@ -497,10 +506,16 @@ fn handler_timeout_fails_a_blocked_read_reaches_handle_error_and_the_server_goes
     let mut server =
         TCPServer::with_hooks("127.0.0.1:0", Sync::new(handler.clone()), reports.clone()).unwrap();
     let target = behaviour::tcp(*server.server_address());
-    let waited = silent_client_times_out(&target, &handler, &reports, &mut || {
-        assert_eq!(server.handle_request().unwrap(), Handled::Request);
-    });
-    eprintln!("sync tcp: EOF after {waited:?}");
+    let waited = silent_client_times_out(
+        &target,
+        &handler,
+        &reports,
+        &mut || {
+            assert_eq!(server.handle_request().unwrap(), Handled::Request);
+        },
+        true,
+    );
+    eprintln!("sync tcp: reset after {waited:?}");
     assert!(
         waited >= HANDLER_TIMEOUT && waited < HANDLER_TIMEOUT * 4,
         "{waited:?}"
@@ -517,7 +532,13 @@ fn handler_timeout_fails_a_blocked_read_reaches_handle_error_and_the_server_goes
     .unwrap();
     let stop = server.shutdown_handle();
     let serving = thread::spawn(move || server.serve_forever(Duration::from_millis(500)));
-    let waited = silent_client_times_out(&behaviour::unix(&path), &handler, &reports, &mut || {});
+    let waited = silent_client_times_out(
+        &behaviour::unix(&path),
+        &handler,
+        &reports,
+        &mut || {},
+        false,
+    );
     stop.shutdown();
     serving.join().unwrap().unwrap();
     let _ = std::fs::remove_file(&path);

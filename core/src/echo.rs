@@ -38,54 +38,62 @@ impl<A: core::fmt::Debug> DatagramRequestHandler<A> for EchoDatagram {
     }
 }
 
-/// A non-blocking echo: reads into a `BUF`-byte ring when readable, writes it
-/// back when writable, and is done after the client's EOF once all is sent.
+/// A non-blocking echo: reads into a `BUF`-byte buffer when readable,
+/// writes it back when writable, and is done after the client's EOF once
+/// all is sent. Each read fills as much of the buffer as the socket has, so
+/// bulk transfers move `BUF` bytes per system call, not a byte at a time.
 #[derive(Debug, Clone)]
 pub struct NonBlockingEcho<const BUF: usize = 1024> {
-    pending: heapless::Deque<u8, BUF>,
+    buf: [u8; BUF],
+    /// `buf[sent..filled]` is read and not yet echoed.
+    sent: usize,
+    filled: usize,
     peer_closed: bool,
 }
 
 impl<const BUF: usize> Default for NonBlockingEcho<BUF> {
     fn default() -> Self {
         Self {
-            pending: heapless::Deque::new(),
+            buf: [0; BUF],
+            sent: 0,
+            filled: 0,
             peer_closed: false,
         }
     }
 }
 
+impl<const BUF: usize> NonBlockingEcho<BUF> {
+    fn pending(&self) -> &[u8] {
+        &self.buf[self.sent..self.filled]
+    }
+}
+
 impl<C: Connection, const BUF: usize> NonBlockingHandler<C> for NonBlockingEcho<BUF> {
+    /// Moves as much as readiness allows; the strategy bounds a step by
+    /// withdrawing readiness, so looping while something moves is fair.
     fn poll(&mut self, conn: &mut C) -> Result<Progress, Error<C::Error>> {
         loop {
             let mut moved = false;
-            if !self.pending.is_empty() && conn.write_ready()? {
-                let (front, _) = self.pending.as_slices();
-                let n = conn.write(front)?;
+            if !self.pending().is_empty() && conn.write_ready()? {
+                let n = conn.write(self.pending())?;
                 if n == 0 {
                     return Err(Error::WriteZero);
                 }
-                for _ in 0..n {
-                    self.pending.pop_front();
+                self.sent += n;
+                if self.sent == self.filled {
+                    (self.sent, self.filled) = (0, 0);
                 }
                 moved = true;
             }
-            let room = BUF - self.pending.len();
-            if !self.peer_closed && room > 0 && conn.read_ready()? {
-                let mut chunk = [0u8; 256];
-                let want = room.min(chunk.len());
-                let n = conn.read(&mut chunk[..want])?;
+            if !self.peer_closed && self.filled < BUF && conn.read_ready()? {
+                let n = conn.read(&mut self.buf[self.filled..])?;
                 if n == 0 {
                     self.peer_closed = true;
-                } else {
-                    for &b in &chunk[..n] {
-                        // Cannot fail: `want` never exceeds the free room.
-                        let _ = self.pending.push_back(b);
-                    }
                 }
+                self.filled += n;
                 moved = true;
             }
-            if self.peer_closed && self.pending.is_empty() {
+            if self.peer_closed && self.pending().is_empty() {
                 return Ok(Progress::Done);
             }
             if !moved {
@@ -96,8 +104,8 @@ impl<C: Connection, const BUF: usize> NonBlockingHandler<C> for NonBlockingEcho<
 
     fn interest(&self) -> Interest {
         match (
-            self.pending.is_empty(),
-            self.peer_closed || self.pending.len() == BUF,
+            self.pending().is_empty(),
+            self.peer_closed || self.filled == BUF,
         ) {
             (true, _) => Interest::Read,
             (false, true) => Interest::Write,

@@ -25,6 +25,11 @@ pub enum Error<E> {
     TimedOut,
     /// The handler gave up for a reason of its own.
     Handler(&'static str),
+    /// The peer moved less than the server's minimum rate (the trickle defence).
+    TooSlow,
+    /// The server ended the request: to make room for a waiting client, or
+    /// because a graceful shutdown's deadline passed. The peer saw a reset.
+    Cut,
 }
 
 /// An error of handler code that does no transport I/O (datagram handlers).
@@ -41,6 +46,8 @@ impl<E> Error<E> {
             Error::BufferFull => Error::BufferFull,
             Error::TimedOut => Error::TimedOut,
             Error::Handler(why) => Error::Handler(why),
+            Error::TooSlow => Error::TooSlow,
+            Error::Cut => Error::Cut,
         }
     }
 }
@@ -55,6 +62,8 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
             Error::BufferFull => f.write_str("buffer full"),
             Error::TimedOut => f.write_str("timed out"),
             Error::Handler(why) => write!(f, "handler failed: {why}"),
+            Error::TooSlow => f.write_str("peer moved less than the minimum rate"),
+            Error::Cut => f.write_str("request cut by the server"),
         }
     }
 }
@@ -72,6 +81,8 @@ impl<E: embedded_io::Error> embedded_io::Error for Error<E> {
             Error::BufferFull => ErrorKind::OutOfMemory,
             Error::TimedOut => ErrorKind::TimedOut,
             Error::Handler(_) => ErrorKind::Other,
+            Error::TooSlow => ErrorKind::TimedOut,
+            Error::Cut => ErrorKind::ConnectionAborted,
         }
     }
 }

@@ -52,9 +52,14 @@ pub trait ServerHooks<A: Debug + ?Sized> {
         let _ = client;
     }
 
-    /// Called when `setup`, `handle` or `finish` failed, or a worker panicked.
-    /// The default writes Python's report: with `log` or `defmt` at error
-    /// level, else with the `std` feature to stderr. The server keeps serving.
+    /// Called when `setup`, `handle` or `finish` failed, a worker panicked,
+    /// or the server ended the request (idle or slow peer, eviction, cut at a
+    /// shutdown's deadline). Not called when the peer vanished (a reset, a
+    /// broken pipe): that ends a request normally and is logged at debug
+    /// level. The default writes Python's report: with `log` or `defmt` at
+    /// error level, else with the `std` feature to stderr; with `std`, at
+    /// most 10 reports a second, then one line counting those left out, so a
+    /// flood cannot fill a disk. The server keeps serving.
     fn handle_error(&self, client: &A, error: &dyn Error) {
         report_error(client, error);
     }
@@ -94,8 +99,17 @@ impl<A: Debug + ?Sized> ServerHooks<A> for DefaultHooks {}
 
 const DASHES: &str = "----------------------------------------";
 
-/// Writes Python's `handle_error` report for `client` and `error`.
+/// Writes Python's `handle_error` report for `client` and `error` (with
+/// `std`, rate-limited: see [`ServerHooks::handle_error`]).
 pub fn report_error<A: Debug + ?Sized>(client: &A, error: &dyn Error) {
+    #[cfg(feature = "std")]
+    match crate::report_limit::ERRORS.admit() {
+        crate::report_limit::Admit::Suppress => return,
+        crate::report_limit::Admit::Write { suppressed_before } if suppressed_before > 0 => {
+            report_suppressed(suppressed_before);
+        }
+        crate::report_limit::Admit::Write { .. } => {}
+    }
     #[cfg(all(feature = "std", not(feature = "log")))]
     {
         std::eprintln!("{DASHES}");
@@ -118,4 +132,45 @@ pub fn report_error<A: Debug + ?Sized>(client: &A, error: &dyn Error) {
     {
         let _ = (client, error, DASHES);
     }
+}
+
+/// Says how many reports the rate limit left out.
+#[cfg(feature = "std")]
+fn report_suppressed(count: u64) {
+    #[cfg(not(feature = "log"))]
+    std::eprintln!("({count} more request errors not reported: at most 10 a second)");
+    #[cfg(feature = "log")]
+    ::log::error!(target: "socketserver::server",
+        "({count} more request errors not reported: at most 10 a second)");
+}
+
+/// Reports a datagram reply that was dropped because it could not be
+/// queued without blocking (a peer that does not read its queue). With
+/// `std`, one line every 10 s at most, counting the drops since the last;
+/// otherwise a warning through `log` or `defmt`.
+pub fn report_dropped_reply<A: Debug + ?Sized>(client: &A) {
+    #[cfg(feature = "std")]
+    {
+        let crate::report_limit::Admit::Write { suppressed_before } =
+            crate::report_limit::DROPPED_REPLIES.admit()
+        else {
+            return;
+        };
+        #[cfg(not(feature = "log"))]
+        std::eprintln!(
+            "reply to {client:?} dropped: its queue is full ({suppressed_before} more dropped since the last report)"
+        );
+        #[cfg(feature = "log")]
+        ::log::warn!(target: "socketserver::server",
+            "reply to {client:?} dropped: its queue is full ({suppressed_before} more dropped since the last report)");
+    }
+    #[cfg(all(not(feature = "std"), feature = "log"))]
+    ::log::warn!(target: "socketserver::server", "reply to {:?} dropped: its queue is full", client);
+    #[cfg(feature = "defmt")]
+    ::defmt::warn!(
+        "reply to {} dropped: its queue is full",
+        ::defmt::Debug2Format(client)
+    );
+    #[cfg(not(any(feature = "std", feature = "log", feature = "defmt")))]
+    let _ = client;
 }

@@ -66,7 +66,11 @@ mod error;
 mod handler;
 mod hooks;
 mod lifecycle;
+mod liveness;
+mod metered;
 mod multiplexed;
+#[cfg(feature = "std")]
+mod report_limit;
 mod request;
 mod serve_loop;
 mod server;
@@ -81,11 +85,17 @@ pub use echo::{Echo, EchoDatagram, NonBlockingEcho};
 pub use embedded_io;
 pub use error::{Error, HandlerError};
 pub use handler::{DatagramRequestHandler, NonBlockingHandler, Progress, StreamRequestHandler};
-pub use hooks::{DefaultHooks, ServerHooks, report_error};
+pub use hooks::{DefaultHooks, ServerHooks, report_dropped_reply, report_error};
 pub use lifecycle::{
-    end_stream_request, finish_stream_request, run_datagram_request, run_stream_request,
+    close_stream_request, cut_stream_request, end_stream_request, finish_stream_request,
+    report_request_error, run_datagram_request, run_stream_request,
 };
-pub use multiplexed::{DEFAULT_IDLE_TIMEOUT, Multiplexed};
+pub use liveness::{
+    Activity, DEFAULT_EVICT_AFTER, DEFAULT_IDLE_TIMEOUT, DEFAULT_MIN_RATE, Expiry, IdlePolicy,
+    MinRate,
+};
+pub use metered::{Metered, STEP_BUDGET};
+pub use multiplexed::Multiplexed;
 pub use request::{DatagramRequest, StreamRequest};
 pub use serve_loop::Handled;
 pub use server::{DatagramServer, StreamServer};
@@ -93,5 +103,5 @@ pub use shutdown::ShutdownFlag;
 pub use strategy::{AddrOf, DatagramStrategy, StreamStrategy};
 pub use sync::Sync;
 pub use transport::{
-    Accepted, Connection, DatagramSocket, Interest, Listener, NoConnection, Received, Wait,
+    Accepted, Connection, DatagramSocket, Interest, Listener, NoConnection, Received, Sent, Wait,
 };

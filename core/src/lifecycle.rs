@@ -5,10 +5,10 @@
 
 use crate::error::Error;
 use crate::handler::{DatagramRequestHandler, StreamRequestHandler};
-use crate::hooks::ServerHooks;
+use crate::hooks::{ServerHooks, report_dropped_reply};
 use crate::request::{DatagramRequest, StreamRequest};
 use crate::trace::{step, trace_warn};
-use crate::transport::{Connection, DatagramSocket};
+use crate::transport::{Connection, DatagramSocket, Sent};
 
 /// Runs `finish_request`, then the handler's `setup`, `handle`, `finish`.
 /// Returns the error that Python would raise out of the handler's constructor.
@@ -29,7 +29,11 @@ where
     hooks.finish_request(client);
     let mut handler = handler.clone();
     step!("socketserver::handler", "__init__");
-    conn.set_timeout(handler.timeout())?;
+    // The handler's own timeout replaces the connection's idle timeout
+    // (`None` keeps the backend's default, which the server's idle policy set).
+    if let Some(timeout) = handler.timeout() {
+        conn.set_timeout(Some(timeout))?;
+    }
     if handler.disable_nagle_algorithm() {
         conn.set_nodelay(true)?;
     }
@@ -62,6 +66,69 @@ where
     conn.close();
 }
 
+/// Python's `shutdown_request` then `close_request` for a request the server
+/// ends by force (a deadline, an idle or slow peer, an eviction): the hooks
+/// run as for any request, and the connection is reset instead of
+/// half-closed, so the client sees an error and not a clean end of stream.
+pub fn cut_stream_request<C, K>(hooks: &K, conn: C, client: &C::Addr)
+where
+    C: Connection,
+    K: ServerHooks<C::Addr> + ?Sized,
+{
+    hooks.shutdown_request(client);
+    step!("socketserver::server", "close_request", conn);
+    hooks.close_request(client);
+    conn.abort();
+}
+
+/// Ends a request after its handler ran: a request that ran out of time (an
+/// idle or slow peer, the handler's own timeout) or that the server cut is
+/// reset; any other ends with all its bytes and a FIN, as in Python.
+pub fn close_stream_request<C, K>(
+    hooks: &K,
+    conn: C,
+    client: &C::Addr,
+    result: &Result<(), Error<C::Error>>,
+) where
+    C: Connection,
+    K: ServerHooks<C::Addr> + ?Sized,
+{
+    match result {
+        Err(e) if is_forced_end(e) => cut_stream_request(hooks, conn, client),
+        _ => end_stream_request(hooks, conn, client),
+    }
+}
+
+/// Reports a failed request: to `handle_error`, unless the peer vanished
+/// (a reset, a broken pipe), which ends a request as EOF does and is only
+/// traced at debug level, the same on every strategy and backend.
+pub fn report_request_error<C, K>(hooks: &K, client: &C::Addr, error: &Error<C::Error>)
+where
+    C: Connection,
+    K: ServerHooks<C::Addr> + ?Sized,
+{
+    use embedded_io::{Error as _, ErrorKind};
+    let vanished = matches!(
+        error.kind(),
+        ErrorKind::ConnectionReset | ErrorKind::BrokenPipe | ErrorKind::NotConnected
+    );
+    if vanished {
+        step!("socketserver::server", "peer_vanished", client, error);
+    } else {
+        hooks.handle_error(client, error);
+    }
+}
+
+/// Whether an error means the request did not complete in time or was cut.
+fn is_forced_end<E: embedded_io::Error>(e: &Error<E>) -> bool {
+    use embedded_io::Error as _;
+    matches!(e, Error::TimedOut | Error::TooSlow | Error::Cut)
+        || matches!(
+            e.kind(),
+            embedded_io::ErrorKind::TimedOut | embedded_io::ErrorKind::ConnectionAborted
+        )
+}
+
 /// A whole stream request after `verify_request`: the handler, `handle_error`
 /// on failure, then shutdown and close. Returns whether it succeeded, which a
 /// forked child turns into its exit status.
@@ -80,9 +147,9 @@ where
 {
     let result = finish_stream_request(handler, hooks, &mut conn, client, rbuf, wbuf);
     if let Err(e) = &result {
-        hooks.handle_error(client, e);
+        report_request_error::<C, K>(hooks, client, e);
     }
-    end_stream_request(hooks, conn, client);
+    close_stream_request(hooks, conn, client, &result);
     result.is_ok()
 }
 
@@ -123,7 +190,15 @@ where
             let handled = handler.handle(&mut req);
             step!("socketserver::handler", "finish");
             let finished = handler.finish(&mut req);
-            let sent = socket.send_to(req.reply(), client).map_err(Error::Io);
+            let sent = match socket.send_to(req.reply(), client) {
+                Ok(Sent::Queued) => Ok(()),
+                // Datagram semantics: counted and reported, not an error of the request.
+                Ok(Sent::Dropped) => {
+                    report_dropped_reply(client);
+                    Ok(())
+                }
+                Err(e) => Err(Error::Io(e)),
+            };
             finished.and(handled).map_err(Error::widen).and(sent)
         }
     };

@@ -93,6 +93,14 @@ where
         }
     }
 
+    /// Ends every request still in flight by force, after a [`drain`](Self::drain)
+    /// that returned `false`: each is reset, so no client reads a clean end
+    /// of stream after a cut transfer. See [`StreamStrategy::cut_in_flight`].
+    pub fn cut_in_flight(&mut self) {
+        step!("socketserver::server", "cut_in_flight");
+        self.strategy.cut_in_flight(&self.hooks);
+    }
+
     /// Python's `server_close`: lets the strategy finish or end in-flight
     /// requests, then calls the hook. The backend closes the socket when the
     /// server is dropped or taken apart.

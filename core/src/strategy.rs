@@ -46,6 +46,14 @@ pub trait StreamStrategy<L: Listener, K: ServerHooks<AddrOf<L>>> {
         0
     }
 
+    /// Ends every request in flight now, by force: the end of a graceful
+    /// shutdown whose deadline passed. Each connection is reset
+    /// ([`Connection::abort`]), so no client mistakes the cut for a complete
+    /// transfer; handlers still running see an error, and `finish` runs.
+    fn cut_in_flight(&mut self, hooks: &K) {
+        let _ = hooks;
+    }
+
     /// Runs on every `serve_forever` pass and on `handle_request` timeouts
     /// (Forking: reap children).
     fn service_actions(&mut self, hooks: &K) {

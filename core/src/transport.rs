@@ -28,6 +28,19 @@ pub trait Connection: Read + Write + ReadReady + WriteReady + Debug {
     where
         Self: Sized;
 
+    /// Ends the connection so that the peer sees a reset, never a clean end
+    /// of stream: the server's forced end of a request (a shutdown deadline,
+    /// an idle or slow peer, an eviction), so that a client cannot mistake a
+    /// cut transfer for a complete one. Bytes not yet sent are discarded. It
+    /// must work even when another thread or process holds a copy of the
+    /// connection. The default closes, for transports that have no reset.
+    fn abort(self)
+    where
+        Self: Sized,
+    {
+        self.close();
+    }
+
     /// Bounds every later blocking read and write; `None` waits forever.
     /// A read that times out fails with an error of kind `TimedOut`.
     fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<(), Self::Error>;
@@ -71,8 +84,21 @@ pub trait DatagramSocket: ErrorType + Debug {
     /// A datagram longer than `buf` is truncated, as Python's `recvfrom` does.
     fn recv_from(&mut self, buf: &mut [u8]) -> Result<Option<Received<Self::Addr>>, Self::Error>;
 
-    /// Sends one datagram to `addr`.
-    fn send_to(&mut self, buf: &[u8], addr: &Self::Addr) -> Result<(), Self::Error>;
+    /// Sends one datagram to `addr` without blocking: a datagram the socket
+    /// cannot queue now (the peer's or the device's queue is full) is
+    /// dropped, as a network may drop it, and [`Sent::Dropped`] says so. A
+    /// server never waits on one slow peer while others are waiting.
+    fn send_to(&mut self, buf: &[u8], addr: &Self::Addr) -> Result<Sent, Self::Error>;
+}
+
+/// What became of a datagram given to [`DatagramSocket::send_to`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Sent {
+    /// Queued for sending.
+    Queued,
+    /// Not queued: there was no room, and waiting would block the server.
+    Dropped,
 }
 
 /// What a wait is for.

@@ -18,7 +18,6 @@ mod args;
 mod signals;
 mod smoltcp_transport;
 mod std_transport;
-mod tracked;
 
 use std::process::ExitCode;
 

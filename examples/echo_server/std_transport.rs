@@ -9,17 +9,16 @@ use std::time::Duration;
 
 use socket2::{Domain, SockAddr, Socket, Type};
 use socketserver::{
-    DatagramStrategy, DefaultHooks, EchoDatagram, Multiplexed, NonBlockingEcho, StreamStrategy,
-    Sync,
+    DatagramStrategy, DefaultHooks, Echo, EchoDatagram, Multiplexed, NonBlockingEcho,
+    StreamStrategy, Sync,
 };
 use socketserver_std::{
-    Address, Attach, Forking, Hooks, Options, Signal, SocketConnection, SocketDatagram,
+    Address, Attach, Forking, Hooks, Options, SocketConnection, SocketDatagram,
     SocketDatagramServer, SocketListener, SocketStreamServer, Threading, ToAddress, UnixAddr,
 };
 
 use crate::args::{Args, Strategy, Transport, usage_error};
-use crate::signals;
-use crate::tracked::{Registry, TrackedEcho};
+use crate::signals::{self, Graceful};
 
 /// How often `service_actions` runs (Python's default `poll_interval`).
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
@@ -27,7 +26,11 @@ const POLL_INTERVAL: Duration = Duration::from_millis(500);
 const THREAD_STACK: usize = 256 * 1024;
 /// Slots of the multiplexed server and the buffer of each.
 const SLOTS: usize = 64;
-const SLOT_BUF: usize = 2048;
+const SLOT_BUF: usize = 16384;
+/// The echo's read size under the blocking strategies.
+const CHUNK: usize = 16384;
+/// How often the grace period looks for a second signal.
+const HURRY_CHECK: Duration = Duration::from_millis(50);
 
 /// Validates the address for the transport (usage errors exit 2) and serves.
 pub fn run(args: &Args) -> ExitCode {
@@ -132,37 +135,27 @@ fn shown<A: Address>(address: &A, given: &str) -> String {
 }
 
 fn serve_stream<A: Address>(strategy: Strategy, addr: A, given: &str, grace: Duration) -> ExitCode {
-    let registry = Registry::default();
-    let echo = TrackedEcho::new(registry.clone());
+    let echo = Echo::<CHUNK>;
     match strategy {
-        Strategy::Sync => stream_with(Sync::new(echo), addr, given, grace, registry, |_| {}),
+        Strategy::Sync => stream_with(Sync::new(echo), addr, given, grace),
         Strategy::Threading => {
             let threading = Threading::new(echo).stack_size(Some(THREAD_STACK));
-            stream_with(threading, addr, given, grace, registry, |_| {})
+            stream_with(threading, addr, given, grace)
         }
-        Strategy::Forking => stream_with(Forking::new(echo), addr, given, grace, registry, |f| {
-            f.signal_children(Signal::SIGKILL)
-        }),
+        Strategy::Forking => stream_with(Forking::new(echo), addr, given, grace),
         Strategy::Multiplexed => {
             let multiplexed =
                 Multiplexed::<SocketConnection<A>, NonBlockingEcho<SLOT_BUF>, SLOTS>::new(
                     NonBlockingEcho::default(),
                 );
-            stream_with(multiplexed, addr, given, grace, registry, |_| {})
+            stream_with(multiplexed, addr, given, grace)
         }
     }
 }
 
-/// Binds, announces, serves until a signal, drains for the grace period,
-/// ends what remains (`abort` for children), closes, exits 0.
-fn stream_with<A, P>(
-    strategy: P,
-    addr: A,
-    given: &str,
-    grace: Duration,
-    registry: Registry,
-    abort: impl FnOnce(&mut P),
-) -> ExitCode
+/// Binds, announces, serves until a signal, drains for the grace period
+/// (a second signal ends it), cuts what remains, closes, exits 0.
+fn stream_with<A, P>(strategy: P, addr: A, given: &str, grace: Duration) -> ExitCode
 where
     A: Address,
     P: StreamStrategy<SocketListener<A>, Hooks<DefaultHooks>> + Attach,
@@ -173,7 +166,7 @@ where
             Err(e) => return runtime_error(given, &e),
         };
     // Handlers first: a client may signal as soon as it reads the first line.
-    let graceful = match signals::install(server.shutdown_handle(), registry, grace) {
+    let graceful = match signals::install(server.shutdown_handle()) {
         Ok(g) => g,
         Err(e) => return runtime_error(given, &e),
     };
@@ -183,14 +176,36 @@ where
     if let Err(e) = server.serve_forever(POLL_INTERVAL) {
         return runtime_error(given, &e);
     }
-    let remaining = graceful.remaining(grace);
-    let drained = server.drain(remaining).unwrap_or(false);
-    if !drained {
-        abort(server.strategy_mut());
+    if !drain_within_grace(&mut server, &graceful, grace) {
+        server.cut_in_flight();
     }
     server.server_close();
-    graceful.finished();
     ExitCode::SUCCESS
+}
+
+/// Serves the requests in flight until they finish, the grace period ends,
+/// or a second signal arrives. Returns whether all finished.
+fn drain_within_grace<A, P>(
+    server: &mut SocketStreamServer<A, P>,
+    graceful: &Graceful,
+    grace: Duration,
+) -> bool
+where
+    A: Address,
+    P: StreamStrategy<SocketListener<A>, Hooks<DefaultHooks>> + Attach,
+{
+    let deadline = graceful.deadline(grace);
+    loop {
+        let left = deadline.map_or(HURRY_CHECK, |d| {
+            d.saturating_duration_since(std::time::Instant::now())
+        });
+        match server.drain(left.min(HURRY_CHECK)) {
+            Ok(true) => return true,
+            Ok(false) if left <= HURRY_CHECK || graceful.hurried() => return false,
+            Ok(false) => {}
+            Err(_) => return false,
+        }
+    }
 }
 
 fn serve_datagram<A: Address>(
@@ -229,18 +244,18 @@ where
         Err(e) => return runtime_error(given, &e),
     };
     // Handlers first: a client may signal as soon as it reads the first line.
-    let graceful = match signals::install(server.shutdown_handle(), Registry::default(), grace) {
-        Ok(g) => g,
-        Err(e) => return runtime_error(given, &e),
-    };
+    if let Err(e) = signals::install(server.shutdown_handle()) {
+        return runtime_error(given, &e);
+    }
     if announce(&shown(server.server_address(), given)).is_err() {
         return ExitCode::FAILURE;
     }
     if let Err(e) = server.serve_forever(POLL_INTERVAL) {
         return runtime_error(given, &e);
     }
-    // Datagram requests are short; server_close waits for threads and children.
+    // Datagram requests are short and never wait on a peer; server_close
+    // waits for threads and children.
+    let _ = grace;
     server.server_close();
-    graceful.finished();
     ExitCode::SUCCESS
 }

@@ -7,7 +7,7 @@ use smoltcp::iface::SocketHandle;
 use smoltcp::socket::udp;
 use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
 use socketserver_core::time::Instant;
-use socketserver_core::{DatagramSocket, Received};
+use socketserver_core::{DatagramSocket, Received, Sent};
 
 use crate::error::Error;
 use crate::stack::NetRef;
@@ -270,11 +270,11 @@ impl DatagramSocket for UdpSocket<'_, '_> {
     }
 
     /// Queues the datagram and polls the stack to send it. Never blocks:
-    /// when the send buffer is full even after a poll, fails with
-    /// [`Error::BufferFull`] and the datagram is not sent (UDP may drop it;
-    /// a kernel socket's `ENOBUFS`). A queue whose head has not left for
+    /// when the send buffer is full even after a poll, the datagram is not
+    /// sent and [`Sent::Dropped`] says so (UDP may drop it; a kernel
+    /// socket's `ENOBUFS`). A queue whose head has not left for
     /// [`STUCK_SEND_QUEUE`] is dropped first (see [`UdpSocket::dropped_bytes`]).
-    fn send_to(&mut self, buf: &[u8], addr: &IpEndpoint) -> Result<(), Error> {
+    fn send_to(&mut self, buf: &[u8], addr: &IpEndpoint) -> Result<Sent, Error> {
         for attempt in 0..2 {
             let result = {
                 let net = self.net;
@@ -296,7 +296,7 @@ impl DatagramSocket for UdpSocket<'_, '_> {
             match result {
                 Ok(()) => {
                     self.net.borrow_mut().poll();
-                    return Ok(());
+                    return Ok(Sent::Queued);
                 }
                 Err(udp::SendError::Unaddressable) => return Err(Error::Unaddressable),
                 Err(udp::SendError::BufferFull) if attempt == 0 => {
@@ -306,6 +306,6 @@ impl DatagramSocket for UdpSocket<'_, '_> {
                 Err(udp::SendError::BufferFull) => {}
             }
         }
-        Err(Error::BufferFull)
+        Ok(Sent::Dropped)
     }
 }

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use socketserver_core::IdlePolicy;
+
 /// Python's `max_packet_size`: longer datagrams are truncated to it.
 pub const MAX_PACKET_SIZE: usize = 8192;
 
@@ -36,6 +38,14 @@ pub struct Options {
     pub timeout: Option<Duration>,
     /// The datagram buffer size, Python's `max_packet_size`. Default 8192.
     pub max_packet_size: usize,
+    /// Bounds on idle and slow peers of stream servers: an idle timeout, a
+    /// minimum rate, eviction at capacity. Default [`IdlePolicy::default`]
+    /// (60 s idle; fewer than 64 bytes a minute is too slow; evict a peer
+    /// idle 1 s when a client waits at capacity); [`IdlePolicy::unbounded`]
+    /// is Python's behaviour. Blocking connections apply it themselves (a
+    /// handler's own `timeout` replaces the idle timeout); the server hands it
+    /// to its strategy (`Multiplexed`, `Threading`) for the rest.
+    pub idle_policy: IdlePolicy,
     /// Accepted connections are non-blocking, for `Multiplexed` handlers.
     /// The multiplexed constructors set it; default `false`.
     pub nonblocking_connections: bool,
@@ -49,6 +59,7 @@ impl Default for Options {
             request_queue_size: REQUEST_QUEUE_SIZE,
             timeout: None,
             max_packet_size: MAX_PACKET_SIZE,
+            idle_policy: IdlePolicy::default(),
             nonblocking_connections: false,
         }
     }
@@ -82,6 +93,12 @@ impl Options {
     /// Sets [`Options::max_packet_size`].
     pub fn max_packet_size(mut self, size: usize) -> Self {
         self.max_packet_size = size;
+        self
+    }
+
+    /// Sets [`Options::idle_policy`].
+    pub fn idle_policy(mut self, policy: IdlePolicy) -> Self {
+        self.idle_policy = policy;
         self
     }
 

@@ -160,7 +160,6 @@ impl ShutdownHandle {
 pub struct Waiter {
     control: Arc<Control>,
     wake_rx: WakeSocket,
-    origin: std::time::Instant,
 }
 
 impl Waiter {
@@ -175,11 +174,7 @@ impl Waiter {
             stopped: Mutex::new(None),
             stopped_changed: Condvar::new(),
         });
-        Ok(Self {
-            control,
-            wake_rx,
-            origin: std::time::Instant::now(),
-        })
+        Ok(Self { control, wake_rx })
     }
 
     /// A handle that stops this waiter's server loop.
@@ -208,8 +203,7 @@ impl Waiter {
 
 impl Clock for Waiter {
     fn now(&self) -> Instant {
-        let micros = u64::try_from(self.origin.elapsed().as_micros()).unwrap_or(u64::MAX);
-        Instant::from_micros(micros)
+        crate::clock::now()
     }
 }
 

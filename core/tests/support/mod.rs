@@ -214,9 +214,9 @@ impl DatagramSocket for MockDatagram {
             truncated: data.len() > len,
         }))
     }
-    fn send_to(&mut self, buf: &[u8], addr: &u16) -> Result<(), MockError> {
+    fn send_to(&mut self, buf: &[u8], addr: &u16) -> Result<socketserver_core::Sent, MockError> {
         self.sent.lock().unwrap().push((buf.to_vec(), *addr));
-        Ok(())
+        Ok(socketserver_core::Sent::Queued)
     }
 }
 

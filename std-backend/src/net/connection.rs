@@ -5,16 +5,18 @@ use std::io::{self, Read as _};
 use std::marker::PhantomData;
 use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use embedded_io::{ErrorType, Read, ReadReady, Write, WriteReady};
 use socket2::Socket;
-use socketserver_core::Connection;
-use socketserver_core::time::Duration;
+use socketserver_core::time::{Duration, Instant};
+use socketserver_core::{Activity, Connection, IdlePolicy};
 
+use crate::clock;
 use crate::net::address::Address;
 use crate::net::{describe, retry, timed_out};
-use crate::sys::poll;
+use crate::sys::{poll, reset};
 
 /// One accepted stream connection, Python's `request` for `TCPServer` and
 /// `UnixStreamServer`: [`TcpConnection`] or [`UnixConnection`].
@@ -26,10 +28,26 @@ use crate::sys::poll;
 /// readiness waits in poll(2), so the `embedded_io` contract (block until at
 /// least one byte) holds in both modes and `WouldBlock` never reaches a handler.
 pub struct SocketConnection<A> {
-    socket: Arc<Socket>,
+    shared: Arc<Shared>,
     nonblocking: bool,
     timeout: Option<Duration>,
+    policy: IdlePolicy,
+    /// What the peer moved, on a clock that runs only while this connection
+    /// waits for the peer (see `io`).
+    activity: Activity,
+    waited: Instant,
     family: PhantomData<fn() -> A>,
+}
+
+/// What the connection shares with its [`Interrupter`]s.
+#[derive(Debug)]
+struct Shared {
+    socket: Socket,
+    /// The server cut this connection: later errors say so.
+    cut: AtomicBool,
+    /// When the current wait for the peer began (process clock, µs); 0 when
+    /// not waiting. A client waiting at capacity evicts the longest waiter.
+    waiting_since: AtomicU64,
 }
 
 /// An accepted TCP connection (IPv4 or IPv6).
@@ -39,24 +57,42 @@ pub type TcpConnection = SocketConnection<std::net::SocketAddr>;
 pub type UnixConnection = SocketConnection<crate::net::address::UnixAddr>;
 
 impl<A: Address> SocketConnection<A> {
-    /// Wraps an accepted socket; `nonblocking` says which mode it is in.
-    pub(crate) fn new(socket: Socket, nonblocking: bool) -> Self {
-        Self {
-            socket: Arc::new(socket),
+    /// Wraps an accepted socket; `nonblocking` says which mode it is in. A
+    /// blocking connection applies `policy` itself (its idle timeout as the
+    /// read and write timeout); a non-blocking one leaves it to the strategy.
+    pub(crate) fn new(socket: Socket, nonblocking: bool, policy: IdlePolicy) -> io::Result<Self> {
+        let policy = if nonblocking {
+            IdlePolicy::unbounded()
+        } else {
+            policy
+        };
+        let mut conn = Self {
+            shared: Arc::new(Shared {
+                socket,
+                cut: AtomicBool::new(false),
+                waiting_since: AtomicU64::new(0),
+            }),
             nonblocking,
             timeout: None,
+            policy,
+            activity: Activity::new(Instant::from_micros(0)),
+            waited: Instant::from_micros(0),
             family: PhantomData,
+        };
+        if let Some(idle) = policy.idle_timeout_value() {
+            conn.set_timeout(Some(idle))?;
         }
+        Ok(conn)
     }
 
     /// The socket, for options this type does not wrap.
     pub fn socket(&self) -> &Socket {
-        &self.socket
+        &self.shared.socket
     }
 
     /// The peer's address.
     pub fn peer_addr(&self) -> io::Result<A> {
-        Ok(A::from_sockaddr(&self.socket.peer_addr()?))
+        Ok(A::from_sockaddr(&self.shared.socket.peer_addr()?))
     }
 
     /// Whether reads and writes wait in poll(2) rather than in the kernel.
@@ -65,57 +101,133 @@ impl<A: Address> SocketConnection<A> {
     }
 
     /// A handle that can end this connection from another thread (a
-    /// graceful shutdown's last resort): see [`Interrupter`].
+    /// graceful shutdown's last resort, an eviction): see [`Interrupter`].
     pub fn interrupter(&self) -> Interrupter {
         Interrupter {
-            socket: Arc::downgrade(&self.socket),
+            shared: Arc::downgrade(&self.shared),
         }
     }
 
-    fn io<T>(&self, readable: bool, mut op: impl FnMut(&Socket) -> io::Result<T>) -> io::Result<T> {
+    /// Runs one read or write. Blocking mode also applies the idle policy on
+    /// a clock that advances only while the call waits for the peer: time
+    /// the handler spends on its own work is not the peer's slowness.
+    fn io<T>(
+        &mut self,
+        readable: bool,
+        moved: impl Fn(&T) -> usize,
+        mut op: impl FnMut(&Socket) -> io::Result<T>,
+    ) -> io::Result<T> {
+        if self.nonblocking {
+            return self.io_nonblocking(readable, op);
+        }
+        let started = clock::now();
+        self.shared
+            .waiting_since
+            .store(started.as_micros().max(1), Ordering::Relaxed);
+        let result = retry(|| op(&self.shared.socket));
+        self.shared.waiting_since.store(0, Ordering::Relaxed);
+        let result = match result {
+            // Only SO_RCVTIMEO/SO_SNDTIMEO expiring gets here.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(timed_out()),
+            other => other,
+        };
+        let result = self.after_cut(result)?;
+        let waited = clock::now().saturating_duration_since(started);
+        self.waited = self.waited.saturating_add(waited);
+        self.activity.record(self.waited, moved(&result));
+        match self.activity.check(self.waited, &self.policy) {
+            Ok(()) => Ok(result),
+            Err(_) => Err(too_slow()),
+        }
+    }
+
+    fn io_nonblocking<T>(
+        &self,
+        readable: bool,
+        mut op: impl FnMut(&Socket) -> io::Result<T>,
+    ) -> io::Result<T> {
         loop {
-            match retry(|| op(&self.socket)) {
+            match retry(|| op(&self.shared.socket)) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // Blocking mode: only SO_RCVTIMEO/SO_SNDTIMEO expiring gets here.
-                    if !self.nonblocking {
-                        return Err(timed_out());
-                    }
                     let events = if readable {
                         poll::read_flags()
                     } else {
                         poll::write_flags()
                     };
-                    let timeout = self.timeout;
-                    if !poll::wait_one(self.socket.as_fd(), events, timeout)? {
+                    if !poll::wait_one(self.shared.socket.as_fd(), events, self.timeout)? {
                         return Err(timed_out());
                     }
                 }
-                other => return other,
+                other => return self.after_cut(other),
             }
         }
     }
+
+    /// An error on a connection the server cut says so.
+    fn after_cut<T>(&self, result: io::Result<T>) -> io::Result<T> {
+        match result {
+            Err(_) if self.shared.cut.load(Ordering::Acquire) => Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "request cut by the server",
+            )),
+            other => other,
+        }
+    }
 }
 
-/// Ends a connection from another thread: `shutdown(SHUT_RDWR)`, so the
-/// handler blocked on it sees EOF or an error and returns. It holds no
-/// reference that keeps the connection open.
+/// Ends a connection from another thread: resets it, so the handler blocked
+/// on it wakes with an error and the peer reads `ECONNRESET`, never a clean
+/// end of stream. It holds no reference that keeps the connection open.
 #[derive(Debug, Clone)]
 pub struct Interrupter {
-    socket: Weak<Socket>,
+    shared: Weak<Shared>,
 }
 
 impl Interrupter {
-    /// Shuts the connection down if it is still open.
+    /// Resets the connection if it is still open (a Unix stream socket, which
+    /// has no reset, is shut down both ways).
     pub fn interrupt(&self) {
-        if let Some(socket) = self.socket.upgrade() {
-            let _ = socket.shutdown(Shutdown::Both);
+        if let Some(shared) = self.shared.upgrade() {
+            shared.cut.store(true, Ordering::Release);
+            reset(&shared.socket);
         }
     }
+
+    /// How long the connection has been waiting for its peer now; zero when
+    /// it is not waiting (or is closed).
+    pub fn waiting_for(&self) -> std::time::Duration {
+        let Some(shared) = self.shared.upgrade() else {
+            return std::time::Duration::ZERO;
+        };
+        match shared.waiting_since.load(Ordering::Relaxed) {
+            0 => std::time::Duration::ZERO,
+            since => clock::now().saturating_duration_since(Instant::from_micros(since)),
+        }
+    }
+}
+
+/// Resets `socket` for every holder: SO_LINGER 0 (a later close sends RST,
+/// not FIN) and, on TCP, a disconnect that sends the RST now.
+fn reset(socket: &Socket) {
+    let _ = socket.set_linger(Some(std::time::Duration::ZERO));
+    if reset::disconnect(socket.as_fd()).is_err() {
+        // Not TCP (a Unix stream socket): wake the handler at least.
+        let _ = socket.shutdown(Shutdown::Both);
+    }
+}
+
+/// The error of a peer below the minimum rate: kind `TimedOut`, like the
+/// idle timeout, since both mean the peer kept the request waiting.
+fn too_slow() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "peer moved less than the minimum rate",
+    )
 }
 
 impl<A> fmt::Debug for SocketConnection<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        describe::describe(Some(&self.socket), f)
+        describe::describe(Some(&self.shared.socket), f)
     }
 }
 
@@ -128,7 +240,7 @@ impl<A: Address> Read for SocketConnection<A> {
         if buf.is_empty() {
             return Ok(0);
         }
-        self.io(true, |mut s| s.read(buf))
+        self.io(true, |n| *n, |mut s| s.read(buf))
     }
 }
 
@@ -138,7 +250,11 @@ impl<A: Address> Write for SocketConnection<A> {
             return Ok(0);
         }
         // MSG_NOSIGNAL: a vanished peer is an EPIPE error, never a SIGPIPE.
-        self.io(false, |s| s.send_with_flags(buf, libc::MSG_NOSIGNAL))
+        self.io(
+            false,
+            |n| *n,
+            |s| s.send_with_flags(buf, libc::MSG_NOSIGNAL),
+        )
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -148,13 +264,13 @@ impl<A: Address> Write for SocketConnection<A> {
 
 impl<A: Address> ReadReady for SocketConnection<A> {
     fn read_ready(&mut self) -> io::Result<bool> {
-        poll::is_ready(self.socket.as_fd(), poll::read_flags())
+        poll::is_ready(self.shared.socket.as_fd(), poll::read_flags())
     }
 }
 
 impl<A: Address> WriteReady for SocketConnection<A> {
     fn write_ready(&mut self) -> io::Result<bool> {
-        poll::is_ready(self.socket.as_fd(), poll::write_flags())
+        poll::is_ready(self.shared.socket.as_fd(), poll::write_flags())
     }
 }
 
@@ -162,10 +278,15 @@ impl<A: Address> Connection for SocketConnection<A> {
     type Addr = A;
 
     fn shutdown_write(&mut self) -> io::Result<()> {
-        self.socket.shutdown(Shutdown::Write)
+        self.shared.socket.shutdown(Shutdown::Write)
     }
 
     fn close(self) {}
+
+    fn abort(self) {
+        self.shared.cut.store(true, Ordering::Release);
+        reset(&self.shared.socket);
+    }
 
     fn set_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         self.timeout = timeout;
@@ -174,13 +295,13 @@ impl<A: Address> Connection for SocketConnection<A> {
         }
         // A zero SO_RCVTIMEO means "no timeout" to the kernel: use the smallest real one.
         let timeout = timeout.map(|t| t.max(Duration::from_micros(1)));
-        self.socket.set_read_timeout(timeout)?;
-        self.socket.set_write_timeout(timeout)
+        self.shared.socket.set_read_timeout(timeout)?;
+        self.shared.socket.set_write_timeout(timeout)
     }
 
     fn set_nodelay(&mut self, nodelay: bool) -> io::Result<()> {
         if A::IS_INET {
-            self.socket.set_tcp_nodelay(nodelay)
+            self.shared.socket.set_tcp_nodelay(nodelay)
         } else {
             Ok(())
         }
@@ -189,12 +310,12 @@ impl<A: Address> Connection for SocketConnection<A> {
 
 impl<A> AsFd for SocketConnection<A> {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.socket.as_fd()
+        self.shared.socket.as_fd()
     }
 }
 
 impl<A> AsRawFd for SocketConnection<A> {
     fn as_raw_fd(&self) -> RawFd {
-        self.socket.as_raw_fd()
+        self.shared.socket.as_raw_fd()
     }
 }

@@ -5,25 +5,14 @@ use std::io::{self, IoSliceMut};
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::Arc;
-use std::thread;
-use std::time::{Duration, Instant};
 
 use embedded_io::ErrorType;
 use nix::sys::socket::{MsgFlags, recvmsg};
 use socket2::Socket;
-use socketserver_core::{DatagramSocket, Received};
+use socketserver_core::{DatagramSocket, Received, Sent};
 
 use crate::net::address::Address;
-use crate::net::{describe, retry, timed_out};
-use crate::sys::poll;
-
-/// How long a reply waits for room in a full send buffer (a Unix datagram
-/// peer that does not read) before it fails with `TimedOut`.
-const SEND_PATIENCE: Duration = Duration::from_secs(5);
-/// Pauses between retries of a reply the peer refused though the socket
-/// polled writable: short at first, at most 50 ms (20 tries a second).
-const MIN_BACKOFF: Duration = Duration::from_micros(100);
-const MAX_BACKOFF: Duration = Duration::from_millis(50);
+use crate::net::{describe, retry};
 
 /// A datagram socket, Python's `UDPServer.socket`: [`UdpSocket`] or
 /// [`UnixDatagram`]. Cloning shares the socket (no new descriptor), as
@@ -120,31 +109,20 @@ impl<A: Address> DatagramSocket for SocketDatagram<A> {
         }
     }
 
-    fn send_to(&mut self, buf: &[u8], addr: &A) -> io::Result<()> {
+    /// Sends without blocking. A Unix datagram peer whose receive queue is
+    /// full refuses with `EAGAIN`, and so does a full send buffer: the reply
+    /// is dropped ([`Sent::Dropped`]) rather than stalling every other
+    /// client behind one peer that does not read. A sender with no address
+    /// (an unbound Unix socket) cannot be answered: also dropped.
+    fn send_to(&mut self, buf: &[u8], addr: &A) -> io::Result<Sent> {
         let socket = self.open()?;
-        let to = addr.to_sockaddr()?;
-        // One deadline for the whole reply: poll(2) cannot be trusted to wait.
-        // A Unix datagram peer whose receive queue is full refuses with
-        // EAGAIN while the unconnected server socket still polls writable,
-        // so a poll-then-retry loop alone would spin until the peer reads.
-        let deadline = Instant::now() + SEND_PATIENCE;
-        let mut backoff = MIN_BACKOFF;
-        loop {
-            match retry(|| socket.send_to(buf, &to)) {
-                Ok(_) => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let remaining = deadline.saturating_duration_since(Instant::now());
-                    if remaining.is_zero()
-                        || !poll::wait_one(socket.as_fd(), poll::write_flags(), Some(remaining))?
-                    {
-                        return Err(timed_out());
-                    }
-                    // Writable yet refused: the peer is full; retry at a falling rate.
-                    thread::sleep(backoff.min(remaining));
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                }
-                Err(e) => return Err(e),
-            }
+        let Ok(to) = addr.to_sockaddr() else {
+            return Ok(Sent::Dropped);
+        };
+        match retry(|| socket.send_to(buf, &to)) {
+            Ok(_) => Ok(Sent::Queued),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Sent::Dropped),
+            Err(e) => Err(e),
         }
     }
 }

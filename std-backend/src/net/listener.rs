@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 
 use embedded_io::ErrorType;
 use socket2::Socket;
-use socketserver_core::{Accepted, Listener};
+use socketserver_core::{Accepted, IdlePolicy, Listener};
 
 use crate::net::address::Address;
 use crate::net::connection::SocketConnection;
@@ -19,6 +19,7 @@ use crate::net::{describe, retry};
 pub struct SocketListener<A> {
     socket: Option<Socket>,
     nonblocking_connections: bool,
+    idle_policy: IdlePolicy,
     family: PhantomData<fn() -> A>,
 }
 
@@ -29,12 +30,18 @@ pub type TcpListener = SocketListener<std::net::SocketAddr>;
 pub type UnixListener = SocketListener<crate::net::address::UnixAddr>;
 
 impl<A: Address> SocketListener<A> {
-    /// Wraps a bound, listening socket and makes it non-blocking.
-    pub(crate) fn new(socket: Socket, nonblocking_connections: bool) -> io::Result<Self> {
+    /// Wraps a bound, listening socket and makes it non-blocking; blocking
+    /// connections it accepts apply `idle_policy`.
+    pub(crate) fn new(
+        socket: Socket,
+        nonblocking_connections: bool,
+        idle_policy: IdlePolicy,
+    ) -> io::Result<Self> {
         socket.set_nonblocking(true)?;
         Ok(Self {
             socket: Some(socket),
             nonblocking_connections,
+            idle_policy,
             family: PhantomData,
         })
     }
@@ -78,10 +85,9 @@ impl<A: Address> Listener for SocketListener<A> {
                     conn.set_nonblocking(true)?;
                 }
                 let client = A::from_sockaddr(&addr);
-                Ok(Some((
-                    SocketConnection::new(conn, self.nonblocking_connections),
-                    client,
-                )))
+                let conn =
+                    SocketConnection::new(conn, self.nonblocking_connections, self.idle_policy)?;
+                Ok(Some((conn, client)))
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
             Err(e) => Err(e),

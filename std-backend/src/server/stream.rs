@@ -74,10 +74,15 @@ where
     /// error the socket is closed.
     pub fn server_activate(self) -> io::Result<SocketStreamServer<A, P, K>> {
         self.socket.listen(self.options.request_queue_size)?;
-        let listener = SocketListener::new(self.socket, self.options.nonblocking_connections)?;
+        let listener = SocketListener::new(
+            self.socket,
+            self.options.nonblocking_connections,
+            self.options.idle_policy,
+        )?;
         let waiter = Waiter::new()?;
         let mut strategy = self.strategy;
         strategy.attach(waiter.waker());
+        strategy.adopt_idle_policy(self.options.idle_policy);
         let hooks = Hooks::new(self.hooks, self.options.timeout);
         Ok(SocketStreamServer {
             core: StreamServer::new(listener, waiter, strategy, hooks),
@@ -167,6 +172,15 @@ where
     pub fn drain(&mut self, grace: Duration) -> io::Result<bool> {
         let deadline = self.core.waiter().now().saturating_add(grace);
         self.core.drain(deadline)
+    }
+
+    /// Ends every request still in flight by force, after a [`drain`](Self::drain)
+    /// that returned `false`: each connection is reset, so no client reads a
+    /// clean end of stream after a cut transfer; handlers blocked on one
+    /// wake with an error and `finish` runs (threads), children get 200 ms
+    /// and are then killed (forking), slots are ended (multiplexed).
+    pub fn cut_in_flight(&mut self) {
+        self.core.cut_in_flight();
     }
 
     /// A cloneable handle that stops `serve_forever` from another thread.

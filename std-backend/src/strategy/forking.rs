@@ -25,6 +25,36 @@ pub const FORKING_TIMEOUT: Duration = Duration::from_secs(300);
 /// How often a server at `max_children` (or draining) checks for exited children.
 const REAP_INTERVAL: Duration = Duration::from_millis(10);
 
+/// How long children whose connections were cut may take to finish before
+/// they are killed.
+const CUT_PATIENCE: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// The parent's copy of a child's connection, kept until the child is
+/// reaped so that the parent can reset it: at a shutdown's deadline, or when
+/// the child died by a signal (a plain close would let the peer read a clean
+/// end of stream after a cut transfer).
+trait HeldConnection: std::fmt::Debug {
+    fn close_held(self: Box<Self>);
+    fn abort_held(self: Box<Self>);
+}
+
+impl<C: socketserver_core::Connection> HeldConnection for C {
+    fn close_held(self: Box<Self>) {
+        (*self).close();
+    }
+    fn abort_held(self: Box<Self>) {
+        (*self).abort();
+    }
+}
+
+/// A child not yet reaped.
+#[derive(Debug)]
+struct Child {
+    pid: Pid,
+    /// Stream requests only.
+    connection: Option<Box<dyn HeldConnection + Send>>,
+}
+
 /// Serves each request in a forked child, Python's `ForkingMixIn`.
 ///
 /// The child runs the request through core's lifecycle (`handle_error` runs
@@ -37,6 +67,13 @@ const REAP_INTERVAL: Duration = Duration::from_millis(10);
 /// every child when `block_on_close` (true). The `handle_request` timeout
 /// defaults to 300 s.
 ///
+/// Beyond Python: the parent keeps its copy of each child's connection
+/// until it reaps the child, so that [`StreamStrategy::cut_in_flight`] (the
+/// end of a graceful shutdown) resets every connection in flight (children
+/// blocked on one wake with an error, and those still running after 200 ms
+/// are killed), and the connection of a child killed by a signal is reset,
+/// not closed: no peer reads a clean end of stream after a cut transfer.
+///
 /// Forking a multi-threaded process is allowed but the child may only rely on
 /// what the handler itself sets up; keep handlers self-contained.
 #[derive(Debug)]
@@ -45,7 +82,7 @@ pub struct Forking<H, const RBUF: usize = 1024, const WBUF: usize = 0> {
     max_children: usize,
     block_on_close: bool,
     timeout: Option<Duration>,
-    children: Vec<Pid>,
+    children: Vec<Child>,
 }
 
 impl<H> Forking<H> {
@@ -88,7 +125,7 @@ impl<H, const RBUF: usize, const WBUF: usize> Forking<H, RBUF, WBUF> {
 
     /// Python's `active_children`: pids of children not yet reaped.
     pub fn active_children(&self) -> impl Iterator<Item = i32> + '_ {
-        self.children.iter().map(|pid| pid.as_raw())
+        self.children.iter().map(|child| child.pid.as_raw())
     }
 
     /// The handler value cloned into each child.
@@ -104,24 +141,57 @@ impl<H, const RBUF: usize, const WBUF: usize> Forking<H, RBUF, WBUF> {
         } else {
             Some(WaitPidFlag::WNOHANG)
         };
-        self.children.retain(|&pid| {
-            loop {
-                match waitpid(pid, flags) {
-                    Ok(WaitStatus::StillAlive) => break true,
-                    Ok(_) => break false,
+        let mut index = 0;
+        while index < self.children.len() {
+            let status = loop {
+                match waitpid(self.children[index].pid, flags) {
                     Err(Errno::EINTR) => continue,
-                    // ECHILD: reaped elsewhere (someone's waitpid(-1)); gone either way.
-                    Err(_) => break false,
+                    other => break other,
+                }
+            };
+            let killed = match status {
+                Ok(WaitStatus::StillAlive) => {
+                    index += 1;
+                    continue;
+                }
+                Ok(WaitStatus::Signaled(..)) => true,
+                // ECHILD: reaped elsewhere (someone's waitpid(-1)); gone either way.
+                Ok(_) | Err(_) => false,
+            };
+            let child = self.children.swap_remove(index);
+            if let Some(connection) = child.connection {
+                if killed {
+                    connection.abort_held();
+                } else {
+                    connection.close_held();
                 }
             }
-        });
+        }
+    }
+
+    /// Resets the connection of every child, gives them [`CUT_PATIENCE`] to
+    /// finish, then kills and reaps the rest.
+    fn cut_children(&mut self) {
+        for child in &mut self.children {
+            if let Some(connection) = child.connection.take() {
+                connection.abort_held();
+            }
+        }
+        let deadline = std::time::Instant::now() + CUT_PATIENCE;
+        self.collect_children(false);
+        while !self.children.is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            self.collect_children(false);
+        }
+        self.signal_children(Signal::SIGKILL);
+        self.collect_children(true);
     }
 
     /// Sends `signal` to every child still running: the last resort of a
     /// graceful shutdown whose grace period has passed.
     pub fn signal_children(&self, signal: Signal) {
-        for &pid in &self.children {
-            let _ = kill(pid, signal);
+        for child in &self.children {
+            let _ = kill(child.pid, signal);
         }
     }
 
@@ -152,7 +222,10 @@ impl<H, const RBUF: usize, const WBUF: usize> Forking<H, RBUF, WBUF> {
     fn fork_request(&mut self, work: impl FnOnce() -> bool) -> std::io::Result<Pid> {
         match fork()? {
             Forked::Parent(pid) => {
-                self.children.push(pid);
+                self.children.push(Child {
+                    pid,
+                    connection: None,
+                });
                 Ok(pid)
             }
             Forked::Child => {
@@ -168,6 +241,7 @@ impl<H, const RBUF: usize, const WBUF: usize> Attach for Forking<H, RBUF, WBUF> 
 impl<L, K, H, const RBUF: usize, const WBUF: usize> StreamStrategy<L, K> for Forking<H, RBUF, WBUF>
 where
     L: Listener,
+    L::Conn: Send + 'static,
     K: ServerHooks<AddrOf<L>>,
     H: StreamRequestHandler<L::Conn>,
 {
@@ -184,10 +258,13 @@ where
         });
         match forked {
             // Python's parent calls close_request only: a shutdown here would
-            // half-close the child's connection too.
+            // half-close the child's connection too. The parent's copy is
+            // kept until the child is reaped (see the type's docs).
             Ok(_) => {
                 hooks.close_request(&client);
-                drop(conn);
+                if let (Some(child), Some(conn)) = (self.children.last_mut(), conn) {
+                    child.connection = Some(Box::new(conn));
+                }
             }
             Err(e) => {
                 hooks.handle_error(&client, &WorkerError::Spawn(e));
@@ -214,6 +291,10 @@ where
 
     fn in_flight(&self) -> usize {
         self.children.len()
+    }
+
+    fn cut_in_flight(&mut self, _hooks: &K) {
+        self.cut_children();
     }
 
     fn service_actions(&mut self, _hooks: &K) {

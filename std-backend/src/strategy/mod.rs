@@ -2,14 +2,16 @@
 //! what every std strategy shares: the waker hook and panic-safe requests.
 
 pub(crate) mod forking;
+pub(crate) mod live;
 pub(crate) mod threading;
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use socketserver_core::{
-    Connection, DatagramRequestHandler, DatagramSocket, Multiplexed, ServerHooks,
-    StreamRequestHandler, Sync, end_stream_request, finish_stream_request, run_datagram_request,
+    Connection, DatagramRequestHandler, DatagramSocket, IdlePolicy, Multiplexed, ServerHooks,
+    StreamRequestHandler, Sync, close_stream_request, end_stream_request, finish_stream_request,
+    report_request_error, run_datagram_request,
 };
 
 use crate::error::WorkerError;
@@ -31,6 +33,13 @@ pub trait Attach {
     fn attach(&mut self, waker: Waker) {
         let _ = waker;
     }
+
+    /// Receives the server's [`Options::idle_policy`](crate::Options::idle_policy)
+    /// when the server is built, for the parts a strategy applies itself
+    /// (`Multiplexed`: all of it; `Threading`: eviction at capacity).
+    fn adopt_idle_policy(&mut self, policy: IdlePolicy) {
+        let _ = policy;
+    }
 }
 
 impl<H, const RBUF: usize, const WBUF: usize> Attach for Sync<H, RBUF, WBUF> {}
@@ -38,6 +47,10 @@ impl<H, const RBUF: usize, const WBUF: usize> Attach for Sync<H, RBUF, WBUF> {}
 impl<C: Connection, H, const N: usize> Attach for Multiplexed<C, H, N> {
     fn nonblocking_connections(&self) -> bool {
         true
+    }
+
+    fn adopt_idle_policy(&mut self, policy: IdlePolicy) {
+        self.set_idle_policy(policy);
     }
 }
 
@@ -68,19 +81,20 @@ where
     let result = panic::catch_unwind(AssertUnwindSafe(|| {
         finish_stream_request(handler, hooks, &mut conn, client, rbuf, wbuf)
     }));
-    let ok = match result {
-        Ok(Ok(())) => true,
-        Ok(Err(e)) => {
-            hooks.handle_error(client, &e);
-            false
+    match result {
+        Ok(result) => {
+            if let Err(e) = &result {
+                report_request_error::<C, K>(hooks, client, e);
+            }
+            close_stream_request(hooks, conn, client, &result);
+            result.is_ok()
         }
         Err(payload) => {
             hooks.handle_error(client, &WorkerError::from_panic(&*payload));
+            end_stream_request(hooks, conn, client);
             false
         }
-    };
-    end_stream_request(hooks, conn, client);
-    ok
+    }
 }
 
 /// One datagram request in a worker, a handler panic caught as in [`serve_stream`].

@@ -8,11 +8,12 @@ use std::thread::{self, JoinHandle};
 
 use socketserver_core::time::{Duration, Instant};
 use socketserver_core::{
-    AddrOf, DatagramRequestHandler, DatagramSocket, DatagramStrategy, Listener, NoConnection,
-    ServerHooks, StreamRequestHandler, StreamStrategy, Wait, end_stream_request,
+    AddrOf, DatagramRequestHandler, DatagramSocket, DatagramStrategy, IdlePolicy, Listener,
+    NoConnection, ServerHooks, StreamRequestHandler, StreamStrategy, Wait, end_stream_request,
 };
 
 use crate::error::WorkerError;
+use crate::strategy::live::{Interruptible, LiveConnections};
 use crate::strategy::{Attach, next_thread_name, serve_datagram, serve_stream};
 use crate::waiter::Waker;
 
@@ -31,7 +32,11 @@ const FULL_RECHECK: Duration = Duration::from_millis(20);
 /// memory stays bounded (bpo-37193). Beyond Python: at most `max_threads`
 /// handler threads live at once; at the bound the server stops accepting and
 /// new clients wait in the backlog until a thread ends (back-pressure, never
-/// a refusal). A handler panic is caught and reported to `handle_error` as
+/// a refusal), unless the server's [`IdlePolicy`] lets a waiting client evict
+/// the connection that has waited longest for its peer (by default one idle
+/// for a second or more: it is reset and its handler sees an error). Every
+/// connection in flight can be cut at once ([`StreamStrategy::cut_in_flight`],
+/// the end of a graceful shutdown). A handler panic is caught and reported to `handle_error` as
 /// [`WorkerError::Panicked`]; the connection is still shut down and closed,
 /// and the server goes on.
 ///
@@ -66,6 +71,9 @@ pub struct Threading<H, const RBUF: usize = 1024, const WBUF: usize = 0> {
     live: Arc<AtomicUsize>,
     threads: Vec<JoinHandle<()>>,
     waker: Option<Waker>,
+    connections: LiveConnections,
+    next_connection: u64,
+    evict_after: Option<Duration>,
 }
 
 impl<H> Threading<H> {
@@ -88,6 +96,9 @@ impl<H, const RBUF: usize, const WBUF: usize> Threading<H, RBUF, WBUF> {
             live: Arc::new(AtomicUsize::new(0)),
             threads: Vec::new(),
             waker: None,
+            connections: LiveConnections::default(),
+            next_connection: 0,
+            evict_after: IdlePolicy::default().evict_after_value(),
         }
     }
 
@@ -171,17 +182,28 @@ impl<H, const RBUF: usize, const WBUF: usize> Threading<H, RBUF, WBUF> {
         Ok(())
     }
 
+    fn at_bound(&self) -> bool {
+        self.live_threads() >= self.max_threads
+    }
+
+    /// The live connection a waiting client may evict.
+    fn eviction_candidate(&self) -> Option<crate::net::connection::Interrupter> {
+        self.connections.longest_waiting(self.evict_after?)
+    }
+
     /// The deadline of a wait. At the thread bound the server socket is left
     /// out of the wait; with no waker attached (core's server used directly)
-    /// nothing would end that wait when a thread finishes, so it is cut to
-    /// a short re-check, and `handle_request` with no timeout cannot hang.
+    /// nothing would end that wait when a thread finishes, and with eviction
+    /// on a connection may become evictable, so the wait is cut to a short
+    /// re-check, and `handle_request` with no timeout cannot hang.
     fn wait_deadline(
         &self,
         socket_given: bool,
         deadline: Option<Instant>,
         now: Instant,
     ) -> Option<Instant> {
-        if socket_given || self.waker.is_some() || self.live_threads() == 0 {
+        let evicting = self.evict_after.is_some() && self.at_bound();
+        if socket_given || (self.waker.is_some() && !evicting) || self.live_threads() == 0 {
             return deadline;
         }
         let recheck = now.saturating_add(FULL_RECHECK);
@@ -208,24 +230,39 @@ impl<H, const RBUF: usize, const WBUF: usize> Attach for Threading<H, RBUF, WBUF
     fn attach(&mut self, waker: Waker) {
         self.waker = Some(waker);
     }
+
+    fn adopt_idle_policy(&mut self, policy: IdlePolicy) {
+        self.evict_after = policy.evict_after_value();
+    }
 }
 
 impl<L, K, H, const RBUF: usize, const WBUF: usize> StreamStrategy<L, K>
     for Threading<H, RBUF, WBUF>
 where
     L: Listener,
-    L::Conn: Send + 'static,
+    L::Conn: Interruptible + Send + 'static,
     AddrOf<L>: Send + 'static,
     K: ServerHooks<AddrOf<L>> + Clone + Send + 'static,
     H: StreamRequestHandler<L::Conn> + Send + 'static,
 {
     fn process_request(&mut self, hooks: &K, conn: L::Conn, client: AddrOf<L>) {
+        if self.at_bound() {
+            // `can_accept` let this client in to evict an idle connection.
+            if let Some(idle) = self.eviction_candidate() {
+                idle.interrupt();
+            }
+        }
+        self.next_connection += 1;
+        let registered = self
+            .connections
+            .register(self.next_connection, conn.interrupter());
         // The connection goes back to this thread if no thread can start.
         let slot = Arc::new(Mutex::new(Some(conn)));
         let theirs = Arc::clone(&slot);
         let (handler, worker_hooks, worker_client) =
             (self.handler.clone(), hooks.clone(), client.clone());
         let spawned = self.spawn(move || {
+            let _registered = registered;
             let conn = theirs.lock().unwrap_or_else(PoisonError::into_inner).take();
             if let Some(conn) = conn {
                 let mut rbuf = [0u8; RBUF];
@@ -250,7 +287,7 @@ where
     }
 
     fn can_accept(&self) -> bool {
-        self.live_threads() < self.max_threads
+        !self.at_bound() || self.eviction_candidate().is_some()
     }
 
     fn wait<W: Wait<L, L::Conn>>(
@@ -265,6 +302,10 @@ where
 
     fn in_flight(&self) -> usize {
         self.live_threads()
+    }
+
+    fn cut_in_flight(&mut self, _hooks: &K) {
+        self.connections.cut_all();
     }
 
     fn service_actions(&mut self, _hooks: &K) {
@@ -368,8 +409,8 @@ mod tests {
         fn recv_from(&mut self, _buf: &mut [u8]) -> io::Result<Option<Received<u8>>> {
             Ok(None)
         }
-        fn send_to(&mut self, _buf: &[u8], _addr: &u8) -> io::Result<()> {
-            Ok(())
+        fn send_to(&mut self, _buf: &[u8], _addr: &u8) -> io::Result<socketserver_core::Sent> {
+            Ok(socketserver_core::Sent::Queued)
         }
     }
 
