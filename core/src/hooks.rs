@@ -146,8 +146,9 @@ fn report_suppressed(count: u64) {
 
 /// Reports a datagram reply that was dropped because it could not be
 /// queued without blocking (a peer that does not read its queue). With
-/// `std`, one line every 10 s at most, counting the drops since the last;
-/// otherwise a warning through `log` or `defmt`.
+/// `std`, one line every 10 s at most (to stderr, or at error level through
+/// `log`, beside `handle_error`'s report), counting the drops since the
+/// last; otherwise a warning through `log` or `defmt`.
 pub fn report_dropped_reply<A: Debug + ?Sized>(client: &A) {
     #[cfg(feature = "std")]
     {
@@ -161,7 +162,7 @@ pub fn report_dropped_reply<A: Debug + ?Sized>(client: &A) {
             "reply to {client:?} dropped: its queue is full ({suppressed_before} more dropped since the last report)"
         );
         #[cfg(feature = "log")]
-        ::log::warn!(target: "socketserver::server",
+        ::log::error!(target: "socketserver::server",
             "reply to {client:?} dropped: its queue is full ({suppressed_before} more dropped since the last report)");
     }
     #[cfg(all(not(feature = "std"), feature = "log"))]

@@ -160,14 +160,14 @@ impl Activity {
         if policy.idle_timeout.is_some_and(|t| self.idle_for(now) >= t) {
             return Err(Expiry::Idle);
         }
-        if let Some(rate) = policy.min_rate {
-            if now.saturating_duration_since(self.window_start) >= rate.per {
-                if self.moved_in_window < rate.bytes {
-                    return Err(Expiry::TooSlow);
-                }
-                self.window_start = now;
-                self.moved_in_window = 0;
+        if let Some(rate) = policy.min_rate
+            && now.saturating_duration_since(self.window_start) >= rate.per
+        {
+            if self.moved_in_window < rate.bytes {
+                return Err(Expiry::TooSlow);
             }
+            self.window_start = now;
+            self.moved_in_window = 0;
         }
         Ok(())
     }

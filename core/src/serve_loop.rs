@@ -3,6 +3,11 @@
 use crate::shutdown::ShutdownFlag;
 use crate::time::{Duration, Instant};
 
+/// New requests one pass of `serve_forever` or `poll` may take: a backlog of
+/// thousands drains in a few passes, not one pass per client, while a pass
+/// stays short enough for held requests and a shutdown not to wait.
+pub(crate) const ACCEPT_BATCH: usize = 64;
+
 /// What one `handle_request` call did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -21,8 +26,9 @@ pub(crate) trait Pass {
     fn timeout(&self) -> Option<Duration>;
     /// Sleeps until something may be ready or `deadline`.
     fn wait_until(&mut self, deadline: Option<Instant>) -> Result<(), Self::WaitError>;
-    /// Advances held requests and takes at most one new one.
-    fn take_ready(&mut self) -> Taken;
+    /// Advances held requests and takes at most `batch` new ones (fewer
+    /// when none waits, the strategy is full, or a shutdown is requested).
+    fn take_ready(&mut self, batch: usize) -> Taken;
     /// `service_actions`, of the hooks and of the strategy.
     fn service_actions(&mut self);
     /// `handle_timeout`, of the hooks and of the strategy.
@@ -34,7 +40,7 @@ pub(crate) fn handle_request<P: Pass>(server: &mut P) -> Result<Handled, P::Wait
     let deadline = server.timeout().map(|t| server.now().saturating_add(t));
     loop {
         server.wait_until(deadline)?;
-        if server.take_ready().new_request {
+        if server.take_ready(1).new_request {
             return Ok(Handled::Request);
         }
         // Early wake-ups (signals, readiness that another process took) loop
@@ -85,7 +91,7 @@ fn run_passes<P: Pass>(server: &mut P, poll_interval: Duration) -> Result<(), P:
             if server.flag().is_requested() {
                 return Ok(());
             }
-            let taken = server.take_ready();
+            let taken = server.take_ready(ACCEPT_BATCH);
             if taken.new_request || taken.progressed || server.now() >= deadline {
                 break;
             }
@@ -98,7 +104,7 @@ fn run_passes<P: Pass>(server: &mut P, poll_interval: Duration) -> Result<(), P:
 /// One pass that does not wait: for firmware main loops. Returns whether
 /// anything moved, so a caller knows whether another pass may find more work.
 pub(crate) fn poll<P: Pass>(server: &mut P) -> bool {
-    let taken = server.take_ready();
+    let taken = server.take_ready(ACCEPT_BATCH);
     server.service_actions();
     taken.new_request || taken.progressed
 }

@@ -66,8 +66,8 @@ where
         serve_loop::serve_forever(self, poll_interval)
     }
 
-    /// One pass that never waits: advances held requests, takes at most one
-    /// new request, runs `service_actions`. Returns whether anything moved (a
+    /// One pass that never waits: advances held requests, takes the new
+    /// requests waiting (at most 64), runs `service_actions`. Returns whether anything moved (a
     /// new request, or progress of a held one): while it returns `true`, call
     /// it again before sleeping. With `Multiplexed` it never blocks: call it
     /// from a firmware main loop.
@@ -224,11 +224,21 @@ where
         self.strategy.wait(&mut self.waiter, listener, deadline)
     }
 
-    fn take_ready(&mut self) -> Taken {
+    fn take_ready(&mut self, batch: usize) -> Taken {
         let now = self.waiter.now();
         let progressed = self.strategy.poll_requests(&self.hooks, now);
+        let mut new_request = false;
+        for _ in 0..batch {
+            if !self.accept_one(now) {
+                break;
+            }
+            new_request = true;
+            if self.waiter.shutdown_flag().is_requested() {
+                break;
+            }
+        }
         Taken {
-            new_request: self.accept_one(now),
+            new_request,
             progressed,
         }
     }
@@ -428,9 +438,19 @@ where
         self.strategy.wait(&mut self.waiter, socket, deadline)
     }
 
-    fn take_ready(&mut self) -> Taken {
+    fn take_ready(&mut self, batch: usize) -> Taken {
+        let mut new_request = false;
+        for _ in 0..batch {
+            if !self.receive_one() {
+                break;
+            }
+            new_request = true;
+            if self.waiter.shutdown_flag().is_requested() {
+                break;
+            }
+        }
         Taken {
-            new_request: self.receive_one(),
+            new_request,
             progressed: false,
         }
     }

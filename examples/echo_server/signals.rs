@@ -1,8 +1,7 @@
-//! SIGINT and SIGTERM: stop accepting at once, then give in-flight requests
-//! the grace period; a second signal ends the grace period at once.
+//! SIGINT and SIGTERM: stop accepting at once, give in-flight requests the
+//! grace period, then cut what remains; a second signal cuts at once.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -11,52 +10,59 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use socketserver_std::ShutdownHandle;
 
-/// What the signal thread tells the main thread.
+/// How often the signal thread looks for the deadline or a second signal.
+const TICK: Duration = Duration::from_millis(20);
+
+/// When the grace period began, shared with the main thread.
 #[derive(Debug, Clone, Default)]
 pub struct Graceful {
-    /// When the first signal arrived.
     signalled: Arc<Mutex<Option<Instant>>>,
-    /// A second signal: end the grace period now.
-    hurry: Arc<AtomicBool>,
 }
 
 impl Graceful {
-    /// The end of the grace period: the first signal (or now) + grace;
-    /// `None` when a huge `--grace` (say 1e19) passes the end of the clock.
-    pub fn deadline(&self, grace: Duration) -> Option<Instant> {
+    /// What is left of the grace period that began with the first signal
+    /// (all of it if no signal came: the loop ended for another reason).
+    pub fn remaining(&self, grace: Duration) -> Duration {
         let at = *self
             .signalled
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        at.unwrap_or_else(Instant::now).checked_add(grace)
-    }
-
-    /// Whether a second signal asked to end the grace period now.
-    pub fn hurried(&self) -> bool {
-        self.hurry.load(Ordering::Acquire)
+        match at.and_then(|at| at.checked_add(grace)) {
+            Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+            None => grace,
+        }
     }
 }
 
 /// Installs the handlers: the first signal requests `stop` (the loop stops
-/// accepting at once); a second one sets [`Graceful::hurried`].
-pub fn install(stop: ShutdownHandle) -> io::Result<Graceful> {
+/// accepting at once); when `grace` has passed, or at a second signal, every
+/// connection still open is cut (reset) through `stop`, from this thread, so
+/// that even a request served inline (`--strategy sync`) ends.
+pub fn install(stop: ShutdownHandle, grace: Duration) -> io::Result<Graceful> {
     let mut signals = Signals::new([SIGINT, SIGTERM])?;
     let graceful = Graceful::default();
     let theirs = graceful.clone();
     thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            let mut received = signals.forever();
-            if received.next().is_none() {
+            if signals.forever().next().is_none() {
                 return;
             }
+            let now = Instant::now();
             *theirs
                 .signalled
                 .lock()
-                .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+                .unwrap_or_else(PoisonError::into_inner) = Some(now);
             stop.request();
-            if received.next().is_some() {
-                theirs.hurry.store(true, Ordering::Release);
+            // A huge --grace (say 1e19) passes the end of the clock: never cut.
+            let deadline = now.checked_add(grace);
+            loop {
+                thread::sleep(TICK);
+                let passed = deadline.is_some_and(|d| Instant::now() >= d);
+                if passed || signals.pending().next().is_some() {
+                    stop.cut_in_flight();
+                    return;
+                }
             }
         })?;
     Ok(graceful)

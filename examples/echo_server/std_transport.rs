@@ -18,7 +18,7 @@ use socketserver_std::{
 };
 
 use crate::args::{Args, Strategy, Transport, usage_error};
-use crate::signals::{self, Graceful};
+use crate::signals;
 
 /// How often `service_actions` runs (Python's default `poll_interval`).
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
@@ -26,11 +26,9 @@ const POLL_INTERVAL: Duration = Duration::from_millis(500);
 const THREAD_STACK: usize = 256 * 1024;
 /// Slots of the multiplexed server and the buffer of each.
 const SLOTS: usize = 64;
-const SLOT_BUF: usize = 16384;
+const SLOT_BUF: usize = 4096;
 /// The echo's read size under the blocking strategies.
 const CHUNK: usize = 16384;
-/// How often the grace period looks for a second signal.
-const HURRY_CHECK: Duration = Duration::from_millis(50);
 
 /// Validates the address for the transport (usage errors exit 2) and serves.
 pub fn run(args: &Args) -> ExitCode {
@@ -153,8 +151,9 @@ fn serve_stream<A: Address>(strategy: Strategy, addr: A, given: &str, grace: Dur
     }
 }
 
-/// Binds, announces, serves until a signal, drains for the grace period
-/// (a second signal ends it), cuts what remains, closes, exits 0.
+/// Binds, announces, serves until a signal, drains for the grace period,
+/// cuts what remains (the signal thread cuts at the deadline too, for a
+/// request served inline), closes, exits 0.
 fn stream_with<A, P>(strategy: P, addr: A, given: &str, grace: Duration) -> ExitCode
 where
     A: Address,
@@ -166,7 +165,7 @@ where
             Err(e) => return runtime_error(given, &e),
         };
     // Handlers first: a client may signal as soon as it reads the first line.
-    let graceful = match signals::install(server.shutdown_handle()) {
+    let graceful = match signals::install(server.shutdown_handle(), grace) {
         Ok(g) => g,
         Err(e) => return runtime_error(given, &e),
     };
@@ -176,36 +175,11 @@ where
     if let Err(e) = server.serve_forever(POLL_INTERVAL) {
         return runtime_error(given, &e);
     }
-    if !drain_within_grace(&mut server, &graceful, grace) {
+    if !server.drain(graceful.remaining(grace)).unwrap_or(false) {
         server.cut_in_flight();
     }
     server.server_close();
     ExitCode::SUCCESS
-}
-
-/// Serves the requests in flight until they finish, the grace period ends,
-/// or a second signal arrives. Returns whether all finished.
-fn drain_within_grace<A, P>(
-    server: &mut SocketStreamServer<A, P>,
-    graceful: &Graceful,
-    grace: Duration,
-) -> bool
-where
-    A: Address,
-    P: StreamStrategy<SocketListener<A>, Hooks<DefaultHooks>> + Attach,
-{
-    let deadline = graceful.deadline(grace);
-    loop {
-        let left = deadline.map_or(HURRY_CHECK, |d| {
-            d.saturating_duration_since(std::time::Instant::now())
-        });
-        match server.drain(left.min(HURRY_CHECK)) {
-            Ok(true) => return true,
-            Ok(false) if left <= HURRY_CHECK || graceful.hurried() => return false,
-            Ok(false) => {}
-            Err(_) => return false,
-        }
-    }
 }
 
 fn serve_datagram<A: Address>(
@@ -244,7 +218,7 @@ where
         Err(e) => return runtime_error(given, &e),
     };
     // Handlers first: a client may signal as soon as it reads the first line.
-    if let Err(e) = signals::install(server.shutdown_handle()) {
+    if let Err(e) = signals::install(server.shutdown_handle(), grace) {
         return runtime_error(given, &e);
     }
     if announce(&shown(server.server_address(), given)).is_err() {
@@ -255,7 +229,6 @@ where
     }
     // Datagram requests are short and never wait on a peer; server_close
     // waits for threads and children.
-    let _ = grace;
     server.server_close();
     ExitCode::SUCCESS
 }

@@ -61,7 +61,6 @@ pub use options::{MAX_PACKET_SIZE, Options, REQUEST_QUEUE_SIZE};
 pub use server::datagram::{SocketDatagramServer, UnboundDatagramServer};
 pub use server::stream::{SocketStreamServer, UnboundStreamServer};
 pub use strategy::forking::{FORKING_TIMEOUT, Forking, MAX_CHILDREN};
-pub use strategy::live::Interruptible;
 pub use strategy::threading::{DEFAULT_MAX_THREADS, Threading};
 pub use strategy::{Attach, next_thread_name};
 pub use waiter::{Pollable, ShutdownHandle, Waiter, Waker};

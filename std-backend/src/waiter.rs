@@ -17,6 +17,7 @@ use crate::net::address::Address;
 use crate::net::connection::SocketConnection;
 use crate::net::datagram::SocketDatagram;
 use crate::net::listener::SocketListener;
+use crate::net::live::LiveConnections;
 use crate::sys::poll;
 
 /// A socket the [`Waiter`] can wait on.
@@ -56,6 +57,7 @@ pub(crate) struct Control {
     wake_tx: WakeSocket,
     stopped: Mutex<Option<ThreadId>>,
     stopped_changed: Condvar,
+    connections: LiveConnections,
 }
 
 impl Control {
@@ -121,6 +123,11 @@ impl Waker {
     pub fn wake(&self) {
         self.control.wake();
     }
+
+    /// The live connections of the server this waker belongs to.
+    pub(crate) fn connections(&self) -> &LiveConnections {
+        &self.control.connections
+    }
 }
 
 /// Stops a running `serve_forever` from any thread, Python's `shutdown()`.
@@ -153,6 +160,16 @@ impl ShutdownHandle {
     pub fn is_serving(&self) -> bool {
         self.control.flag.is_serving()
     }
+
+    /// Resets every connection the server has accepted and not yet closed,
+    /// from any thread: the end of a graceful shutdown whose deadline
+    /// passed, even while the serving thread is inside a request (`Sync`).
+    /// Each peer reads a reset, never a clean end of stream; each handler
+    /// blocked on its connection wakes with an error and `finish` runs.
+    /// A forked child's connection is reset through the parent's copy.
+    pub fn cut_in_flight(&self) {
+        self.control.connections.cut_all();
+    }
 }
 
 /// core's [`Wait`] and [`Clock`] on std: poll(2) and `std::time::Instant`.
@@ -173,6 +190,7 @@ impl Waiter {
             wake_tx,
             stopped: Mutex::new(None),
             stopped_changed: Condvar::new(),
+            connections: LiveConnections::default(),
         });
         Ok(Self { control, wake_rx })
     }
@@ -193,6 +211,11 @@ impl Waiter {
 
     pub(crate) fn control(&self) -> &Arc<Control> {
         &self.control
+    }
+
+    /// The live connections of the server this waiter serves.
+    pub(crate) fn connections(&self) -> LiveConnections {
+        self.control.connections.clone()
     }
 
     fn drain_wakes(&self) {

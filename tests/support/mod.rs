@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test crate uses a subset
 
 pub mod behaviour;
+pub mod echo_process;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -18,7 +18,7 @@ mod sealed {
 /// An address family the servers bind: [`SocketAddr`] (TCP, UDP) or
 /// [`UnixAddr`] (Unix stream and datagram). Sealed.
 pub trait Address:
-    sealed::Sealed + fmt::Debug + Clone + Send + Sync + 'static + ToAddress<Self>
+    sealed::Sealed + fmt::Debug + Clone + Eq + std::hash::Hash + Send + Sync + 'static + ToAddress<Self>
 {
     /// Whether this is an IP family (where `SO_REUSEPORT` and `TCP_NODELAY` apply).
     const IS_INET: bool;

@@ -15,6 +15,7 @@ use socketserver_core::{Activity, Connection, IdlePolicy};
 
 use crate::clock;
 use crate::net::address::Address;
+use crate::net::live::{LiveConnections, Registered};
 use crate::net::{describe, retry, timed_out};
 use crate::sys::{poll, reset};
 
@@ -36,6 +37,8 @@ pub struct SocketConnection<A> {
     /// waits for the peer (see `io`).
     activity: Activity,
     waited: Instant,
+    /// Listed among the server's live connections until dropped.
+    _live: Registered,
     family: PhantomData<fn() -> A>,
 }
 
@@ -60,23 +63,34 @@ impl<A: Address> SocketConnection<A> {
     /// Wraps an accepted socket; `nonblocking` says which mode it is in. A
     /// blocking connection applies `policy` itself (its idle timeout as the
     /// read and write timeout); a non-blocking one leaves it to the strategy.
-    pub(crate) fn new(socket: Socket, nonblocking: bool, policy: IdlePolicy) -> io::Result<Self> {
+    /// It is listed in `live` until dropped.
+    pub(crate) fn new(
+        socket: Socket,
+        nonblocking: bool,
+        policy: IdlePolicy,
+        live: &LiveConnections,
+    ) -> io::Result<Self> {
         let policy = if nonblocking {
             IdlePolicy::unbounded()
         } else {
             policy
         };
+        let shared = Arc::new(Shared {
+            socket,
+            cut: AtomicBool::new(false),
+            waiting_since: AtomicU64::new(0),
+        });
+        let registered = live.register(Interrupter {
+            shared: Arc::downgrade(&shared),
+        });
         let mut conn = Self {
-            shared: Arc::new(Shared {
-                socket,
-                cut: AtomicBool::new(false),
-                waiting_since: AtomicU64::new(0),
-            }),
+            shared,
             nonblocking,
             timeout: None,
             policy,
             activity: Activity::new(Instant::from_micros(0)),
             waited: Instant::from_micros(0),
+            _live: registered,
             family: PhantomData,
         };
         if let Some(idle) = policy.idle_timeout_value() {

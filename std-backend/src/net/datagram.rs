@@ -4,7 +4,7 @@ use std::fmt;
 use std::io::{self, IoSliceMut};
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use embedded_io::ErrorType;
 use nix::sys::socket::{MsgFlags, recvmsg};
@@ -12,14 +12,25 @@ use socket2::Socket;
 use socketserver_core::{DatagramSocket, Received, Sent};
 
 use crate::net::address::Address;
+use crate::net::reply_guard::ReplyGuard;
 use crate::net::{describe, retry};
+use crate::sys::outq;
 
 /// A datagram socket, Python's `UDPServer.socket`: [`UdpSocket`] or
 /// [`UnixDatagram`]. Cloning shares the socket (no new descriptor), as
 /// Python's worker threads share the server socket.
 pub struct SocketDatagram<A> {
     socket: Option<Arc<Socket>>,
+    /// Unix datagram sockets only: see [`ReplyGuard`].
+    guard: Option<Arc<Guarded<A>>>,
     family: PhantomData<fn() -> A>,
+}
+
+/// The reply guard of a Unix datagram socket and the send buffer it guards.
+#[derive(Debug)]
+struct Guarded<A> {
+    guard: Mutex<ReplyGuard<A>>,
+    capacity: usize,
 }
 
 /// A UDP socket (IPv4 or IPv6).
@@ -32,6 +43,7 @@ impl<A> Clone for SocketDatagram<A> {
     fn clone(&self) -> Self {
         Self {
             socket: self.socket.clone(),
+            guard: self.guard.clone(),
             family: PhantomData,
         }
     }
@@ -41,8 +53,17 @@ impl<A: Address> SocketDatagram<A> {
     /// Wraps a bound socket and makes it non-blocking.
     pub(crate) fn new(socket: Socket) -> io::Result<Self> {
         socket.set_nonblocking(true)?;
+        let guard = if A::IS_INET {
+            None
+        } else {
+            Some(Arc::new(Guarded {
+                guard: Mutex::new(ReplyGuard::default()),
+                capacity: socket.send_buffer_size()?,
+            }))
+        };
         Ok(Self {
             socket: Some(Arc::new(socket)),
+            guard,
             family: PhantomData,
         })
     }
@@ -112,17 +133,36 @@ impl<A: Address> DatagramSocket for SocketDatagram<A> {
     /// Sends without blocking. A Unix datagram peer whose receive queue is
     /// full refuses with `EAGAIN`, and so does a full send buffer: the reply
     /// is dropped ([`Sent::Dropped`]) rather than stalling every other
-    /// client behind one peer that does not read. A sender with no address
-    /// (an unbound Unix socket) cannot be answered: also dropped.
+    /// client behind one peer that does not read. On Unix datagram sockets a
+    /// peer that holds half the send buffer unread gets no more replies
+    /// until it reads, so the others keep the rest. A sender with no address (an
+    /// unbound Unix socket) cannot be answered: also dropped.
     fn send_to(&mut self, buf: &[u8], addr: &A) -> io::Result<Sent> {
         let socket = self.open()?;
         let Ok(to) = addr.to_sockaddr() else {
             return Ok(Sent::Dropped);
         };
+        let guard = self.guard.as_deref();
+        let before = match guard {
+            Some(g) if lock(&g.guard).is_quarantined(addr) => return Ok(Sent::Dropped),
+            Some(_) => outq::queued_bytes(socket.as_fd())?,
+            None => 0,
+        };
         match retry(|| socket.send_to(buf, &to)) {
-            Ok(_) => Ok(Sent::Queued),
+            Ok(_) => {
+                if let Some(g) = guard {
+                    let after = outq::queued_bytes(socket.as_fd())?;
+                    let charged = after.saturating_sub(before).max(buf.len());
+                    lock(&g.guard).sent(addr, charged, after, g.capacity);
+                }
+                Ok(Sent::Queued)
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Sent::Dropped),
             Err(e) => Err(e),
         }
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

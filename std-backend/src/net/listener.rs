@@ -11,6 +11,7 @@ use socketserver_core::{Accepted, IdlePolicy, Listener};
 
 use crate::net::address::Address;
 use crate::net::connection::SocketConnection;
+use crate::net::live::LiveConnections;
 use crate::net::{describe, retry};
 
 /// A listening socket that accepts without blocking: [`TcpListener`] or
@@ -20,6 +21,7 @@ pub struct SocketListener<A> {
     socket: Option<Socket>,
     nonblocking_connections: bool,
     idle_policy: IdlePolicy,
+    live: LiveConnections,
     family: PhantomData<fn() -> A>,
 }
 
@@ -31,17 +33,20 @@ pub type UnixListener = SocketListener<crate::net::address::UnixAddr>;
 
 impl<A: Address> SocketListener<A> {
     /// Wraps a bound, listening socket and makes it non-blocking; blocking
-    /// connections it accepts apply `idle_policy`.
+    /// connections it accepts apply `idle_policy`, and every connection is
+    /// listed in `live` until dropped.
     pub(crate) fn new(
         socket: Socket,
         nonblocking_connections: bool,
         idle_policy: IdlePolicy,
+        live: LiveConnections,
     ) -> io::Result<Self> {
         socket.set_nonblocking(true)?;
         Ok(Self {
             socket: Some(socket),
             nonblocking_connections,
             idle_policy,
+            live,
             family: PhantomData,
         })
     }
@@ -85,8 +90,12 @@ impl<A: Address> Listener for SocketListener<A> {
                     conn.set_nonblocking(true)?;
                 }
                 let client = A::from_sockaddr(&addr);
-                let conn =
-                    SocketConnection::new(conn, self.nonblocking_connections, self.idle_policy)?;
+                let conn = SocketConnection::new(
+                    conn,
+                    self.nonblocking_connections,
+                    self.idle_policy,
+                    &self.live,
+                )?;
                 Ok(Some((conn, client)))
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),

@@ -5,6 +5,8 @@ pub(crate) mod connection;
 pub(crate) mod datagram;
 pub(crate) mod describe;
 pub(crate) mod listener;
+pub(crate) mod live;
+pub(crate) mod reply_guard;
 
 use std::io;
 

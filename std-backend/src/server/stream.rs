@@ -74,12 +74,13 @@ where
     /// error the socket is closed.
     pub fn server_activate(self) -> io::Result<SocketStreamServer<A, P, K>> {
         self.socket.listen(self.options.request_queue_size)?;
+        let waiter = Waiter::new()?;
         let listener = SocketListener::new(
             self.socket,
             self.options.nonblocking_connections,
             self.options.idle_policy,
+            waiter.connections(),
         )?;
-        let waiter = Waiter::new()?;
         let mut strategy = self.strategy;
         strategy.attach(waiter.waker());
         strategy.adopt_idle_policy(self.options.idle_policy);
@@ -181,6 +182,7 @@ where
     /// and are then killed (forking), slots are ended (multiplexed).
     pub fn cut_in_flight(&mut self) {
         self.core.cut_in_flight();
+        self.shutdown_handle().cut_in_flight();
     }
 
     /// A cloneable handle that stops `serve_forever` from another thread.

@@ -2,7 +2,6 @@
 //! what every std strategy shares: the waker hook and panic-safe requests.
 
 pub(crate) mod forking;
-pub(crate) mod live;
 pub(crate) mod threading;
 
 use std::panic::{self, AssertUnwindSafe};

@@ -13,7 +13,6 @@ use socketserver_core::{
 };
 
 use crate::error::WorkerError;
-use crate::strategy::live::{Interruptible, LiveConnections};
 use crate::strategy::{Attach, next_thread_name, serve_datagram, serve_stream};
 use crate::waiter::Waker;
 
@@ -71,8 +70,6 @@ pub struct Threading<H, const RBUF: usize = 1024, const WBUF: usize = 0> {
     live: Arc<AtomicUsize>,
     threads: Vec<JoinHandle<()>>,
     waker: Option<Waker>,
-    connections: LiveConnections,
-    next_connection: u64,
     evict_after: Option<Duration>,
 }
 
@@ -96,8 +93,6 @@ impl<H, const RBUF: usize, const WBUF: usize> Threading<H, RBUF, WBUF> {
             live: Arc::new(AtomicUsize::new(0)),
             threads: Vec::new(),
             waker: None,
-            connections: LiveConnections::default(),
-            next_connection: 0,
             evict_after: IdlePolicy::default().evict_after_value(),
         }
     }
@@ -186,9 +181,11 @@ impl<H, const RBUF: usize, const WBUF: usize> Threading<H, RBUF, WBUF> {
         self.live_threads() >= self.max_threads
     }
 
-    /// The live connection a waiting client may evict.
+    /// The live connection a waiting client may evict (only with the
+    /// server's waker attached, which knows the server's connections).
     fn eviction_candidate(&self) -> Option<crate::net::connection::Interrupter> {
-        self.connections.longest_waiting(self.evict_after?)
+        let connections = self.waker.as_ref()?.connections();
+        connections.longest_waiting(self.evict_after?)
     }
 
     /// The deadline of a wait. At the thread bound the server socket is left
@@ -240,7 +237,7 @@ impl<L, K, H, const RBUF: usize, const WBUF: usize> StreamStrategy<L, K>
     for Threading<H, RBUF, WBUF>
 where
     L: Listener,
-    L::Conn: Interruptible + Send + 'static,
+    L::Conn: Send + 'static,
     AddrOf<L>: Send + 'static,
     K: ServerHooks<AddrOf<L>> + Clone + Send + 'static,
     H: StreamRequestHandler<L::Conn> + Send + 'static,
@@ -252,17 +249,12 @@ where
                 idle.interrupt();
             }
         }
-        self.next_connection += 1;
-        let registered = self
-            .connections
-            .register(self.next_connection, conn.interrupter());
         // The connection goes back to this thread if no thread can start.
         let slot = Arc::new(Mutex::new(Some(conn)));
         let theirs = Arc::clone(&slot);
         let (handler, worker_hooks, worker_client) =
             (self.handler.clone(), hooks.clone(), client.clone());
         let spawned = self.spawn(move || {
-            let _registered = registered;
             let conn = theirs.lock().unwrap_or_else(PoisonError::into_inner).take();
             if let Some(conn) = conn {
                 let mut rbuf = [0u8; RBUF];
@@ -305,7 +297,9 @@ where
     }
 
     fn cut_in_flight(&mut self, _hooks: &K) {
-        self.connections.cut_all();
+        if let Some(waker) = &self.waker {
+            waker.connections().cut_all();
+        }
     }
 
     fn service_actions(&mut self, _hooks: &K) {

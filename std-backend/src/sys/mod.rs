@@ -2,5 +2,6 @@
 //! the reset of a connection another thread or process holds.
 
 pub(crate) mod fork;
+pub(crate) mod outq;
 pub(crate) mod poll;
 pub(crate) mod reset;

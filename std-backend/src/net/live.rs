@@ -1,33 +1,21 @@
-//! The connections a threading server's workers are serving now, so the
-//! serve loop can cut them (a shutdown's deadline) or evict the one that has
-//! waited longest for its peer (a client waiting at capacity).
+//! Every connection a server has accepted and not yet closed, whatever
+//! serves it (the loop itself, a thread, a forked child's parent copy, a
+//! multiplexed slot), so that a shutdown's deadline can cut them all from
+//! any thread and a client waiting at capacity can evict the connection
+//! that has waited longest for its peer.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::net::address::Address;
-use crate::net::connection::{Interrupter, SocketConnection};
+use crate::net::connection::Interrupter;
 
-/// A connection the server can end from another thread.
-///
-/// Implemented by [`SocketConnection`]; the threading strategy needs it to
-/// keep its promises (cut at a deadline, evict at capacity).
-pub trait Interruptible {
-    /// A handle that resets the connection from any thread.
-    fn interrupter(&self) -> Interrupter;
-}
-
-impl<A: Address> Interruptible for SocketConnection<A> {
-    fn interrupter(&self) -> Interrupter {
-        SocketConnection::interrupter(self)
-    }
-}
-
-/// Live connections by worker.
+/// The live connections of one server.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct LiveConnections {
     by_id: Arc<Mutex<HashMap<u64, Interrupter>>>,
+    next_id: Arc<AtomicU64>,
 }
 
 impl LiveConnections {
@@ -36,7 +24,8 @@ impl LiveConnections {
     }
 
     /// Registers a connection until the returned guard drops.
-    pub(crate) fn register(&self, id: u64, interrupter: Interrupter) -> Registered {
+    pub(crate) fn register(&self, interrupter: Interrupter) -> Registered {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.lock().insert(id, interrupter);
         Registered {
             live: self.clone(),
@@ -62,7 +51,8 @@ impl LiveConnections {
     }
 }
 
-/// Removes a connection from [`LiveConnections`] when its worker ends.
+/// Removes a connection from [`LiveConnections`] when it is dropped.
+#[derive(Debug)]
 pub(crate) struct Registered {
     live: LiveConnections,
     id: u64,
