@@ -50,6 +50,13 @@ impl Server {
         (server, addr)
     }
 
+    /// Sends SIGTERM and returns at once: the graceful shutdown begins.
+    fn terminate(&self) {
+        if let Some(child) = &self.0 {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+        }
+    }
+
     /// SIGTERM, then the exit status within 5 s.
     fn stop(mut self) -> i32 {
         let mut child = self.0.take().expect("running");
@@ -344,4 +351,74 @@ fn echo_server_smoltcp_pcap() {
         assert_eq!(received, probe, "frames the stack received: the probe");
         assert_eq!(sent, probe, "frames the stack sent: the echo");
     });
+}
+
+/// How a cut client's connection ended, read until it ends (at most 5 s).
+fn ending(client: &mut TcpStream) -> Result<(), std::io::Error> {
+    client.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut buf = [0u8; 256];
+    loop {
+        match client.read(&mut buf)? {
+            0 => return Ok(()),
+            _ => continue,
+        }
+    }
+}
+
+/// Clients still mid-request when the grace period ends are cut: each must
+/// see a reset (ECONNRESET), none a clean EOF that would pass for a
+/// complete reply. A client that finished before the signal still gets its
+/// FIN after every byte.
+fn cut_at_grace_deadline(strategy: &'static str) {
+    in_tap_netns(strategy, move || {
+        let (server, addr) = Server::start_with("smoltcp-tcp", strategy, &["--grace", "1"]);
+        let target = behaviour::tcp(addr);
+        check("complete request", behaviour::echo_round_trip(&target));
+        // Under `sync` the first is served and the others wait in the pool;
+        // under `multiplexed` all are served. None sends its EOF.
+        let mut cut: Vec<TcpStream> = (0..3)
+            .map(|i| {
+                let mut c = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+                    .unwrap_or_else(|e| panic!("connect #{i}: {e}"));
+                c.write_all(b"partial request").expect("send");
+                c
+            })
+            .collect();
+        let mut echo = [0u8; 15];
+        cut[0]
+            .read_exact(&mut echo)
+            .expect("the first is being served");
+        let signalled = Instant::now();
+        server.terminate();
+        for (i, client) in cut.iter_mut().enumerate() {
+            match ending(client) {
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+                Ok(()) => panic!("{strategy}: cut client #{i} saw a clean EOF"),
+                Err(e) => panic!("{strategy}: cut client #{i}: {e} (want a reset)"),
+            }
+        }
+        let after = signalled.elapsed();
+        println!("echo_server {strategy}: 3 cut clients reset {after:?} after SIGTERM (--grace 1)");
+        assert!(
+            after < Duration::from_secs(3),
+            "cut {after:?} after SIGTERM"
+        );
+        // Once shutdown is requested nobody is accepted, so the waiting
+        // clients evict no one: the requests get their whole grace period.
+        assert!(
+            after >= Duration::from_millis(900),
+            "cut before the grace period ended"
+        );
+        assert_eq!(server.stop(), 0, "exit status after SIGTERM");
+    });
+}
+
+#[test]
+fn echo_server_smoltcp_cut_is_a_reset_sync() {
+    cut_at_grace_deadline("sync");
+}
+
+#[test]
+fn echo_server_smoltcp_cut_is_a_reset_multiplexed() {
+    cut_at_grace_deadline("multiplexed");
 }

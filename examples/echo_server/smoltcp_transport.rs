@@ -177,7 +177,9 @@ pub fn run(args: &Args) -> ExitCode {
     let mut tcp = Box::new(TcpStorage::<MULTIPLEXED_SLOTS, TCP_BUF, TCP_BUF>::new());
     let mut udp = Box::new(UdpStorage::<32, 65536>::new());
     let stack = RefCell::new(
-        Stack::new(iface, device, &mut sockets, &mut backlog, clock, idle).with_cancel(&cancel),
+        Stack::new(iface, device, &mut sockets, &mut backlog, clock, idle)
+            .with_cancel(&cancel)
+            .with_shutdown(&flag),
     );
     let net: NetRef<'_, '_> = &stack;
     let waiter = Waiter::new(net, &flag);
@@ -208,14 +210,21 @@ pub fn run(args: &Args) -> ExitCode {
                 Ok(listener) => listener,
                 Err(e) => return bind_failed(&plan, e),
             };
+            // The stack's idle timeout (`TcpConfig::idle_timeout`, 60 s)
+            // ends silent connections with RST; core's would end them with
+            // a FIN, which a client cannot tell from a complete reply.
             let strategy =
                 Multiplexed::<_, _, MULTIPLEXED_SLOTS>::new(NonBlockingEcho::<4096>::default())
-                    .with_idle_timeout(Some(Duration::from_secs(60)));
+                    .with_idle_timeout(None);
             let mut server = StreamServer::new(listener, waiter, strategy, DefaultHooks);
             announce(&plan).and_then(|()| {
                 server.serve_forever(poll).map_err(io::Error::other)?;
                 let deadline = drain_deadline(&server.waiter().now(), &signalled, grace);
-                let _ = server.drain(deadline);
+                if !server.drain(deadline).unwrap_or(false) {
+                    // The grace period is over: what is still open is cut
+                    // (RST), not closed as if its reply were complete.
+                    cancel.store(true, Ordering::Relaxed);
+                }
                 server.server_close();
                 Ok(())
             })

@@ -13,8 +13,10 @@ use smoltcp::socket::tcp;
 /// | `nagle` | `false` | Nagle plus the peer's delayed ACK holds small replies for up to 40-200 ms |
 /// | `keep_alive` | 15 s | probes an idle peer so a crashed one is detected |
 /// | `timeout` | 45 s | three missed keep-alives (or unacknowledged data this long) abort the connection |
-/// | `idle_timeout` | 60 s | upper bound on every blocking read or write: a silent but alive peer cannot hold a socket forever |
+/// | `idle_timeout` | 60 s | an accepted connection that moves no byte this long is aborted (RST), whatever the strategy: a silent but alive peer cannot hold a socket forever |
 /// | `fin_timeout` | 10 s | a closed connection whose peer never sends its FIN (FIN-WAIT-2) is aborted, so it cannot keep a pool socket from listening; Linux's `tcp_fin_timeout` is 60 s, a pool socket is scarcer (1 s while clients wait in the SYN backlog) |
+/// | `syn_timeout` | 3 s | a handshake the peer never completes (a spoofed or vanished address) gives its socket back; a real handshake takes one round trip, and 3 s covers two SYN retransmissions (2 s while clients wait in the SYN backlog) |
+/// | `evict_after` | 500 ms | at capacity, a client waiting in the SYN backlog takes the place of the longest-idle connection, if it moved no byte this long: silent or trickling peers cannot keep newcomers out |
 ///
 /// Buffer sizes are the storage you give the pool ([`TcpStorage`](crate::TcpStorage)):
 /// 2-4 KiB per direction suits firmware; 64 KiB or more gives desktop-class
@@ -33,8 +35,11 @@ pub struct TcpConfig {
     /// socket in FIN-WAIT-1, CLOSING or LAST-ACK forever (`fin_timeout` only
     /// covers FIN-WAIT-2).
     pub timeout: Option<Duration>,
-    /// Bound on each blocking read or write of a connection, whatever the
-    /// handler's own timeout says (`None`: the handler decides alone).
+    /// How long an accepted connection may move no byte (nothing read,
+    /// nothing written) before the stack aborts it with RST; also the bound
+    /// on each blocking read or write, whatever the handler's own timeout
+    /// says (`None`: the handler decides alone). The handler's pending read
+    /// or write then fails, and the peer sees a reset, not a clean end.
     pub idle_timeout: Option<Duration>,
     /// How long a released socket may wait in FIN-WAIT-2 for the peer's FIN
     /// before it is aborted and listens again (`None`: forever). While
@@ -42,6 +47,21 @@ pub struct TcpConfig {
     /// cut to [`FIN_WAIT_UNDER_PRESSURE`](crate::FIN_WAIT_UNDER_PRESSURE)
     /// (1 s), so a peer that never closes cannot keep waiting clients out.
     pub fin_timeout: Option<Duration>,
+    /// How long a pool socket may stay half-open (SYN-RECEIVED) before it
+    /// listens again, silently (`None`: until smoltcp's `timeout`). While
+    /// connection requests for its port wait in the SYN backlog, the wait is
+    /// cut to [`SYN_RECEIVED_UNDER_PRESSURE`](crate::SYN_RECEIVED_UNDER_PRESSURE)
+    /// (2 s): forged SYNs from addresses that never answer cannot hold the
+    /// pool.
+    pub syn_timeout: Option<Duration>,
+    /// How long an accepted connection must have moved no byte before a
+    /// client waiting for the port (a SYN held in the backlog, or a
+    /// connection with data that the server has not accepted for
+    /// [`PENDING_PRESSURE`](crate::PENDING_PRESSURE)) may take its place: the
+    /// longest-idle such connection is aborted (RST) to free its socket
+    /// (`None`: never evict). Half-open sockets are never evicted, so forged
+    /// SYNs wait in the backlog instead of evicting each other.
+    pub evict_after: Option<Duration>,
 }
 
 impl Default for TcpConfig {
@@ -59,6 +79,8 @@ impl TcpConfig {
         timeout: Some(Duration::from_secs(45)),
         idle_timeout: Some(Duration::from_secs(60)),
         fin_timeout: Some(Duration::from_secs(10)),
+        syn_timeout: Some(Duration::from_secs(3)),
+        evict_after: Some(Duration::from_millis(500)),
     };
 
     pub(crate) fn apply(&self, socket: &mut tcp::Socket<'_>) {

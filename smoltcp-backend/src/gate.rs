@@ -4,9 +4,16 @@
 //! smoltcp answers a SYN that finds no listening socket with RST, so a burst
 //! of clients larger than the socket pool would be refused. The gate looks at
 //! each inbound frame: a SYN to a pool port with no free listener is copied
-//! into a backlog slot (storage the user provides) and released, oldest
-//! first, as soon as a socket listens again. When the backlog is full the
-//! SYN is dropped and the peer retransmits it: slower, never refused.
+//! into a backlog slot (storage the user provides) and released as soon as a
+//! socket listens again, never refused.
+//!
+//! Newest first: the latest request (a retransmission counts as new) is
+//! released first, and when the backlog is full a new request takes the slot
+//! of the oldest one. A held request loses value as it ages: a live client
+//! retransmits within a second or two and so comes back to the front, while a
+//! forged SYN never does. Oldest-first would make a real client wait behind
+//! every forged or abandoned request that arrived before it; a flood of 2,000
+//! forged SYNs ahead of it would lock it out for minutes.
 
 use core::time::Duration;
 
@@ -32,7 +39,7 @@ pub const HELD_SYN_LIFETIME: Duration = Duration::from_secs(90);
 pub(crate) const KEPT_FRAME_RETRY: Duration = Duration::from_millis(1);
 
 /// Connections in SYN-RECEIVED the gate knows of, whose retransmitted SYNs
-/// pass through to their socket instead of being held.
+/// it drops (see [`Gate::receive`](Device::receive)).
 pub(crate) const MAX_HALF_OPEN: usize = 16;
 
 /// Longest SYN a backlog slot holds (Linux sends 74 bytes on Ethernet).
@@ -103,7 +110,8 @@ pub struct GateStats {
     pub held: u32,
     /// Held SYNs handed to a listening socket later.
     pub released: u32,
-    /// SYNs dropped because the backlog was full (the peer retransmits).
+    /// Held SYNs dropped for a newer one because the backlog was full, and
+    /// SYNs too long for a slot (the peer retransmits).
     pub dropped: u32,
     /// Frames longer than [`MAX_FRAME`], dropped.
     pub oversized: u32,
@@ -182,23 +190,29 @@ impl<'a, D: Device> Gate<'a, D> {
             self.stats.dropped = self.stats.dropped.wrapping_add(1);
             return;
         }
-        // A retransmission replaces its original and keeps its place in line.
+        // A retransmission replaces its original and goes to the front: its
+        // client is alive. A new request takes a free slot, or the oldest.
         let slot = match self.backlog.iter().position(|s| s.key == Some(key)) {
             Some(i) => i,
-            None => match self.backlog.iter().position(|s| s.key.is_none()) {
-                Some(i) => {
-                    self.stats.held = self.stats.held.wrapping_add(1);
-                    self.arrivals = self.arrivals.wrapping_add(1);
-                    self.backlog[i].arrival = self.arrivals;
-                    i
+            None => {
+                self.stats.held = self.stats.held.wrapping_add(1);
+                match self.backlog.iter().position(|s| s.key.is_none()) {
+                    Some(i) => i,
+                    None => {
+                        let Some(oldest) = self.oldest() else {
+                            // An empty backlog holds nothing.
+                            self.stats.dropped = self.stats.dropped.wrapping_add(1);
+                            return;
+                        };
+                        self.stats.dropped = self.stats.dropped.wrapping_add(1);
+                        oldest
+                    }
                 }
-                None => {
-                    self.stats.dropped = self.stats.dropped.wrapping_add(1);
-                    return;
-                }
-            },
+            }
         };
+        self.arrivals = self.arrivals.wrapping_add(1);
         let slot = &mut self.backlog[slot];
+        slot.arrival = self.arrivals;
         slot.frame[..len].copy_from_slice(&self.frame[..len]);
         // `len <= SLOT_BYTES = 128` was checked above.
         slot.len = len as u8;
@@ -206,19 +220,35 @@ impl<'a, D: Device> Gate<'a, D> {
         slot.seen = now;
     }
 
-    /// The oldest held SYN whose port has a listener now.
-    fn oldest_releasable(&mut self) -> Option<usize> {
+    /// How long ago (in arrivals) a slot was filled: 0 for the newest.
+    /// Wrapping-safe, since `arrivals` only grows.
+    fn age(&self, slot: &SynSlot) -> u32 {
+        self.arrivals.wrapping_sub(slot.arrival)
+    }
+
+    /// The oldest held SYN, the one a new request displaces.
+    fn oldest(&self) -> Option<usize> {
+        self.backlog
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.key.is_some())
+            .max_by_key(|(_, s)| self.age(s))
+            .map(|(i, _)| i)
+    }
+
+    /// The newest held SYN whose port has a listener now.
+    fn newest_releasable(&mut self) -> Option<usize> {
         let ports = &self.ports;
-        let oldest = self
+        let newest = self
             .backlog
             .iter()
             .enumerate()
             .filter(|(_, s)| s.key.is_some_and(|k| ports.has_listener(k.dst_port)))
-            .min_by_key(|(_, s)| s.arrival.wrapping_sub(self.arrivals.wrapping_add(1)))
+            .min_by_key(|(_, s)| self.age(s))
             .map(|(i, _)| i)?;
-        let port = self.backlog[oldest].key.map(|k| k.dst_port)?;
+        let port = self.backlog[newest].key.map(|k| k.dst_port)?;
         self.ports.take_listener(port);
-        Some(oldest)
+        Some(newest)
     }
 }
 
@@ -238,7 +268,7 @@ impl<D: Device> Device for Gate<'_, D> {
 
     fn receive(&mut self, timestamp: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
         self.expire(timestamp);
-        if let Some(i) = self.oldest_releasable() {
+        if let Some(i) = self.newest_releasable() {
             let tx = self.inner.transmit(timestamp)?;
             self.stats.released = self.stats.released.wrapping_add(1);
             let slot = &mut self.backlog[i];
@@ -274,12 +304,20 @@ impl<D: Device> Device for Gate<'_, D> {
                 self.stats.oversized = self.stats.oversized.wrapping_add(1);
                 continue;
             }
-            if let Some(key) = connection_request(self.medium, &self.frame[..len])
-                && !self.ports.half_open.contains(&key)
-                && self.ports.take_listener(key.dst_port) == Some(false)
-            {
-                self.hold(key, len, timestamp);
-                continue;
+            if let Some(key) = connection_request(self.medium, &self.frame[..len]) {
+                // A retransmitted SYN of a half-open connection is dropped:
+                // smoltcp gives a segment to the first socket that accepts
+                // it, and a listening socket accepts any SYN, so it could
+                // open a second half-open connection with the same
+                // addresses, whose RST would kill the first. The socket in
+                // SYN-RECEIVED resends its SYN-ACK on its own timer.
+                if self.ports.half_open.contains(&key) {
+                    continue;
+                }
+                if self.ports.take_listener(key.dst_port) == Some(false) {
+                    self.hold(key, len, timestamp);
+                    continue;
+                }
             }
             let Some(tx) = self.inner.transmit(timestamp) else {
                 self.kept = Some(len);
@@ -438,12 +476,31 @@ mod tests {
     }
 
     #[test]
-    fn a_retransmitted_syn_of_a_half_open_connection_passes() {
+    fn the_newest_request_goes_first_and_displaces_the_oldest_when_full() {
+        let mut backlog = [SynSlot::EMPTY; 2];
+        let mut gate = gate(&mut backlog, &[syn(1), syn(2), syn(3)]);
+        assert!(received(&mut gate, Instant::ZERO).is_none());
+        assert_eq!(gate.held(), 2);
+        assert_eq!(gate.stats.dropped, 1, "syn(1) gave its slot to syn(3)");
+        // A retransmission of syn(2) puts it ahead of syn(3).
+        gate.inner.rx.push_back(syn(2));
+        assert!(received(&mut gate, Instant::ZERO).is_none());
+        gate.ports.listening[0].1 = 1;
+        assert_eq!(received(&mut gate, Instant::ZERO), Some(syn(2)));
+        gate.ports.listening[0].1 = 1;
+        assert_eq!(received(&mut gate, Instant::ZERO), Some(syn(3)));
+        assert_eq!(gate.held(), 0);
+    }
+
+    #[test]
+    fn a_retransmitted_syn_of_a_half_open_connection_is_dropped() {
         let mut backlog = [SynSlot::EMPTY; 2];
         let mut gate = gate(&mut backlog, &[syn(40000)]);
+        // A socket listens: it must not take the retransmission.
+        gate.ports.listening[0].1 = 1;
         let key = connection_request(Medium::Ethernet, &syn(40000)).unwrap();
         gate.ports.half_open.push(key).unwrap();
-        assert_eq!(received(&mut gate, Instant::ZERO), Some(syn(40000)));
+        assert_eq!(received(&mut gate, Instant::ZERO), None);
         assert_eq!(gate.held(), 0);
     }
 

@@ -11,6 +11,10 @@
 //!   each socket is re-armed after its connection closes. Clients beyond the
 //!   pool wait: their SYNs are held in a backlog of [`SynSlot`]s and replayed
 //!   when a socket listens again, instead of being refused with RST.
+//! - Hostile peers cannot take the pool: every pool socket comes back within
+//!   a bounded time (half-open handshakes, unsendable RSTs, idle and
+//!   FIN-WAIT-2 connections all time out), and at capacity a waiting client
+//!   takes the place of the longest-idle connection ([`TcpConfig`]).
 //! - [`TcpConnection`]: core's `Connection` (embedded-io `Read`, `Write`,
 //!   `ReadReady`, `WriteReady`); blocking calls drive the stack while they
 //!   wait, so the blocking `StreamRequestHandler` runs under core's `Sync`.
@@ -89,6 +93,7 @@ mod config;
 mod drive;
 mod error;
 mod gate;
+mod pool;
 mod stack;
 mod syn;
 #[cfg(feature = "std")]
@@ -100,10 +105,12 @@ mod wait;
 pub use config::TcpConfig;
 pub use error::Error;
 pub use gate::{GateStats, HELD_SYN_LIFETIME, MAX_FRAME, SynSlot};
-pub use smoltcp;
-pub use stack::{
-    FIN_WAIT_UNDER_PRESSURE, Idle, MAX_POOL_SOCKETS, Net, NetRef, PoolId, Spin, Stack,
+pub use pool::{
+    FIN_WAIT_UNDER_PRESSURE, MAX_POOL_SOCKETS, PENDING_PRESSURE, PoolId, PoolStats, RST_GRACE,
+    SYN_RECEIVED_UNDER_PRESSURE,
 };
+pub use smoltcp;
+pub use stack::{Idle, Net, NetRef, Spin, Stack};
 #[cfg(feature = "std")]
 pub use tap::{Capture, DEFAULT_MAC, FdIdle, StdClock, TapConfig, TapDevice, TapStack};
 pub use tcp::{TcpConnection, TcpListener, TcpStorage};

@@ -11,15 +11,13 @@ use smoltcp::iface::{
 use smoltcp::phy::Device;
 use smoltcp::socket::{AnySocket, tcp, udp};
 use smoltcp::wire::IpEndpoint;
+use socketserver_core::ShutdownFlag;
 use socketserver_core::time::{Clock, Instant};
 
 use crate::config::{TcpConfig, from_smol};
 use crate::error::Error;
 use crate::gate::{Gate, GateStats, KEPT_FRAME_RETRY, SynSlot};
-use crate::syn::SynKey;
-
-/// How many TCP pool sockets one stack manages, over all its listeners.
-pub const MAX_POOL_SOCKETS: usize = 64;
+use crate::pool::{Pool, PoolId, PoolStats};
 
 /// Inbound frames one [`Net::poll`] processes before it returns, so a flood
 /// cannot starve a firmware main loop; the rest wait for the next call.
@@ -51,26 +49,6 @@ impl<F: FnMut(Option<Duration>)> Idle for F {
     }
 }
 
-/// How long a released socket may sit in FIN-WAIT-2 while connection
-/// requests for its port are held in the backlog: a client that never sends
-/// its FIN must not keep waiting clients out for the whole `fin_timeout`.
-pub const FIN_WAIT_UNDER_PRESSURE: Duration = Duration::from_secs(1);
-
-/// One pool socket: the port it serves and whether a connection holds it.
-#[derive(Debug, Clone, Copy)]
-struct PoolSocket {
-    handle: SocketHandle,
-    port: u16,
-    /// The listener that added it (see [`Net::open_pool`]).
-    pool: PoolId,
-    claimed: bool,
-    /// Its listener is closed: it never listens again, and leaves the socket
-    /// set once its connection (if any) is over.
-    orphan: bool,
-    /// When a released socket was first seen in FIN-WAIT-2.
-    fin_wait_since: Option<Instant>,
-}
-
 /// The user's smoltcp interface, device and socket storage, with a clock and
 /// an [`Idle`] strategy. Share it as `&RefCell<Stack<..>>`, which coerces to
 /// a [`NetRef`]: listeners, connections and UDP sockets all borrow it briefly.
@@ -86,18 +64,13 @@ pub struct Stack<'a, D: Device, K: Clock, I: Idle> {
     capacity: usize,
     clock: K,
     idle: I,
-    pool: heapless::Vec<PoolSocket, MAX_POOL_SOCKETS>,
+    pool: Pool,
     config: TcpConfig,
     more_ingress: bool,
     cancel: Option<&'a AtomicBool>,
+    shutdown: Option<&'a ShutdownFlag>,
     next_pool: PoolId,
 }
-
-/// Names the sockets one [`TcpListener::bind`](crate::TcpListener::bind) added,
-/// so that closing the listener (or a failed bind) removes exactly those.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct PoolId(u32);
 
 impl<D: Device, K: Clock, I: Idle> core::fmt::Debug for Stack<'_, D, K, I> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -106,6 +79,7 @@ impl<D: Device, K: Clock, I: Idle> core::fmt::Debug for Stack<'_, D, K, I> {
             .field("sockets", &self.sockets.iter().count())
             .field("capacity", &self.capacity)
             .field("pool", &self.pool.len())
+            .field("pool_stats", &self.pool.stats)
             .field("gate", &self.device.stats)
             .finish_non_exhaustive()
     }
@@ -130,10 +104,11 @@ impl<'a, D: Device, K: Clock, I: Idle> Stack<'a, D, K, I> {
             capacity,
             clock,
             idle,
-            pool: heapless::Vec::new(),
+            pool: Pool::default(),
             config: TcpConfig::DEFAULT,
             more_ingress: false,
             cancel: None,
+            shutdown: None,
             next_pool: PoolId(0),
         }
     }
@@ -150,6 +125,15 @@ impl<'a, D: Device, K: Clock, I: Idle> Stack<'a, D, K, I> {
     /// shutdown's grace period under `Sync`.
     pub fn with_cancel(mut self, cancel: &'a AtomicBool) -> Self {
         self.cancel = Some(cancel);
+        self
+    }
+
+    /// Watches the servers' shutdown flag: once shutdown is requested no
+    /// client will be accepted any more, so waiting clients stop evicting
+    /// idle connections ([`TcpConfig::evict_after`]) and the requests in
+    /// flight keep their whole grace period.
+    pub fn with_shutdown(mut self, flag: &'a ShutdownFlag) -> Self {
+        self.shutdown = Some(flag);
         self
     }
 
@@ -209,106 +193,20 @@ impl<'a, D: Device, K: Clock, I: Idle> Stack<'a, D, K, I> {
         self.device.held()
     }
 
+    /// What the pools did so far to keep their sockets available.
+    pub fn pool_stats(&self) -> PoolStats {
+        self.pool.stats
+    }
+
     fn smol_now(&self) -> smoltcp::time::Instant {
         let micros = self.clock.now().as_micros();
         smoltcp::time::Instant::from_micros(i64::try_from(micros).unwrap_or(i64::MAX))
     }
 
-    /// Removes orphaned pool sockets whose connection is over, re-arms free
-    /// pool sockets, and tells the gate which ports listen and which
-    /// connections are half-open.
     fn refresh(&mut self) {
         let now = self.clock.now();
-        let sockets = &mut self.sockets;
-        self.pool.retain(|entry| {
-            if !entry.orphan || entry.claimed {
-                return true;
-            }
-            let over = is_over(sockets.get::<tcp::Socket>(entry.handle));
-            if over {
-                sockets.remove(entry.handle);
-            }
-            !over
-        });
-        self.device.ports.listening.clear();
-        self.device.ports.half_open.clear();
-        for entry in &mut self.pool {
-            let socket = self.sockets.get_mut::<tcp::Socket>(entry.handle);
-            if !entry.claimed && socket.state() == tcp::State::FinWait2 {
-                let since = *entry.fin_wait_since.get_or_insert(now);
-                let limit =
-                    fin_wait_limit(self.config.fin_timeout, self.device.holds_for(entry.port));
-                if limit.is_some_and(|t| now >= since.saturating_add(t)) {
-                    socket.abort();
-                }
-            } else {
-                entry.fin_wait_since = None;
-            }
-            if !entry.orphan
-                && !entry.claimed
-                && is_over(socket)
-                && socket.listen(entry.port).is_ok()
-            {
-                self.config.apply(socket);
-            }
-            if socket.state() == tcp::State::SynReceived
-                && let Some(remote) = socket.remote_endpoint()
-            {
-                // A full table only means a retransmitted SYN may be held.
-                let _ = self
-                    .device
-                    .ports
-                    .half_open
-                    .push(SynKey::new(remote, entry.port));
-            }
-            if entry.orphan {
-                // A closed listener's port refuses new connections (RST).
-                continue;
-            }
-            let listening = usize::from(socket.state() == tcp::State::Listen);
-            let ports = &mut self.device.ports.listening;
-            match ports.iter_mut().find(|(p, _)| *p == entry.port) {
-                Some((_, n)) => *n += listening,
-                // Ports beyond the gate's table pass ungated (as plain smoltcp).
-                None => {
-                    let _ = ports.push((entry.port, listening));
-                }
-            }
-        }
-    }
-
-    /// When the next FIN-WAIT-2 abort is due, if any.
-    fn fin_wait_due(&self, now: Instant) -> Option<Duration> {
         self.pool
-            .iter()
-            .filter_map(|e| {
-                let since = e.fin_wait_since?;
-                let limit = fin_wait_limit(self.config.fin_timeout, self.device.holds_for(e.port))?;
-                Some(since.saturating_add(limit).saturating_duration_since(now))
-            })
-            .min()
-    }
-}
-
-/// Whether a socket's connection is over, so it may listen again (or leave
-/// the set). An aborted socket is Closed with its peer still set until
-/// smoltcp has sent the RST; listening or removing it earlier would swallow
-/// the RST.
-fn is_over(socket: &tcp::Socket<'_>) -> bool {
-    match socket.state() {
-        tcp::State::TimeWait => true,
-        tcp::State::Closed => socket.remote_endpoint().is_none(),
-        _ => false,
-    }
-}
-
-/// How long a released socket may stay in FIN-WAIT-2: `fin_timeout`, cut to
-/// [`FIN_WAIT_UNDER_PRESSURE`] while SYNs for its port wait in the backlog.
-fn fin_wait_limit(fin_timeout: Option<Duration>, pressure: bool) -> Option<Duration> {
-    if pressure {
-        Some(fin_timeout.map_or(FIN_WAIT_UNDER_PRESSURE, |t| t.min(FIN_WAIT_UNDER_PRESSURE)))
-    } else {
-        fin_timeout
+            .refresh(&mut self.sockets, &mut self.device, &self.config, now);
     }
 }
 
@@ -369,6 +267,11 @@ pub trait Net<'a> {
     /// Gives a pool socket back; it listens again once fully closed.
     fn release(&mut self, handle: SocketHandle);
 
+    /// Notes that the connection on a claimed pool socket moved a byte, so
+    /// it is not idle (see [`TcpConfig::idle_timeout`] and
+    /// [`TcpConfig::evict_after`]).
+    fn touch(&mut self, handle: SocketHandle);
+
     /// The settings of pool sockets.
     fn tcp_config(&self) -> TcpConfig;
 
@@ -379,10 +282,6 @@ pub trait Net<'a> {
 /// How listeners, connections and waiters hold the stack.
 pub type NetRef<'s, 'a> = &'s RefCell<dyn Net<'a> + 's>;
 
-fn is_acceptable(state: tcp::State) -> bool {
-    matches!(state, tcp::State::Established | tcp::State::CloseWait)
-}
-
 impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
     fn now(&self) -> Instant {
         self.clock.now()
@@ -391,6 +290,14 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
     fn poll(&mut self) -> bool {
         let now = self.smol_now();
         self.iface.poll_maintenance(now);
+        let accepting = !self.shutdown.is_some_and(ShutdownFlag::is_requested);
+        self.pool.maintain(
+            &mut self.sockets,
+            &self.device,
+            &self.config,
+            accepting,
+            self.clock.now(),
+        );
         let mut changed = false;
         self.more_ingress = true;
         for _ in 0..MAX_INGRESS {
@@ -427,10 +334,10 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
             return Some(Duration::ZERO);
         }
         let now = self.clock.now();
-        // A FIN-WAIT-2 socket due for abort needs a poll even if smoltcp does
-        // not; so does a frame the gate kept because the device could not
+        // A pool timer that is due needs a poll even if smoltcp does not;
+        // so does a frame the gate kept because the device could not
         // transmit (soon, not at once: the device needs time to drain).
-        let mut fin_due = self.fin_wait_due(now);
+        let mut fin_due = self.pool.next_due(&self.device, &self.config, now);
         if self.device.has_kept_frame() {
             fin_due = Some(fin_due.map_or(KEPT_FRAME_RETRY, |d| d.min(KEPT_FRAME_RETRY)));
         }
@@ -476,62 +383,35 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
         port: u16,
         pool: PoolId,
     ) -> Result<(), Error> {
-        if port == 0 {
-            return Err(Error::Unaddressable);
-        }
-        if self.pool.is_full() {
-            return Err(Error::PoolFull);
-        }
+        self.pool.check_add(port)?;
         socket.listen(port).map_err(|_| Error::InvalidState)?;
         self.config.apply(&mut socket);
         let handle = self.add_socket(socket)?;
-        // Checked `is_full` above.
-        let _ = self.pool.push(PoolSocket {
-            handle,
-            port,
-            pool,
-            claimed: false,
-            orphan: false,
-            fin_wait_since: None,
-        });
+        let now = self.clock.now();
+        self.pool.add(handle, port, pool, now);
         Ok(())
     }
 
     fn has_pending(&mut self, port: u16) -> bool {
-        self.pool.iter().any(|e| {
-            !e.claimed
-                && !e.orphan
-                && e.port == port
-                && is_acceptable(self.sockets.get::<tcp::Socket>(e.handle).state())
-        })
+        self.pool.has_pending(port, &self.sockets)
     }
 
     fn claim(&mut self, port: u16) -> Option<(SocketHandle, IpEndpoint)> {
-        let sockets = &self.sockets;
-        let entry = self.pool.iter_mut().find(|e| {
-            !e.claimed
-                && !e.orphan
-                && e.port == port
-                && is_acceptable(sockets.get::<tcp::Socket>(e.handle).state())
-        })?;
-        let remote = sockets.get::<tcp::Socket>(entry.handle).remote_endpoint()?;
-        entry.claimed = true;
-        Some((entry.handle, remote))
+        let now = self.clock.now();
+        self.pool.claim(port, &self.sockets, now)
     }
 
     fn release(&mut self, handle: SocketHandle) {
-        if let Some(entry) = self.pool.iter_mut().find(|e| e.handle == handle) {
-            entry.claimed = false;
-        }
+        self.pool.release(handle);
+    }
+
+    fn touch(&mut self, handle: SocketHandle) {
+        let now = self.clock.now();
+        self.pool.touch(handle, now);
     }
 
     fn close_pool(&mut self, pool: PoolId) {
-        for entry in self.pool.iter_mut().filter(|e| e.pool == pool) {
-            entry.orphan = true;
-            if !entry.claimed {
-                self.sockets.get_mut::<tcp::Socket>(entry.handle).abort();
-            }
-        }
+        self.pool.close(pool, &mut self.sockets);
         self.refresh();
     }
 

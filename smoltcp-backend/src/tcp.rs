@@ -11,7 +11,8 @@ use socketserver_core::{Accepted, Connection, Interest, Listener};
 
 use crate::drive::drive;
 use crate::error::Error;
-use crate::stack::{NetRef, PoolId};
+use crate::pool::PoolId;
+use crate::stack::NetRef;
 
 /// Buffer storage for a pool of `N` TCP sockets with `RX`/`TX`-byte buffers.
 ///
@@ -176,12 +177,18 @@ impl<'s, 'a> Listener for TcpListener<'s, 'a> {
 /// Reads and writes block by driving the stack (polling it and idling until
 /// smoltcp's `poll_delay`) until they can proceed or the deadline passes; the
 /// deadline is the shorter of [`Connection::set_timeout`] and the stack's
-/// [`TcpConfig::idle_timeout`](crate::TcpConfig::idle_timeout). Dropping or
-/// closing it closes gracefully (FIN), as Python's `shutdown_request` does,
-/// even after a read or write timed out; it aborts (RST) after the peer reset
-/// the connection or the stack's cancel flag ended a wait
-/// ([`Stack::with_cancel`](crate::Stack::with_cancel)). Either way the socket
-/// goes back to its pool.
+/// [`TcpConfig::idle_timeout`](crate::TcpConfig::idle_timeout).
+///
+/// Dropping or closing it closes gracefully (FIN after every byte written),
+/// as Python's `shutdown_request` does, also after the handler's own timeout
+/// ([`Connection::set_timeout`]) ended a read or write. A connection the
+/// server cuts is aborted (RST) instead, so the peer sees an error, never a
+/// clean but short end: after the peer reset it, after the stack's
+/// `idle_timeout` or an eviction ([`TcpConfig::evict_after`](crate::TcpConfig::evict_after)),
+/// and once the stack's cancel flag is set
+/// ([`Stack::with_cancel`](crate::Stack::with_cancel)): set it before
+/// `server_close` to cut what a graceful shutdown left open. Either way the
+/// socket goes back to its pool.
 pub struct TcpConnection<'s, 'a> {
     net: NetRef<'s, 'a>,
     handle: SocketHandle,
@@ -221,13 +228,17 @@ impl TcpConnection<'_, '_> {
         self.failed = true;
     }
 
-    fn deadline(&self) -> Option<Instant> {
+    /// When a blocking call gives up, and whether that is the stack's idle
+    /// timeout (a cut: RST) rather than the handler's own (FIN).
+    fn deadline(&self) -> Option<(Instant, bool)> {
         let net = self.net.borrow();
-        let limit = match (self.timeout, net.tcp_config().idle_timeout) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        let (limit, forced) = match (self.timeout, net.tcp_config().idle_timeout) {
+            (Some(own), Some(idle)) if idle < own => (idle, true),
+            (Some(own), _) => (own, false),
+            (None, Some(idle)) => (idle, true),
+            (None, None) => return None,
         };
-        limit.map(|t| net.now().saturating_add(t))
+        Some((net.now().saturating_add(limit), forced))
     }
 
     fn fail(&mut self, e: Error) -> Error {
@@ -235,9 +246,6 @@ impl TcpConnection<'_, '_> {
         e
     }
 
-    /// Waits (driving the stack) unless `deadline` has passed or the stack
-    /// is cancelled. Only a cancel marks the connection failed: a handler's
-    /// timeout still ends in a clean FIN, as in Python.
     /// The blocking half of `read` and `write`: tries `attempt` on the
     /// socket, and while it has no outcome drives the stack until the socket
     /// may have changed or the deadline (taken at the first miss) passes.
@@ -252,7 +260,10 @@ impl TcpConnection<'_, '_> {
                 attempt(net.tcp(self.handle))
             };
             match outcome {
-                Some(Ok(value)) => return Ok(value),
+                Some(Ok(value)) => {
+                    self.net.borrow_mut().touch(self.handle);
+                    return Ok(value);
+                }
                 Some(Err(e)) => return Err(self.fail(e)),
                 None => {}
             }
@@ -261,18 +272,30 @@ impl TcpConnection<'_, '_> {
         }
     }
 
-    fn wait(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
+    /// Waits (driving the stack) unless `deadline` has passed or the stack
+    /// is cancelled. A cancel or the stack's idle timeout marks the
+    /// connection failed (RST); the handler's own timeout still ends in a
+    /// clean FIN, as in Python.
+    fn wait(&mut self, deadline: Option<(Instant, bool)>) -> Result<(), Error> {
         let (cancelled, expired) = {
             let net = self.net.borrow();
-            (net.is_cancelled(), deadline.is_some_and(|d| net.now() >= d))
+            (
+                net.is_cancelled(),
+                deadline.is_some_and(|(d, _)| net.now() >= d),
+            )
         };
         if cancelled {
             return Err(self.fail(Error::TimedOut));
         }
         if expired {
-            return Err(Error::TimedOut);
+            let forced = deadline.is_some_and(|(_, forced)| forced);
+            return Err(if forced {
+                self.fail(Error::TimedOut)
+            } else {
+                Error::TimedOut
+            });
         }
-        drive(self.net, deadline);
+        drive(self.net, deadline.map(|(d, _)| d));
         Ok(())
     }
 }
@@ -382,8 +405,10 @@ impl Drop for TcpConnection<'_, '_> {
         let Ok(mut net) = self.net.try_borrow_mut() else {
             return;
         };
+        // After the cancel flag, whatever is still open is being cut.
+        let cut = self.failed || net.is_cancelled();
         let socket = net.tcp(self.handle);
-        if self.failed {
+        if cut {
             socket.abort();
         } else {
             socket.close();

@@ -21,8 +21,8 @@ use socketserver_core::{
     StreamServer, Sync,
 };
 use socketserver_smoltcp::{
-    GateStats, Net, NetRef, Stack, SynSlot, TapConfig, TcpConfig, TcpListener, TcpStorage,
-    UdpSocket, UdpStorage, Waiter,
+    GateStats, Net, NetRef, PoolStats, Stack, SynSlot, TapConfig, TcpConfig, TcpListener,
+    TcpStorage, UdpSocket, UdpStorage, Waiter,
 };
 
 use super::netns;
@@ -50,7 +50,7 @@ pub enum Strategy {
 pub struct Spec {
     /// The strategy.
     pub strategy: Strategy,
-    /// TCP pool sockets: 1, 4 or 8.
+    /// TCP pool sockets: 1, 4, 8 or 16.
     pub pool: usize,
     /// Settings of the pool sockets.
     pub tcp: TcpConfig,
@@ -78,6 +78,8 @@ impl Spec {
 pub struct Report {
     /// The SYN gate's counters.
     pub gate: GateStats,
+    /// The TCP pool's counters (default for UDP).
+    pub pool: PoolStats,
     /// How long `serve_forever` took to return after the shutdown request.
     pub stop_latency: Duration,
 }
@@ -137,15 +139,17 @@ fn run(spec: Spec, flag: &ShutdownFlag, ready: mpsc::Sender<Result<(), String>>)
             panic!("open TAP: {e}");
         }
     };
-    let gate = match (spec.strategy, spec.pool) {
+    let (gate, pool) = match (spec.strategy, spec.pool) {
         (Strategy::Udp, _) => serve_udp(parts, spec, flag, &ready),
         (_, 1) => serve_tcp::<1>(parts, spec, flag, &ready),
         (_, 4) => serve_tcp::<4>(parts, spec, flag, &ready),
         (_, 8) => serve_tcp::<8>(parts, spec, flag, &ready),
+        (_, 16) => serve_tcp::<16>(parts, spec, flag, &ready),
         (_, n) => panic!("unsupported pool size {n}"),
     };
     Report {
         gate,
+        pool,
         stop_latency: Duration::ZERO,
     }
 }
@@ -155,7 +159,7 @@ fn serve_udp(
     spec: Spec,
     flag: &ShutdownFlag,
     ready: &mpsc::Sender<Result<(), String>>,
-) -> GateStats {
+) -> (GateStats, PoolStats) {
     let mut storage = Box::new(UdpStorage::<16, 65536>::new());
     let mut sockets: Vec<SocketStorage<'_>> = (0..4).map(|_| SocketStorage::EMPTY).collect();
     let mut backlog = vec![SynSlot::EMPTY; spec.backlog];
@@ -183,7 +187,7 @@ fn serve_udp(
         .expect("serve");
     server.server_close();
     drop(server);
-    stack.borrow().gate_stats()
+    (stack.borrow().gate_stats(), PoolStats::default())
 }
 
 /// Buffers per direction of each pool socket: 64 KiB, desktop-class.
@@ -194,13 +198,14 @@ fn serve_tcp<const N: usize>(
     spec: Spec,
     flag: &ShutdownFlag,
     ready: &mpsc::Sender<Result<(), String>>,
-) -> GateStats {
+) -> (GateStats, PoolStats) {
     let mut storage = Box::new(TcpStorage::<N, BUF, BUF>::new());
     let mut sockets: Vec<SocketStorage<'_>> = (0..N + 2).map(|_| SocketStorage::EMPTY).collect();
     let mut backlog = vec![SynSlot::EMPTY; spec.backlog];
     let stack = RefCell::new(
         Stack::new(iface, device, &mut sockets, &mut backlog, clock, idle)
-            .with_tcp_config(spec.tcp),
+            .with_tcp_config(spec.tcp)
+            .with_shutdown(flag),
     );
     let net: NetRef<'_, '_> = &stack;
     let listener = TcpListener::bind(net, PORT, storage.sockets()).expect("bind TCP pool");
@@ -229,5 +234,6 @@ fn serve_tcp<const N: usize>(
     }
     // Send the FINs and RSTs of what server_close ended.
     stack.borrow_mut().poll();
-    stack.borrow().gate_stats()
+    let stack = stack.borrow();
+    (stack.gate_stats(), stack.pool_stats())
 }
