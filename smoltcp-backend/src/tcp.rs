@@ -379,6 +379,11 @@ impl Connection for TcpConnection<'_, '_> {
         // `Drop` closes and releases.
     }
 
+    /// RST instead of FIN: see [`TcpConnection::abort`].
+    fn abort(self) {
+        TcpConnection::abort(self);
+    }
+
     fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
         self.timeout = timeout;
         Ok(())
