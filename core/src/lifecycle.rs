@@ -197,6 +197,10 @@ where
                     report_dropped_reply(client);
                     Ok(())
                 }
+                Ok(Sent::NoReturnAddress) => {
+                    step!("socketserver::server", "no_return_address", client);
+                    Ok(())
+                }
                 Err(e) => Err(Error::Io(e)),
             };
             finished.and(handled).map_err(Error::widen).and(sent)

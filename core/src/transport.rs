@@ -99,6 +99,9 @@ pub enum Sent {
     Queued,
     /// Not queued: there was no room, and waiting would block the server.
     Dropped,
+    /// Not sent: the sender has no address to answer (an unbound Unix
+    /// datagram socket), as Python's `sendto` to `''` fails.
+    NoReturnAddress,
 }
 
 /// What a wait is for.

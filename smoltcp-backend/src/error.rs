@@ -22,9 +22,6 @@ pub enum Error {
     Unaddressable,
     /// A datagram does not fit the socket's send buffer even when empty.
     TooLarge,
-    /// The socket's send buffer is full now; the datagram was not queued.
-    /// Like `ENOBUFS` on a kernel socket: sending never blocks.
-    BufferFull,
     /// The socket is not in a state that allows the operation.
     InvalidState,
 }
@@ -39,7 +36,6 @@ impl fmt::Display for Error {
             Error::PoolFull => "too many pool sockets for one stack",
             Error::Unaddressable => "address unusable",
             Error::TooLarge => "datagram larger than the send buffer",
-            Error::BufferFull => "send buffer full",
             Error::InvalidState => "socket in the wrong state",
         })
     }
@@ -54,7 +50,7 @@ impl embedded_io::Error for Error {
             Error::ConnectionReset => ErrorKind::ConnectionReset,
             Error::NotConnected => ErrorKind::NotConnected,
             Error::TimedOut => ErrorKind::TimedOut,
-            Error::SocketSetFull | Error::PoolFull | Error::BufferFull => ErrorKind::OutOfMemory,
+            Error::SocketSetFull | Error::PoolFull => ErrorKind::OutOfMemory,
             Error::Unaddressable => ErrorKind::AddrNotAvailable,
             Error::TooLarge => ErrorKind::InvalidInput,
             Error::InvalidState => ErrorKind::Other,

@@ -127,8 +127,9 @@ impl<const P: usize, const BYTES: usize> UdpStorage<P, BYTES> {
 
 /// A bound UDP socket on the stack: core's [`DatagramSocket`].
 ///
-/// Sending never blocks: a full send buffer fails with [`Error::BufferFull`]
-/// (see [`DatagramSocket::send_to`] below). Closing or dropping it removes
+/// Sending never blocks: a datagram a full send buffer cannot take is
+/// dropped, and `send_to` says so with `Sent::Dropped` (see
+/// [`DatagramSocket::send_to`] below). Closing or dropping it removes
 /// the socket from the stack, so the port may be bound again.
 pub struct UdpSocket<'s, 'a> {
     net: NetRef<'s, 'a>,

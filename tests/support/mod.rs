@@ -72,9 +72,15 @@ pub fn temp_socket(name: &str) -> PathBuf {
 /// The `echo_server` example binary, brought up to date once per test
 /// process: `cargo test` builds examples only as test harnesses under hashed
 /// names, so without this a stale binary from an earlier build would be tested.
+/// `ECHO_SERVER_BIN=PATH` tests another build instead (an older commit's, to
+/// show that a new test fails there).
 pub fn echo_server_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
+        if let Some(path) = std::env::var_os("ECHO_SERVER_BIN") {
+            eprintln!("testing ECHO_SERVER_BIN={}", Path::new(&path).display());
+            return PathBuf::from(path);
+        }
         let exe = std::env::current_exe().expect("test executable path");
         // target/<profile>/deps/<test> -> target/<profile>/examples/echo_server
         let profile_dir = exe

@@ -136,11 +136,11 @@ impl<A: Address> DatagramSocket for SocketDatagram<A> {
     /// client behind one peer that does not read. On Unix datagram sockets a
     /// peer that holds half the send buffer unread gets no more replies
     /// until it reads, so the others keep the rest. A sender with no address (an
-    /// unbound Unix socket) cannot be answered: also dropped.
+    /// unbound Unix socket) cannot be answered: [`Sent::NoReturnAddress`].
     fn send_to(&mut self, buf: &[u8], addr: &A) -> io::Result<Sent> {
         let socket = self.open()?;
         let Ok(to) = addr.to_sockaddr() else {
-            return Ok(Sent::Dropped);
+            return Ok(Sent::NoReturnAddress);
         };
         let guard = self.guard.as_deref();
         let before = match guard {
