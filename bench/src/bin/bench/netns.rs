@@ -30,20 +30,26 @@ pub fn privileges() -> Result<(), String> {
 }
 
 impl Namespace {
-    /// Creates `ssbench-PID` with loopback up and TIME-WAIT reuse on (the
-    /// conn points open tens of thousands of connections to one port; the
-    /// kernel only reuses TIME-WAIT ports by default on loopback, and this
-    /// sysctl is per namespace).
+    /// Creates `ssbench-PID` with loopback up and no TIME-WAIT on the
+    /// client side: the conn points open tens of thousands of connections
+    /// to one port, and smoltcp sends no TCP timestamps, so `tcp_tw_reuse`
+    /// cannot recycle the ports and the kernel's port search slows to a
+    /// crawl once 28,000 of them wait. On loopback the host's default
+    /// (`tcp_tw_reuse = 2`) already recycles them. These sysctls belong to
+    /// the namespace; the host's are untouched.
     pub fn create() -> Result<Namespace, String> {
         remove_stale();
         let name = format!("{PREFIX}{}", std::process::id());
         ip(&["netns", "add", &name])?;
         let ns = Namespace { name };
         ip(&["-n", &ns.name, "link", "set", "lo", "up"])?;
-        let reuse = run(ns
-            .command("sysctl")
-            .args(["-q", "-w", "net.ipv4.tcp_tw_reuse=1"]));
-        if let Err(e) = reuse {
+        let sysctls = run(ns.command("sysctl").args([
+            "-q",
+            "-w",
+            "net.ipv4.tcp_max_tw_buckets=0",
+            "net.ipv4.ip_local_port_range=1024 65535",
+        ]));
+        if let Err(e) = sysctls {
             eprintln!("bench: warning: conn points over TAP may run out of ports: {e}");
         }
         Ok(ns)
