@@ -32,9 +32,48 @@ enum Ending {
     Other(ErrorKind),
 }
 
-/// A client that writes 16 KiB blocks and reads each echo back, as fast as
-/// the server allows, until `stop` or the connection ends; at most `limit`.
-fn streamer(addr: SocketAddr, stop: Arc<AtomicBool>, limit: Duration) -> JoinHandle<Ending> {
+/// A client that streams both ways at once, as fast as the server allows:
+/// one thread writes 16 KiB blocks, another reads the echo, until `stop` or
+/// the connection ends; at most `limit`. The load that starved a multiplexed
+/// server. (How it ends is not reported: with two threads, whichever system
+/// call comes first takes the reset, and the other may then read EOF.)
+fn duplex_streamer(addr: SocketAddr, stop: Arc<AtomicBool>, limit: Duration) -> JoinHandle<()> {
+    thread::spawn(move || {
+        let s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut writer = s.try_clone().unwrap();
+        let writing = Arc::clone(&stop);
+        let started = Instant::now();
+        let write_side = thread::spawn(move || {
+            let block = vec![0x5a; 16 * 1024];
+            while !writing.load(Ordering::Relaxed) && started.elapsed() < limit {
+                if writer.write_all(&block).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut reader = s;
+        let mut back = vec![0; 64 * 1024];
+        while !stop.load(Ordering::Relaxed) && started.elapsed() < limit {
+            if !matches!(reader.read(&mut back), Ok(n) if n > 0) {
+                break;
+            }
+        }
+        // Unblock the writer whatever happened, then wait for it.
+        let _ = reader.shutdown(std::net::Shutdown::Both);
+        let _ = write_side.join();
+    })
+}
+
+/// A client that writes a 16 KiB block and reads its echo back, over and
+/// over, from one thread, until `stop` or the connection ends; at most
+/// `limit`. One thread sees how the connection ended, unambiguously.
+fn lockstep_streamer(
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    limit: Duration,
+) -> JoinHandle<Ending> {
     thread::spawn(move || {
         let mut s = TcpStream::connect(addr).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -92,7 +131,7 @@ fn streaming_clients_delay_no_new_client_and_no_grace_period() {
         let addr = server.ip();
         let stop = Arc::new(AtomicBool::new(false));
         let clients: Vec<_> = (0..streamers)
-            .map(|_| streamer(addr, Arc::clone(&stop), Duration::from_secs(20)))
+            .map(|_| duplex_streamer(addr, Arc::clone(&stop), Duration::from_secs(20)))
             .collect();
         thread::sleep(Duration::from_millis(300));
         let waits: Vec<Duration> = (0..7).map(|_| round_trip(addr)).collect();
@@ -107,16 +146,14 @@ fn streaming_clients_delay_no_new_client_and_no_grace_period() {
         let (status, stderr, _) = server.wait(Duration::from_secs(10));
         let exit = signalled.elapsed();
         stop.store(true, Ordering::Relaxed);
-        let endings: Vec<Ending> = clients.into_iter().map(|c| c.join().unwrap()).collect();
-        eprintln!("{streamers} streamers: exit {exit:?} after SIGTERM, endings {endings:?}");
+        for c in clients {
+            c.join().unwrap();
+        }
+        eprintln!("{streamers} streamers: exit {exit:?} after SIGTERM");
         assert_eq!(status.code(), Some(0), "{stderr}");
         assert!(
             exit < Duration::from_millis(1100),
             "grace 1 s took {exit:?}"
-        );
-        assert!(
-            endings.iter().all(|e| *e == Ending::Reset),
-            "streams cut at the deadline must see a reset: {endings:?}"
         );
     }
 }
@@ -129,7 +166,7 @@ fn the_grace_deadline_resets_every_cut_connection() {
         let addr = server.ip();
         let stop = Arc::new(AtomicBool::new(false));
         let clients: Vec<_> = (0..6)
-            .map(|_| streamer(addr, Arc::clone(&stop), Duration::from_secs(20)))
+            .map(|_| lockstep_streamer(addr, Arc::clone(&stop), Duration::from_secs(20)))
             .collect();
         thread::sleep(Duration::from_millis(300));
         server.signal(Signal::SIGTERM);
