@@ -128,10 +128,11 @@ impl<'a, D: Device, K: Clock, I: Idle> Stack<'a, D, K, I> {
         self
     }
 
-    /// Watches the servers' shutdown flag: once shutdown is requested no
-    /// client will be accepted any more, so waiting clients stop evicting
-    /// idle connections ([`TcpConfig::evict_after`]) and the requests in
-    /// flight keep their whole grace period.
+    /// Watches the servers' shutdown flag: once shutdown is requested, and
+    /// while the loop is stopped (draining), no client will be accepted, so
+    /// waiting clients stop evicting idle connections
+    /// ([`TcpConfig::evict_after`]) and the requests in flight keep their
+    /// whole grace period.
     pub fn with_shutdown(mut self, flag: &'a ShutdownFlag) -> Self {
         self.shutdown = Some(flag);
         self
@@ -290,7 +291,11 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
     fn poll(&mut self) -> bool {
         let now = self.smol_now();
         self.iface.poll_maintenance(now);
-        let accepting = !self.shutdown.is_some_and(ShutdownFlag::is_requested);
+        // Requested (the loop is stopping) or stopped (draining after it):
+        // either way nobody will be accepted, so nobody may evict.
+        let accepting = !self
+            .shutdown
+            .is_some_and(|flag| flag.is_requested() || flag.is_stopped());
         self.pool.maintain(
             &mut self.sockets,
             &self.device,
