@@ -1,12 +1,18 @@
-//! Buffered reading and writing over `embedded-io`, with caller-owned storage.
+//! Buffered reading and writing with caller-owned storage, Python's `rfile`
+//! and `wfile`, written once as async code over `embedded-io-async`: async
+//! handlers await it, and blocking code drives it with
+//! [`block_on`] over [`Blocking`] I/O ([`BufReader`], [`BufWriter`],
+//! the blocking request).
 //!
-//! Python's `rfile` and `wfile`. The storage is a slice the caller owns (an
-//! array on the stack, a `static`, part of a heapless pool), so its capacity is
-//! the caller's choice and nothing ever grows: a line longer than the maximum
-//! is [`Error::LineTooLong`], not an allocation.
+//! The storage is a slice the caller owns (an array on the stack, a
+//! `static`, part of a heapless pool), so its capacity is the caller's
+//! choice and nothing ever grows: a line longer than the maximum is
+//! [`Error::LineTooLong`], not an allocation.
 
-use embedded_io::{Read, Write};
+use embedded_io_async::{Read, Write};
 
+use crate::block_on::block_on;
+use crate::blocking_io::Blocking;
 use crate::error::Error;
 
 /// Read-side buffer state over borrowed storage. Separate from the reader so a
@@ -47,28 +53,46 @@ impl<'b> ReadBuffer<'b> {
     }
 
     /// Refills from `src` when empty. Returns the number of new bytes (0 = EOF).
-    fn fill<R: Read>(&mut self, src: &mut R) -> Result<usize, Error<R::Error>> {
+    async fn fill<R: Read>(&mut self, src: &mut R) -> Result<usize, Error<R::Error>> {
         if self.start > 0 {
             self.storage.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
         }
-        let n = src.read(&mut self.storage[self.end..])?;
+        let n = src.read(&mut self.storage[self.end..]).await?;
         self.end += n;
         Ok(n)
     }
 
+    /// The buffered bytes, refilled from `src` first when there are none:
+    /// empty only at EOF (or with no storage). `embedded-io-async`'s `fill_buf`.
+    pub async fn fill_buf<R: Read>(&mut self, src: &mut R) -> Result<&[u8], Error<R::Error>> {
+        if self.start == self.end && !self.storage.is_empty() {
+            self.fill(src).await?;
+        }
+        Ok(&self.storage[self.start..self.end])
+    }
+
+    /// Marks `n` bytes of [`fill_buf`](Self::fill_buf)'s answer as read.
+    pub fn consume_buffered(&mut self, n: usize) {
+        self.consume(n);
+    }
+
     /// Reads what is available (at least one byte unless EOF), like `read`.
-    pub fn read<R: Read>(&mut self, src: &mut R, out: &mut [u8]) -> Result<usize, Error<R::Error>> {
+    pub async fn read<R: Read>(
+        &mut self,
+        src: &mut R,
+        out: &mut [u8],
+    ) -> Result<usize, Error<R::Error>> {
         if out.is_empty() {
             return Ok(0);
         }
         if self.start == self.end {
             // A read larger than the buffer gains nothing from it.
             if out.len() >= self.storage.len() {
-                return Ok(src.read(out)?);
+                return Ok(src.read(out).await?);
             }
-            if self.fill(src)? == 0 {
+            if self.fill(src).await? == 0 {
                 return Ok(0);
             }
         }
@@ -79,14 +103,14 @@ impl<'b> ReadBuffer<'b> {
     }
 
     /// Fills `out` completely, or fails with [`Error::UnexpectedEof`].
-    pub fn read_exact<R: Read>(
+    pub async fn read_exact<R: Read>(
         &mut self,
         src: &mut R,
         out: &mut [u8],
     ) -> Result<(), Error<R::Error>> {
         let mut done = 0;
         while done < out.len() {
-            match self.read(src, &mut out[done..])? {
+            match self.read(src, &mut out[done..]).await? {
                 0 => return Err(Error::UnexpectedEof),
                 n => done += n,
             }
@@ -98,21 +122,22 @@ impl<'b> ReadBuffer<'b> {
     /// `readline(len(out))` with a hard limit. Returns its length: 0 at EOF,
     /// a line without a newline if the peer closed mid-line. A line longer than
     /// `out` fills `out` and fails with [`Error::LineTooLong`]; the rest of the
-    /// line stays unread, and the next call returns it.
-    pub fn read_line<R: Read>(
+    /// line stays unread, and the next call returns it (or
+    /// [`discard_line`](Self::discard_line) skips it).
+    pub async fn read_line<R: Read>(
         &mut self,
         src: &mut R,
         out: &mut [u8],
     ) -> Result<usize, Error<R::Error>> {
         let mut len = 0;
         loop {
-            if self.start == self.end && !self.storage.is_empty() && self.fill(src)? == 0 {
+            if self.start == self.end && !self.storage.is_empty() && self.fill(src).await? == 0 {
                 return Ok(len);
             }
             if self.storage.is_empty() {
                 // Unbuffered: a byte at a time, so nothing past the newline is consumed.
                 let mut byte = [0u8; 1];
-                if src.read(&mut byte)? == 0 {
+                if src.read(&mut byte).await? == 0 {
                     return Ok(len);
                 }
                 if len == out.len() {
@@ -140,6 +165,26 @@ impl<'b> ReadBuffer<'b> {
             if len == out.len() {
                 return Err(Error::LineTooLong);
             }
+        }
+    }
+
+    /// Reads and drops everything up to and including the next newline (or
+    /// to EOF): after [`Error::LineTooLong`], the rest of the overlong line.
+    /// Returns how many bytes were dropped. Memory stays bounded whatever
+    /// the line's length.
+    pub async fn discard_line<R: Read>(&mut self, src: &mut R) -> Result<usize, Error<R::Error>> {
+        let mut dropped = 0;
+        let mut scratch = [0u8; 64];
+        loop {
+            // With no storage, a byte at a time through `read_line`'s own path.
+            let n = match self.read_line(src, &mut scratch).await {
+                Ok(n) => {
+                    return Ok(dropped + n);
+                }
+                Err(Error::LineTooLong) => scratch.len(),
+                Err(e) => return Err(e),
+            };
+            dropped += n;
         }
     }
 }
@@ -172,12 +217,16 @@ impl<'b> WriteBuffer<'b> {
     }
 
     /// Writes all of `data` (Python's `sendall` through `wfile.write`).
-    pub fn write_all<W: Write>(&mut self, dst: &mut W, data: &[u8]) -> Result<(), Error<W::Error>> {
+    pub async fn write_all<W: Write>(
+        &mut self,
+        dst: &mut W,
+        data: &[u8],
+    ) -> Result<(), Error<W::Error>> {
         if self.len + data.len() > self.storage.len() {
-            self.flush(dst)?;
+            self.flush(dst).await?;
         }
         if data.len() >= self.storage.len() {
-            return send_all(dst, data);
+            return send_all(dst, data).await;
         }
         self.storage[self.len..self.len + data.len()].copy_from_slice(data);
         self.len += data.len();
@@ -185,20 +234,20 @@ impl<'b> WriteBuffer<'b> {
     }
 
     /// Sends every pending byte and flushes the transport.
-    pub fn flush<W: Write>(&mut self, dst: &mut W) -> Result<(), Error<W::Error>> {
+    pub async fn flush<W: Write>(&mut self, dst: &mut W) -> Result<(), Error<W::Error>> {
         let pending = self.len;
         // Cleared first: a failed flush must not resend the same bytes forever.
         self.len = 0;
-        send_all(dst, &self.storage[..pending])?;
-        dst.flush()?;
+        send_all(dst, &self.storage[..pending]).await?;
+        dst.flush().await?;
         Ok(())
     }
 }
 
 /// Writes every byte of `data`; a transport that takes none is [`Error::WriteZero`].
-pub fn send_all<W: Write>(dst: &mut W, mut data: &[u8]) -> Result<(), Error<W::Error>> {
+pub async fn send_all<W: Write>(dst: &mut W, mut data: &[u8]) -> Result<(), Error<W::Error>> {
     while !data.is_empty() {
-        match dst.write(data)? {
+        match dst.write(data).await? {
             0 => return Err(Error::WriteZero),
             n => data = &data[n..],
         }
@@ -206,7 +255,8 @@ pub fn send_all<W: Write>(dst: &mut W, mut data: &[u8]) -> Result<(), Error<W::E
     Ok(())
 }
 
-/// A buffered reader over any `embedded_io::Read`, with caller-owned storage.
+/// A blocking buffered reader over any `embedded_io::Read`, with
+/// caller-owned storage: [`ReadBuffer`] driven by [`block_on`].
 ///
 /// ```
 /// use socketserver_core::BufReader;
@@ -224,7 +274,7 @@ pub struct BufReader<'b, R> {
     buf: ReadBuffer<'b>,
 }
 
-impl<'b, R: Read> BufReader<'b, R> {
+impl<'b, R: embedded_io::Read> BufReader<'b, R> {
     /// Wraps `inner`, reading ahead into `storage`.
     pub fn new(inner: R, storage: &'b mut [u8]) -> Self {
         Self {
@@ -235,17 +285,22 @@ impl<'b, R: Read> BufReader<'b, R> {
 
     /// See [`ReadBuffer::read_line`].
     pub fn read_line(&mut self, out: &mut [u8]) -> Result<usize, Error<R::Error>> {
-        self.buf.read_line(&mut self.inner, out)
+        block_on(self.buf.read_line(&mut Blocking(&mut self.inner), out))
+    }
+
+    /// See [`ReadBuffer::discard_line`].
+    pub fn discard_line(&mut self) -> Result<usize, Error<R::Error>> {
+        block_on(self.buf.discard_line(&mut Blocking(&mut self.inner)))
     }
 
     /// See [`ReadBuffer::read_exact`].
     pub fn read_exact(&mut self, out: &mut [u8]) -> Result<(), Error<R::Error>> {
-        self.buf.read_exact(&mut self.inner, out)
+        block_on(self.buf.read_exact(&mut Blocking(&mut self.inner), out))
     }
 
     /// See [`ReadBuffer::read`].
     pub fn read(&mut self, out: &mut [u8]) -> Result<usize, Error<R::Error>> {
-        self.buf.read(&mut self.inner, out)
+        block_on(self.buf.read(&mut Blocking(&mut self.inner), out))
     }
 
     /// The wrapped reader.
@@ -264,7 +319,8 @@ impl<'b, R: Read> BufReader<'b, R> {
     }
 }
 
-/// A buffered writer over any `embedded_io::Write`, with caller-owned storage.
+/// A blocking buffered writer over any `embedded_io::Write`, with
+/// caller-owned storage: [`WriteBuffer`] driven by [`block_on`].
 ///
 /// ```
 /// use socketserver_core::BufWriter;
@@ -282,7 +338,7 @@ pub struct BufWriter<'b, W> {
     buf: WriteBuffer<'b>,
 }
 
-impl<'b, W: Write> BufWriter<'b, W> {
+impl<'b, W: embedded_io::Write> BufWriter<'b, W> {
     /// Wraps `inner`, collecting writes in `storage` (empty: unbuffered).
     pub fn new(inner: W, storage: &'b mut [u8]) -> Self {
         Self {
@@ -293,12 +349,12 @@ impl<'b, W: Write> BufWriter<'b, W> {
 
     /// See [`WriteBuffer::write_all`].
     pub fn write_all(&mut self, data: &[u8]) -> Result<(), Error<W::Error>> {
-        self.buf.write_all(&mut self.inner, data)
+        block_on(self.buf.write_all(&mut Blocking(&mut self.inner), data))
     }
 
     /// See [`WriteBuffer::flush`].
     pub fn flush(&mut self) -> Result<(), Error<W::Error>> {
-        self.buf.flush(&mut self.inner)
+        block_on(self.buf.flush(&mut Blocking(&mut self.inner)))
     }
 
     /// The wrapped writer.

@@ -1,5 +1,7 @@
 //! Request handlers: the protocol half of a server, written once for every backend.
 
+use crate::async_request::AsyncStreamRequest;
+use crate::block_on::block_on;
 use crate::error::{Error, HandlerError};
 use crate::request::{DatagramRequest, StreamRequest};
 use crate::time::Duration;
@@ -62,6 +64,107 @@ pub trait StreamRequestHandler<C: Connection>: Clone {
     /// Python's `disable_nagle_algorithm`: sets `TCP_NODELAY` before `setup`.
     fn disable_nagle_algorithm(&self) -> bool {
         false
+    }
+}
+
+/// Python's `StreamRequestHandler` written as plain sequential async code:
+/// `setup`, `handle`, `finish` as `async fn`s over an
+/// [`AsyncStreamRequest`]. The compiler writes the state machine.
+///
+/// The same value runs everywhere: a blocking strategy (`Sync`, and
+/// `Threading` or `Forking` on std) serves it wrapped in [`Async`], which
+/// makes it a [`StreamRequestHandler`] whose every await completes at once
+/// on its blocking connection; the lifecycle, hooks and their order are the
+/// same.
+///
+/// ```
+/// use socketserver_core::{AsyncStreamRequest, AsyncStreamRequestHandler, Connection, Error};
+///
+/// /// Answers each line in upper case.
+/// #[derive(Clone, Default)]
+/// struct Upper;
+///
+/// impl<C: Connection> AsyncStreamRequestHandler<C> for Upper {
+///     async fn handle(&mut self, req: &mut AsyncStreamRequest<'_, C>) -> Result<(), Error<C::Error>> {
+///         let mut line = [0u8; 256];
+///         loop {
+///             let n = req.read_line(&mut line).await?;
+///             if n == 0 {
+///                 return Ok(());
+///             }
+///             line[..n].make_ascii_uppercase();
+///             req.write_all(&line[..n]).await?;
+///         }
+///     }
+/// }
+/// ```
+// The futures are driven where they are made (a blocking strategy's thread,
+// the serving loop): nothing requires them to be `Send`.
+#[allow(async_fn_in_trait)]
+pub trait AsyncStreamRequestHandler<C: Connection>: Clone {
+    /// Prepares the request; a failure skips `handle` and `finish`.
+    async fn setup(&mut self, req: &mut AsyncStreamRequest<'_, C>) -> Result<(), Error<C::Error>> {
+        let _ = req;
+        Ok(())
+    }
+
+    /// Serves the request.
+    async fn handle(&mut self, req: &mut AsyncStreamRequest<'_, C>) -> Result<(), Error<C::Error>>;
+
+    /// Cleans up; runs even when `handle` failed. Its error replaces `handle`'s.
+    async fn finish(&mut self, req: &mut AsyncStreamRequest<'_, C>) -> Result<(), Error<C::Error>> {
+        let _ = req;
+        Ok(())
+    }
+
+    /// Python's `timeout`: bounds each read and write of this request.
+    fn timeout(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Python's `disable_nagle_algorithm`: sets `TCP_NODELAY` before `setup`.
+    fn disable_nagle_algorithm(&self) -> bool {
+        false
+    }
+}
+
+/// An async handler served by a blocking strategy: each step is driven to
+/// completion with [`block_on`] over the request, so `Sync`, `Threading`
+/// and `Forking` serve it in core's lifecycle, unchanged.
+///
+/// ```
+/// use socketserver_core::{Async, StreamRequestHandler, Upper};
+///
+/// fn blocking<C: socketserver_core::Connection>(_: impl StreamRequestHandler<C>) {}
+/// # fn check<C: socketserver_core::Connection>() {
+/// blocking::<C>(Async(Upper::<256>));
+/// # }
+/// ```
+// A wrapper, not a blanket impl: a blanket `impl StreamRequestHandler for
+// every AsyncStreamRequestHandler` would forbid users' own blocking handlers
+// (coherence cannot rule out that a downstream crate makes them async too).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Async<H>(pub H);
+
+impl<C: Connection, H: AsyncStreamRequestHandler<C>> StreamRequestHandler<C> for Async<H> {
+    fn setup(&mut self, req: &mut StreamRequest<'_, C>) -> Result<(), Error<C::Error>> {
+        block_on(self.0.setup(req.as_async()))
+    }
+
+    fn handle(&mut self, req: &mut StreamRequest<'_, C>) -> Result<(), Error<C::Error>> {
+        block_on(self.0.handle(req.as_async()))
+    }
+
+    fn finish(&mut self, req: &mut StreamRequest<'_, C>) -> Result<(), Error<C::Error>> {
+        block_on(self.0.finish(req.as_async()))
+    }
+
+    fn timeout(&self) -> Option<Duration> {
+        self.0.timeout()
+    }
+
+    fn disable_nagle_algorithm(&self) -> bool {
+        self.0.disable_nagle_algorithm()
     }
 }
 

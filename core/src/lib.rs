@@ -60,6 +60,9 @@ extern crate std;
 
 mod trace;
 
+mod async_request;
+mod block_on;
+mod blocking_io;
 mod buffered;
 mod echo;
 mod error;
@@ -80,11 +83,18 @@ mod sync;
 pub mod time;
 pub mod transport;
 
+pub use async_request::AsyncStreamRequest;
+pub use block_on::block_on;
+pub use blocking_io::Blocking;
 pub use buffered::{BufReader, BufWriter, ReadBuffer, WriteBuffer, send_all};
-pub use echo::{Echo, EchoDatagram, NonBlockingEcho};
+pub use echo::{Echo, EchoDatagram, LINE_TOO_LONG, NonBlockingEcho, Upper};
 pub use embedded_io;
+pub use embedded_io_async;
 pub use error::{Error, HandlerError};
-pub use handler::{DatagramRequestHandler, NonBlockingHandler, Progress, StreamRequestHandler};
+pub use handler::{
+    Async, AsyncStreamRequestHandler, DatagramRequestHandler, NonBlockingHandler, Progress,
+    StreamRequestHandler,
+};
 pub use hooks::{DefaultHooks, ServerHooks, report_dropped_reply, report_error};
 pub use lifecycle::{
     close_stream_request, cut_stream_request, end_stream_request, finish_stream_request,

@@ -2,7 +2,8 @@
 
 use core::fmt::Debug;
 
-use crate::buffered::{ReadBuffer, WriteBuffer};
+use crate::async_request::AsyncStreamRequest;
+use crate::block_on::block_on;
 use crate::error::{Error, HandlerError};
 use crate::transport::Connection;
 
@@ -13,12 +14,13 @@ use crate::transport::Connection;
 /// write buffer (`wbufsize`, 0 by default: each write reaches the peer before
 /// it returns). Both buffers are storage the server lends, sized by the server's
 /// configuration, so nothing here allocates.
+///
+/// It is the blocking face of [`AsyncStreamRequest`]: one implementation of
+/// the buffering, driven here with [`block_on`] (every await completes at
+/// once over a blocking connection).
 #[derive(Debug)]
 pub struct StreamRequest<'r, C: Connection> {
-    connection: &'r mut C,
-    client_address: &'r C::Addr,
-    rfile: ReadBuffer<'r>,
-    wfile: WriteBuffer<'r>,
+    inner: AsyncStreamRequest<'r, C>,
 }
 
 impl<'r, C: Connection> StreamRequest<'r, C> {
@@ -30,62 +32,71 @@ impl<'r, C: Connection> StreamRequest<'r, C> {
         wbuf: &'r mut [u8],
     ) -> Self {
         Self {
-            connection,
-            client_address,
-            rfile: ReadBuffer::new(rbuf),
-            wfile: WriteBuffer::new(wbuf),
+            inner: AsyncStreamRequest::new(connection, client_address, rbuf, wbuf),
         }
+    }
+
+    /// The same request for async code: what an async handler's methods
+    /// receive when a blocking strategy serves it.
+    pub fn as_async(&mut self) -> &mut AsyncStreamRequest<'r, C> {
+        &mut self.inner
     }
 
     /// The client's address, Python's `client_address`.
     pub fn client_address(&self) -> &C::Addr {
-        self.client_address
+        self.inner.client_address()
     }
 
     /// The raw connection, Python's `request` / `connection`. Reading from it
     /// directly skips bytes already read ahead into the buffer.
     pub fn connection(&mut self) -> &mut C {
-        self.connection
+        self.inner.connection()
     }
 
     /// Reads what is available, at least one byte unless EOF (`Ok(0)`);
     /// Python's `request.recv(len(out))`.
     pub fn read(&mut self, out: &mut [u8]) -> Result<usize, Error<C::Error>> {
-        self.rfile.read(self.connection, out)
+        block_on(self.inner.read(out))
     }
 
     /// Fills `out`, or fails with [`Error::UnexpectedEof`].
     pub fn read_exact(&mut self, out: &mut [u8]) -> Result<(), Error<C::Error>> {
-        self.rfile.read_exact(self.connection, out)
+        block_on(self.inner.read_exact(out))
     }
 
     /// Reads one line, newline included, of at most `out.len()` bytes:
     /// Python's `rfile.readline(limit)` with a hard maximum. Returns 0 at EOF.
     /// A longer line fails with [`Error::LineTooLong`] after its first
     /// `out.len()` bytes were copied into `out`; the rest of that line is still
-    /// unread, so a handler that goes on must skip it (or simply end the request).
+    /// unread: [`discard_line`](Self::discard_line) skips it.
     pub fn read_line(&mut self, out: &mut [u8]) -> Result<usize, Error<C::Error>> {
-        self.rfile.read_line(self.connection, out)
+        block_on(self.inner.read_line(out))
+    }
+
+    /// Skips the rest of the current line, newline included, however long.
+    /// Returns how many bytes were skipped.
+    pub fn discard_line(&mut self) -> Result<usize, Error<C::Error>> {
+        block_on(self.inner.discard_line())
     }
 
     /// Writes all of `data`: Python's `wfile.write` (which `sendall`s).
     pub fn write_all(&mut self, data: &[u8]) -> Result<(), Error<C::Error>> {
-        self.wfile.write_all(self.connection, data)
+        block_on(self.inner.write_all(data))
     }
 
     /// Sends buffered writes now. The server flushes after `finish` anyway.
     pub fn flush(&mut self) -> Result<(), Error<C::Error>> {
-        self.wfile.flush(self.connection)
+        block_on(self.inner.flush())
     }
 
     /// Python's `rbufsize`: the read-ahead capacity.
     pub fn rbufsize(&self) -> usize {
-        self.rfile.capacity()
+        self.inner.rbufsize()
     }
 
     /// Python's `wbufsize`: the write buffer capacity (0: unbuffered).
     pub fn wbufsize(&self) -> usize {
-        self.wfile.capacity()
+        self.inner.wbufsize()
     }
 }
 
