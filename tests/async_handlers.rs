@@ -6,15 +6,13 @@
 mod support;
 
 use std::io::{BufRead, BufReader, Write};
-use std::thread;
-use std::time::Duration;
 
 use socketserver::{
     Async, AsyncStreamRequest, AsyncStreamRequestHandler, Connection, Error, Sync, Upper,
 };
 use socketserver_std::{
-    ForkingTCPServer, ForkingUnixStreamServer, ShutdownHandle, TCPServer, Threading,
-    ThreadingTCPServer, ThreadingUnixStreamServer, UnixStreamServer,
+    ForkingTCPServer, ForkingUnixStreamServer, TCPServer, Threading, ThreadingTCPServer,
+    ThreadingUnixStreamServer, UnixStreamServer,
 };
 use support::behaviour::{self, StreamTarget};
 
@@ -37,33 +35,6 @@ impl<C: Connection> AsyncStreamRequestHandler<C> for Numbered {
             req.write_all(&line[..n]).await?;
         }
     }
-}
-
-/// A server serving in its own thread, stopped when dropped.
-struct Running(ShutdownHandle, Option<thread::JoinHandle<()>>);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.0.shutdown();
-        if let Some(t) = self.1.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-macro_rules! serve {
-    ($server:expr) => {{
-        let mut server = $server.expect("bind");
-        let stop = server.shutdown_handle();
-        let address = server.server_address().clone();
-        let t = thread::spawn(move || {
-            server
-                .serve_forever(Duration::from_millis(100))
-                .expect("serve");
-            server.server_close();
-        });
-        (Running(stop, Some(t)), address)
-    }};
 }
 
 /// Sends `lines`, half-closes, reads every answer line until EOF.
@@ -101,30 +72,30 @@ fn numbered_checks(name: &str, target: &dyn StreamTarget) {
 fn upper_and_a_users_async_handler_on_every_blocking_strategy_over_tcp() {
     let _fork = support::fork_lock();
     {
-        let (_s, addr) = serve!(TCPServer::new("127.0.0.1:0", Sync::new(Upper::<256>)));
+        let (_s, addr) = run_server!(TCPServer::new("127.0.0.1:0", Sync::new(Upper::<256>)));
         upper_checks("sync", &behaviour::tcp(addr));
-        let (_s, addr) = serve!(TCPServer::new("127.0.0.1:0", Sync::new(Async(Numbered))));
+        let (_s, addr) = run_server!(TCPServer::new("127.0.0.1:0", Sync::new(Async(Numbered))));
         numbered_checks("sync", &behaviour::tcp(addr));
     }
     {
-        let (_s, addr) = serve!(ThreadingTCPServer::new(
+        let (_s, addr) = run_server!(ThreadingTCPServer::new(
             "127.0.0.1:0",
             Threading::new(Upper::<256>)
         ));
         upper_checks("threading", &behaviour::tcp(addr));
-        let (_s, addr) = serve!(ThreadingTCPServer::new(
+        let (_s, addr) = run_server!(ThreadingTCPServer::new(
             "127.0.0.1:0",
             Threading::new(Async(Numbered))
         ));
         numbered_checks("threading", &behaviour::tcp(addr));
     }
     {
-        let (_s, addr) = serve!(ForkingTCPServer::new(
+        let (_s, addr) = run_server!(ForkingTCPServer::new(
             "127.0.0.1:0",
             socketserver_std::Forking::new(Upper::<256>)
         ));
         upper_checks("forking", &behaviour::tcp(addr));
-        let (_s, addr) = serve!(ForkingTCPServer::new(
+        let (_s, addr) = run_server!(ForkingTCPServer::new(
             "127.0.0.1:0",
             socketserver_std::Forking::new(Async(Numbered))
         ));
@@ -136,16 +107,16 @@ fn upper_and_a_users_async_handler_on_every_blocking_strategy_over_tcp() {
 fn upper_on_every_blocking_strategy_over_unix_streams() {
     let _fork = support::fork_lock();
     let path = support::temp_socket("async-sync");
-    let (_s, _) = serve!(UnixStreamServer::new(&path, Sync::new(Upper::<256>)));
+    let (_s, _) = run_server!(UnixStreamServer::new(&path, Sync::new(Upper::<256>)));
     upper_checks("sync unix", &behaviour::unix(&path));
     let path = support::temp_socket("async-threading");
-    let (_s, _) = serve!(ThreadingUnixStreamServer::new(
+    let (_s, _) = run_server!(ThreadingUnixStreamServer::new(
         &path,
         Threading::new(Upper::<256>)
     ));
     upper_checks("threading unix", &behaviour::unix(&path));
     let path = support::temp_socket("async-forking");
-    let (_s, _) = serve!(ForkingUnixStreamServer::new(
+    let (_s, _) = run_server!(ForkingUnixStreamServer::new(
         &path,
         socketserver_std::Forking::new(Upper::<256>)
     ));

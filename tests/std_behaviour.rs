@@ -5,53 +5,16 @@ mod support;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use socketserver::{Echo, EchoDatagram, Multiplexed, NonBlockingEcho, Sync};
 use socketserver_std::{
     Forking, ForkingTCPServer, ForkingUDPServer, ForkingUnixDatagramServer,
-    ForkingUnixStreamServer, MultiplexedTCPServer, MultiplexedUnixStreamServer, ShutdownHandle,
-    TCPServer, Threading, ThreadingTCPServer, ThreadingUDPServer, ThreadingUnixDatagramServer,
+    ForkingUnixStreamServer, MultiplexedTCPServer, MultiplexedUnixStreamServer, TCPServer,
+    Threading, ThreadingTCPServer, ThreadingUDPServer, ThreadingUnixDatagramServer,
     ThreadingUnixStreamServer, UDPServer, UnixDatagramServer, UnixStreamServer,
 };
 use support::behaviour::{self, DatagramTarget, StreamTarget};
-
-const POLL: Duration = Duration::from_millis(500);
-
-/// A server running in a thread; stops and closes it when dropped.
-struct Running {
-    stop: ShutdownHandle,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.stop.shutdown();
-        if let Some(t) = self.thread.take() {
-            t.join().expect("server thread");
-        }
-    }
-}
-
-macro_rules! run {
-    ($server:expr) => {{
-        let mut server = $server.expect("bind");
-        let stop = server.shutdown_handle();
-        let address = server.server_address().clone();
-        let thread = thread::spawn(move || {
-            server.serve_forever(POLL).expect("serve_forever");
-            server.server_close();
-        });
-        (
-            Running {
-                stop,
-                thread: Some(thread),
-            },
-            address,
-        )
-    }};
-}
 
 /// How many of `n` open connections a server serves at once.
 #[derive(Clone, Copy)]
@@ -99,26 +62,26 @@ fn ip() -> &'static str {
 
 #[test]
 fn tcp_sync() {
-    let (_s, addr): (_, SocketAddr) = run!(TCPServer::new(ip(), Sync::new(Echo::<1024>)));
+    let (_s, addr): (_, SocketAddr) = run_server!(TCPServer::new(ip(), Sync::new(Echo::<1024>)));
     stream_suite(&behaviour::tcp(addr), Expect::One);
 }
 
 #[test]
 fn tcp_threading() {
-    let (_s, addr) = run!(ThreadingTCPServer::new(ip(), Threading::new(Echo::<1024>)));
+    let (_s, addr) = run_server!(ThreadingTCPServer::new(ip(), Threading::new(Echo::<1024>)));
     stream_suite(&behaviour::tcp(addr), Expect::All);
 }
 
 #[test]
 fn tcp_forking() {
     let _fork = support::fork_lock();
-    let (_s, addr) = run!(ForkingTCPServer::new(ip(), Forking::new(Echo::<1024>)));
+    let (_s, addr) = run_server!(ForkingTCPServer::new(ip(), Forking::new(Echo::<1024>)));
     stream_suite(&behaviour::tcp(addr), Expect::NotInProcess);
 }
 
 #[test]
 fn tcp_multiplexed() {
-    let (_s, addr) = run!(MultiplexedTCPServer::new(
+    let (_s, addr) = run_server!(MultiplexedTCPServer::new(
         ip(),
         Multiplexed::<_, NonBlockingEcho<1024>, 32>::new(NonBlockingEcho::default())
     ));
@@ -127,7 +90,7 @@ fn tcp_multiplexed() {
 
 #[test]
 fn tcp_ipv6() {
-    let (_s, addr) = run!(ThreadingTCPServer::new(
+    let (_s, addr) = run_server!(ThreadingTCPServer::new(
         "[::1]:0",
         Threading::new(Echo::<1024>)
     ));
@@ -142,14 +105,14 @@ fn unix_path(name: &str) -> PathBuf {
 #[test]
 fn unix_sync() {
     let path = unix_path("sync");
-    let (_s, _) = run!(UnixStreamServer::new(&path, Sync::new(Echo::<1024>)));
+    let (_s, _) = run_server!(UnixStreamServer::new(&path, Sync::new(Echo::<1024>)));
     stream_suite(&behaviour::unix(&path), Expect::One);
 }
 
 #[test]
 fn unix_threading() {
     let path = unix_path("threading");
-    let (_s, _) = run!(ThreadingUnixStreamServer::new(
+    let (_s, _) = run_server!(ThreadingUnixStreamServer::new(
         &path,
         Threading::new(Echo::<1024>)
     ));
@@ -160,7 +123,7 @@ fn unix_threading() {
 fn unix_forking() {
     let _fork = support::fork_lock();
     let path = unix_path("forking");
-    let (_s, _) = run!(ForkingUnixStreamServer::new(
+    let (_s, _) = run_server!(ForkingUnixStreamServer::new(
         &path,
         Forking::new(Echo::<1024>)
     ));
@@ -170,7 +133,7 @@ fn unix_forking() {
 #[test]
 fn unix_multiplexed() {
     let path = unix_path("multiplexed");
-    let (_s, _) = run!(MultiplexedUnixStreamServer::new(
+    let (_s, _) = run_server!(MultiplexedUnixStreamServer::new(
         &path,
         Multiplexed::<_, NonBlockingEcho<1024>, 32>::new(NonBlockingEcho::default())
     ));
@@ -179,27 +142,27 @@ fn unix_multiplexed() {
 
 #[test]
 fn udp_sync() {
-    let (_s, addr) = run!(UDPServer::new(ip(), Sync::new(EchoDatagram)));
+    let (_s, addr) = run_server!(UDPServer::new(ip(), Sync::new(EchoDatagram)));
     datagram_suite(&behaviour::udp(addr));
 }
 
 #[test]
 fn udp_threading() {
-    let (_s, addr) = run!(ThreadingUDPServer::new(ip(), Threading::new(EchoDatagram)));
+    let (_s, addr) = run_server!(ThreadingUDPServer::new(ip(), Threading::new(EchoDatagram)));
     datagram_suite(&behaviour::udp(addr));
 }
 
 #[test]
 fn udp_forking() {
     let _fork = support::fork_lock();
-    let (_s, addr) = run!(ForkingUDPServer::new(ip(), Forking::new(EchoDatagram)));
+    let (_s, addr) = run_server!(ForkingUDPServer::new(ip(), Forking::new(EchoDatagram)));
     datagram_suite(&behaviour::udp(addr));
 }
 
 #[test]
 fn unix_datagram_sync() {
     let path = unix_path("dgram-sync");
-    let (_s, _) = run!(UnixDatagramServer::new(&path, Sync::new(EchoDatagram)));
+    let (_s, _) = run_server!(UnixDatagramServer::new(&path, Sync::new(EchoDatagram)));
     datagram_suite(&behaviour::unix_datagram(&path));
     unbound_sender_gets_no_reply_and_server_goes_on(&path);
 }
@@ -207,7 +170,7 @@ fn unix_datagram_sync() {
 #[test]
 fn unix_datagram_threading() {
     let path = unix_path("dgram-threading");
-    let (_s, _) = run!(ThreadingUnixDatagramServer::new(
+    let (_s, _) = run_server!(ThreadingUnixDatagramServer::new(
         &path,
         Threading::new(EchoDatagram)
     ));
@@ -219,7 +182,7 @@ fn unix_datagram_threading() {
 fn unix_datagram_forking() {
     let _fork = support::fork_lock();
     let path = unix_path("dgram-forking");
-    let (_s, _) = run!(ForkingUnixDatagramServer::new(
+    let (_s, _) = run_server!(ForkingUnixDatagramServer::new(
         &path,
         Forking::new(EchoDatagram)
     ));

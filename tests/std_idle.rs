@@ -9,32 +9,17 @@ mod support;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use socketserver::{Echo, IdlePolicy, MinRate, Multiplexed, NonBlockingEcho};
 use socketserver_std::{
-    MultiplexedTCPServer, Options, ShutdownHandle, SocketStreamServer, Threading,
-    ThreadingTCPServer,
+    MultiplexedTCPServer, Options, SocketStreamServer, Threading, ThreadingTCPServer,
 };
 
+use support::running::Running;
+
 const POLL: Duration = Duration::from_millis(500);
-
-/// A server serving in its own thread (with a large stack: multiplexed
-/// slots live inline); stopped and closed when dropped.
-struct Running {
-    stop: ShutdownHandle,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.stop.shutdown();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
 
 fn threading(policy: IdlePolicy, max_threads: usize) -> (Running, SocketAddr) {
     serve(move || {

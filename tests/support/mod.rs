@@ -5,6 +5,7 @@
 
 pub mod behaviour;
 pub mod echo_process;
+pub mod running;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
