@@ -65,8 +65,26 @@ pub fn run_or_skip(test_name: &str, check: Result<(), String>) -> bool {
         }
         Err(why) => {
             eprintln!("SKIPPED {test_name}: {why} (set REQUIRE_TAP=1 to make this a failure)");
+            record_skip(test_name, &why);
             false
         }
+    }
+}
+
+/// Appends the skip to the file `SOCKETSERVER_SKIP_LOG` names, if any, so
+/// the test command can list every skip at its end (`scripts/test-all`).
+fn record_skip(test_name: &str, why: &str) {
+    use std::io::Write;
+    let Some(path) = std::env::var_os("SOCKETSERVER_SKIP_LOG") else {
+        return;
+    };
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut log| writeln!(log, "{test_name}: {why}"));
+    if let Err(e) = appended {
+        eprintln!("could not record the skip of {test_name} in the skip log: {e}");
     }
 }
 
