@@ -4,20 +4,33 @@
 //! This is the facade crate: it re-exports the `no_std` core
 //! ([`socketserver_core`]) at the top level, the std backend as [`std`] (feature
 //! `std`, on by default) and the smoltcp backend as `smoltcp` (feature
-//! `smoltcp`). See the README for the tour.
+//! `smoltcp`; with `std` as well, its TAP device, pcap capture and std clock).
+//! See the README for the tour.
 #![cfg_attr(not(feature = "std"), no_std)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub use socketserver_core::*;
 
-/// The std backend: TCP, UDP and Unix servers with sync, threading and forking strategies.
+/// The std backend: TCP, UDP and Unix servers over OS sockets, with Python's
+/// `Threading` and `Forking` mix-ins as strategies beside core's `Sync` and
+/// `Multiplexed` (the crate `socketserver-std`, shown here in full).
 #[cfg(feature = "std")]
-pub use socketserver_std as std;
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+pub mod std {
+    #[doc(inline)]
+    pub use socketserver_std::*;
+}
 
-/// The smoltcp backend: the same handlers on a userspace TCP/IP stack.
+/// The smoltcp backend: the same handlers on smoltcp's userspace TCP/IP
+/// stack, no heap (the crate `socketserver-smoltcp`, shown here in full).
 #[cfg(feature = "smoltcp")]
-pub use socketserver_smoltcp as smoltcp;
+#[cfg_attr(docsrs, doc(cfg(feature = "smoltcp")))]
+pub mod smoltcp {
+    #[doc(inline)]
+    pub use socketserver_smoltcp::*;
+}
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]
