@@ -2,6 +2,8 @@
 
 use core::fmt;
 
+use crate::message::Message;
+
 /// Why a request failed.
 ///
 /// `E` is the transport's own error (a `std::io::Error` on std, a smoltcp
@@ -25,6 +27,8 @@ pub enum Error<E> {
     TimedOut,
     /// The handler gave up for a reason of its own.
     Handler(&'static str),
+    /// The handler gave up for a reason of its own, formatted: see [`Error::msg`].
+    Message(Message),
     /// The peer moved less than the server's minimum rate (the trickle defence).
     TooSlow,
     /// The server ended the request: to make room for a waiting client, or
@@ -36,6 +40,12 @@ pub enum Error<E> {
 pub type HandlerError = Error<core::convert::Infallible>;
 
 impl<E> Error<E> {
+    /// A handler's own error with a formatted message, no heap:
+    /// `Err(Error::msg(format_args!("unknown command {cmd:?}")))`.
+    pub fn msg(args: core::fmt::Arguments<'_>) -> Self {
+        Error::Message(Message::new(args))
+    }
+
     /// Converts an error that cannot hold a transport error into any `Error<E>`.
     pub fn widen(err: HandlerError) -> Self {
         match err {
@@ -46,6 +56,7 @@ impl<E> Error<E> {
             Error::BufferFull => Error::BufferFull,
             Error::TimedOut => Error::TimedOut,
             Error::Handler(why) => Error::Handler(why),
+            Error::Message(message) => Error::Message(message),
             Error::TooSlow => Error::TooSlow,
             Error::Cut => Error::Cut,
         }
@@ -62,6 +73,7 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
             Error::BufferFull => f.write_str("buffer full"),
             Error::TimedOut => f.write_str("timed out"),
             Error::Handler(why) => write!(f, "handler failed: {why}"),
+            Error::Message(message) => write!(f, "handler failed: {message}"),
             Error::TooSlow => f.write_str("peer moved less than the minimum rate"),
             Error::Cut => f.write_str("request cut by the server"),
         }
@@ -80,7 +92,7 @@ impl<E: embedded_io::Error> embedded_io::Error for Error<E> {
             Error::WriteZero => ErrorKind::WriteZero,
             Error::BufferFull => ErrorKind::OutOfMemory,
             Error::TimedOut => ErrorKind::TimedOut,
-            Error::Handler(_) => ErrorKind::Other,
+            Error::Handler(_) | Error::Message(_) => ErrorKind::Other,
             Error::TooSlow => ErrorKind::TimedOut,
             Error::Cut => ErrorKind::ConnectionAborted,
         }

@@ -70,6 +70,7 @@ mod handler;
 mod hooks;
 mod lifecycle;
 mod liveness;
+mod message;
 mod metered;
 mod multiplexed;
 #[cfg(feature = "std")]
@@ -104,6 +105,7 @@ pub use liveness::{
     Activity, DEFAULT_EVICT_AFTER, DEFAULT_IDLE_TIMEOUT, DEFAULT_MIN_RATE, Expiry, IdlePolicy,
     MinRate,
 };
+pub use message::{MESSAGE_CAPACITY, Message};
 pub use metered::{Metered, STEP_BUDGET};
 pub use multiplexed::Multiplexed;
 pub use request::{DatagramRequest, StreamRequest};
