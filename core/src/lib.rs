@@ -102,8 +102,8 @@ pub use lifecycle::{
     report_request_error, run_datagram_request, run_stream_request,
 };
 pub use liveness::{
-    Activity, DEFAULT_EVICT_AFTER, DEFAULT_IDLE_TIMEOUT, DEFAULT_MIN_RATE, Expiry, IdlePolicy,
-    MinRate,
+    Activity, DEFAULT_EVICT_AFTER, DEFAULT_IDLE_TIMEOUT, Expiry, IdlePolicy, MinRate,
+    SUGGESTED_MIN_RATE,
 };
 pub use message::{MESSAGE_CAPACITY, Message};
 pub use metered::{Metered, STEP_BUDGET};

@@ -13,10 +13,13 @@ use crate::time::{Duration, Instant};
 /// How long a request may move no byte before it is ended, by default.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The default trickle defence: fewer than 64 bytes moved in 60 s ends a
-/// request. A person typing into a line protocol moves more; a peer that
-/// sends one byte every few seconds to keep a slot moves less.
-pub const DEFAULT_MIN_RATE: MinRate = MinRate {
+/// A minimum rate to turn on with [`IdlePolicy::min_rate`]: fewer than 64
+/// bytes moved in 60 s ends a request. It is not on by default: a healthy
+/// client that sends a small heartbeat, or a short request after a quiet
+/// minute, moves as little as a peer that trickles a byte every few seconds
+/// to keep a slot. By default tricklers are bounded at capacity instead: a
+/// trickler is idle between its bytes, so a waiting client evicts it.
+pub const SUGGESTED_MIN_RATE: MinRate = MinRate {
     bytes: 64,
     per: Duration::from_secs(60),
 };
@@ -37,8 +40,10 @@ pub struct MinRate {
 }
 
 /// Bounds on idle and slow peers. Every strategy and backend applies it;
-/// [`IdlePolicy::default`] is on, [`IdlePolicy::unbounded`] is Python's
-/// behaviour (no bound at all).
+/// [`IdlePolicy::default`] bounds idle peers (a 60 s idle timeout, eviction
+/// at capacity after 1 s idle) and leaves the minimum rate off
+/// ([`SUGGESTED_MIN_RATE`] turns it on); [`IdlePolicy::unbounded`] is
+/// Python's behaviour (no bound at all).
 ///
 /// ```
 /// use socketserver_core::IdlePolicy;
@@ -57,11 +62,11 @@ pub struct IdlePolicy {
 }
 
 impl Default for IdlePolicy {
-    /// [`DEFAULT_IDLE_TIMEOUT`], [`DEFAULT_MIN_RATE`], [`DEFAULT_EVICT_AFTER`].
+    /// [`DEFAULT_IDLE_TIMEOUT`] and [`DEFAULT_EVICT_AFTER`]; no minimum rate.
     fn default() -> Self {
         Self {
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
-            min_rate: Some(DEFAULT_MIN_RATE),
+            min_rate: None,
             evict_after: Some(DEFAULT_EVICT_AFTER),
         }
     }
@@ -221,7 +226,7 @@ mod tests {
 
     #[test]
     fn a_trickle_expires_at_the_end_of_a_slow_window() {
-        let policy = IdlePolicy::default();
+        let policy = IdlePolicy::default().min_rate(Some(SUGGESTED_MIN_RATE));
         let mut a = Activity::new(at(0));
         // One byte every 3 s never trips the idle timeout...
         for s in (3..60).step_by(3) {
@@ -234,7 +239,7 @@ mod tests {
 
     #[test]
     fn a_fast_window_starts_a_new_one() {
-        let policy = IdlePolicy::default();
+        let policy = IdlePolicy::default().min_rate(Some(SUGGESTED_MIN_RATE));
         let mut a = Activity::new(at(0));
         a.record(at(10), 1000);
         assert_eq!(a.check(at(60), &policy), Ok(()));

@@ -29,10 +29,11 @@ struct Slot<C: Connection, H> {
 ///   much, so no connection, however busy, delays another slot, a new
 ///   client or a shutdown by more than one pass.
 /// - **Bounded idle and slow peers** ([`IdlePolicy`], on by default): a
-///   request that moves nothing for the idle timeout, or less than the
-///   minimum rate, is ended; at capacity, a waiting client evicts the
-///   longest-idle request once it has been idle for `evict_after`. Ended
-///   requests are reset ([`Connection::abort`]), so the peer sees an error.
+///   request that moves nothing for the idle timeout (or, when the policy
+///   sets one, less than the minimum rate) is ended; at capacity, a waiting
+///   client evicts the longest-idle request once it has been idle for
+///   `evict_after`. Ended requests are reset ([`Connection::abort`]), so the
+///   peer sees an error.
 /// - **No refusal.** A client beyond `N` that can evict nobody is not
 ///   accepted until a slot frees: it waits in the listener's backlog (or,
 ///   on smoltcp, in the SYN gate) and is served then.
@@ -164,6 +165,10 @@ where
         } else {
             None
         };
+        if progress == Some(Progress::Done) {
+            // Complete: it ends with a FIN, whatever its last window was.
+            return Ok(progress);
+        }
         match slot.activity.check(now, &policy) {
             Err(Expiry::Idle) => Err(Error::TimedOut),
             Err(Expiry::TooSlow) => Err(Error::TooSlow),

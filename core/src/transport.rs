@@ -28,12 +28,13 @@ pub trait Connection: Read + Write + ReadReady + WriteReady + Debug {
     where
         Self: Sized;
 
-    /// Ends the connection so that the peer sees a reset, never a clean end
+    /// Ends the connection so that the peer sees a reset, not a clean end
     /// of stream: the server's forced end of a request (a shutdown deadline,
     /// an idle or slow peer, an eviction), so that a client cannot mistake a
     /// cut transfer for a complete one. Bytes not yet sent are discarded. It
     /// must work even when another thread or process holds a copy of the
-    /// connection. The default closes, for transports that have no reset.
+    /// connection. A transport with no reset (a Unix stream socket) closes,
+    /// and its peer reads EOF; the default closes.
     fn abort(self)
     where
         Self: Sized,

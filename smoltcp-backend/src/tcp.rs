@@ -180,11 +180,12 @@ impl<'s, 'a> Listener for TcpListener<'s, 'a> {
 /// [`TcpConfig::idle_timeout`](crate::TcpConfig::idle_timeout).
 ///
 /// Dropping or closing it closes gracefully (FIN after every byte written),
-/// as Python's `shutdown_request` does, also after the handler's own timeout
-/// ([`Connection::set_timeout`]) ended a read or write. A connection the
-/// server cuts is aborted (RST) instead, so the peer sees an error, never a
-/// clean but short end: after the peer reset it, after the stack's
-/// `idle_timeout` or an eviction ([`TcpConfig::evict_after`](crate::TcpConfig::evict_after)),
+/// as Python's `shutdown_request` does. A connection the server cuts is
+/// aborted (RST) instead, so the peer sees an error, never a clean but
+/// short end: after the peer reset it, after a timeout (the stack's
+/// `idle_timeout`; and the handler's own [`Connection::set_timeout`], whose
+/// `TimedOut` error makes core's lifecycle abort the connection), an
+/// eviction ([`TcpConfig::evict_after`](crate::TcpConfig::evict_after)),
 /// and once the stack's cancel flag is set
 /// ([`Stack::with_cancel`](crate::Stack::with_cancel)): set it before
 /// `server_close` to cut what a graceful shutdown left open. Either way the
@@ -229,7 +230,8 @@ impl TcpConnection<'_, '_> {
     }
 
     /// When a blocking call gives up, and whether that is the stack's idle
-    /// timeout (a cut: RST) rather than the handler's own (FIN).
+    /// timeout (a cut here: RST) rather than the handler's own (an error
+    /// that core's lifecycle turns into a reset).
     fn deadline(&self) -> Option<(Instant, bool)> {
         let net = self.net.borrow();
         let (limit, forced) = match (self.timeout, net.tcp_config().idle_timeout) {
@@ -274,8 +276,8 @@ impl TcpConnection<'_, '_> {
 
     /// Waits (driving the stack) unless `deadline` has passed or the stack
     /// is cancelled. A cancel or the stack's idle timeout marks the
-    /// connection failed (RST); the handler's own timeout still ends in a
-    /// clean FIN, as in Python.
+    /// connection failed (RST) here; the handler's own timeout fails the call
+    /// with `TimedOut`, and core's lifecycle then aborts it (RST) too.
     fn wait(&mut self, deadline: Option<(Instant, bool)>) -> Result<(), Error> {
         let (cancelled, expired) = {
             let net = self.net.borrow();

@@ -38,13 +38,14 @@ pub struct Options {
     pub timeout: Option<Duration>,
     /// The datagram buffer size, Python's `max_packet_size`. Default 8192.
     pub max_packet_size: usize,
-    /// Bounds on idle and slow peers of stream servers: an idle timeout, a
-    /// minimum rate, eviction at capacity. Default [`IdlePolicy::default`]
-    /// (60 s idle; fewer than 64 bytes a minute is too slow; evict a peer
-    /// idle 1 s when a client waits at capacity); [`IdlePolicy::unbounded`]
-    /// is Python's behaviour. Blocking connections apply it themselves (a
-    /// handler's own `timeout` replaces the idle timeout); the server hands it
-    /// to its strategy (`Multiplexed`, `Threading`) for the rest.
+    /// Bounds on idle and slow peers of stream servers: an idle timeout, an
+    /// optional minimum rate, eviction at capacity. Default
+    /// [`IdlePolicy::default`] (60 s idle; evict a peer idle 1 s when a
+    /// client waits at capacity; no minimum rate); [`IdlePolicy::unbounded`]
+    /// is Python's behaviour. Blocking connections apply the idle timeout and
+    /// the minimum rate themselves (a handler's own `timeout` replaces the
+    /// idle timeout, not the minimum rate); the server hands the policy to
+    /// its strategy (`Multiplexed`, `Threading`) for the rest.
     pub idle_policy: IdlePolicy,
     /// Accepted connections are non-blocking, for `Multiplexed` handlers.
     /// The multiplexed constructors set it; default `false`.

@@ -17,7 +17,7 @@ use crate::clock;
 use crate::net::address::Address;
 use crate::net::live::{LiveConnections, Registered};
 use crate::net::{describe, retry, timed_out};
-use crate::sys::{poll, reset};
+use crate::sys::{outq, poll, reset};
 
 /// One accepted stream connection, Python's `request` for `TCPServer` and
 /// `UnixStreamServer`: [`TcpConnection`] or [`UnixConnection`].
@@ -37,6 +37,9 @@ pub struct SocketConnection<A> {
     /// waits for the peer (see `io`).
     activity: Activity,
     waited: Instant,
+    /// A window fell below the minimum rate after a call in this direction
+    /// (`true`: reading): the next call in the same direction fails.
+    too_slow: Option<bool>,
     /// Listed among the server's live connections until dropped.
     _live: Registered,
     family: PhantomData<fn() -> A>,
@@ -51,6 +54,13 @@ struct Shared {
     /// When the current wait for the peer began (process clock, µs); 0 when
     /// not waiting. A client waiting at capacity evicts the longest waiter.
     waiting_since: AtomicU64,
+    /// The current wait is a send: the peer is slow to take bytes, which
+    /// only the send queue's length shows.
+    waiting_to_send: AtomicBool,
+    /// The send queue's length at the last look, plus one (0: not looked).
+    send_queue_seen: AtomicU64,
+    /// When the send queue's length last changed (process clock, µs).
+    send_queue_moved_at: AtomicU64,
 }
 
 /// An accepted TCP connection (IPv4 or IPv6).
@@ -79,6 +89,9 @@ impl<A: Address> SocketConnection<A> {
             socket,
             cut: AtomicBool::new(false),
             waiting_since: AtomicU64::new(0),
+            waiting_to_send: AtomicBool::new(false),
+            send_queue_seen: AtomicU64::new(0),
+            send_queue_moved_at: AtomicU64::new(0),
         });
         let registered = live.register(Interrupter {
             shared: Arc::downgrade(&shared),
@@ -90,6 +103,7 @@ impl<A: Address> SocketConnection<A> {
             policy,
             activity: Activity::new(Instant::from_micros(0)),
             waited: Instant::from_micros(0),
+            too_slow: None,
             _live: registered,
             family: PhantomData,
         };
@@ -124,7 +138,10 @@ impl<A: Address> SocketConnection<A> {
 
     /// Runs one read or write. Blocking mode also applies the idle policy on
     /// a clock that advances only while the call waits for the peer: time
-    /// the handler spends on its own work is not the peer's slowness.
+    /// the handler spends on its own work is not the peer's slowness. A
+    /// window below the minimum rate fails the *next* call in the same
+    /// direction: the bytes this one moved still reach the handler, and it
+    /// may still answer what it read.
     fn io<T>(
         &mut self,
         readable: bool,
@@ -134,7 +151,13 @@ impl<A: Address> SocketConnection<A> {
         if self.nonblocking {
             return self.io_nonblocking(readable, op);
         }
+        if self.too_slow == Some(readable) {
+            return Err(too_slow());
+        }
         let started = clock::now();
+        self.shared
+            .waiting_to_send
+            .store(!readable, Ordering::Relaxed);
         self.shared
             .waiting_since
             .store(started.as_micros().max(1), Ordering::Relaxed);
@@ -149,10 +172,10 @@ impl<A: Address> SocketConnection<A> {
         let waited = clock::now().saturating_duration_since(started);
         self.waited = self.waited.saturating_add(waited);
         self.activity.record(self.waited, moved(&result));
-        match self.activity.check(self.waited, &self.policy) {
-            Ok(()) => Ok(result),
-            Err(_) => Err(too_slow()),
+        if self.activity.check(self.waited, &self.policy).is_err() {
+            self.too_slow = Some(readable);
         }
+        Ok(result)
     }
 
     fn io_nonblocking<T>(
@@ -199,7 +222,7 @@ pub struct Interrupter {
 
 impl Interrupter {
     /// Resets the connection if it is still open (a Unix stream socket, which
-    /// has no reset, is shut down both ways).
+    /// has no reset, is shut down both ways: its peer reads EOF).
     pub fn interrupt(&self) {
         if let Some(shared) = self.shared.upgrade() {
             shared.cut.store(true, Ordering::Release);
@@ -207,16 +230,43 @@ impl Interrupter {
         }
     }
 
-    /// How long the connection has been waiting for its peer now; zero when
-    /// it is not waiting (or is closed).
+    /// Whether the connection was already cut (or is closed).
+    pub fn is_cut(&self) -> bool {
+        self.shared
+            .upgrade()
+            .is_none_or(|shared| shared.cut.load(Ordering::Acquire))
+    }
+
+    /// How long the connection has been waiting for its peer without the
+    /// peer moving a byte; zero when it is not waiting (or is closed). A
+    /// read waits only while nothing arrives; a send can wait while the peer
+    /// reads (the kernel wakes a blocked sender only when a third of a large
+    /// send buffer is free), so for a send the time counts from the last
+    /// change of the send queue's length, which this call looks at.
     pub fn waiting_for(&self) -> std::time::Duration {
         let Some(shared) = self.shared.upgrade() else {
             return std::time::Duration::ZERO;
         };
-        match shared.waiting_since.load(Ordering::Relaxed) {
-            0 => std::time::Duration::ZERO,
-            since => clock::now().saturating_duration_since(Instant::from_micros(since)),
+        let since = match shared.waiting_since.load(Ordering::Relaxed) {
+            0 => return std::time::Duration::ZERO,
+            since => Instant::from_micros(since),
+        };
+        let now = clock::now();
+        if !shared.waiting_to_send.load(Ordering::Relaxed) {
+            return now.saturating_duration_since(since);
         }
+        let Ok(queued) = outq::queued_bytes(shared.socket.as_fd()) else {
+            return std::time::Duration::ZERO;
+        };
+        let seen = (queued as u64).saturating_add(1);
+        if shared.send_queue_seen.swap(seen, Ordering::Relaxed) != seen {
+            shared
+                .send_queue_moved_at
+                .store(now.as_micros(), Ordering::Relaxed);
+            return std::time::Duration::ZERO;
+        }
+        let moved = Instant::from_micros(shared.send_queue_moved_at.load(Ordering::Relaxed));
+        now.saturating_duration_since(since.max(moved))
     }
 }
 
@@ -258,11 +308,18 @@ impl<A: Address> Read for SocketConnection<A> {
     }
 }
 
+/// The most one blocking send takes: a send returns after each chunk, so
+/// the connection's "waiting for the peer since" clock restarts at least
+/// that often while bytes flow, and a slow but reading peer is not taken
+/// for an idle one (one that takes less than this in a second can be).
+const SEND_CHUNK: usize = 64 * 1024;
+
 impl<A: Address> Write for SocketConnection<A> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
+        let buf = &buf[..buf.len().min(SEND_CHUNK)];
         // MSG_NOSIGNAL: a vanished peer is an EPIPE error, never a SIGPIPE.
         self.io(
             false,

@@ -152,8 +152,7 @@ impl<A: Address> DatagramSocket for SocketDatagram<A> {
             Ok(_) => {
                 if let Some(g) = guard {
                     let after = outq::queued_bytes(socket.as_fd())?;
-                    let charged = after.saturating_sub(before).max(buf.len());
-                    lock(&g.guard).sent(addr, charged, after, g.capacity);
+                    lock(&g.guard).sent(addr, buf.len(), before, after, g.capacity);
                 }
                 Ok(Sent::Queued)
             }

@@ -30,6 +30,7 @@ impl LiveConnections {
         Registered {
             live: self.clone(),
             id,
+            pid: std::process::id(),
         }
     }
 
@@ -40,10 +41,12 @@ impl LiveConnections {
         }
     }
 
-    /// The connection that has waited longest for its peer, if at least `after`.
+    /// The connection that has waited longest for its peer, if at least
+    /// `after`; one already cut (its thread is still ending) is not counted.
     pub(crate) fn longest_waiting(&self, after: Duration) -> Option<Interrupter> {
         self.lock()
             .values()
+            .filter(|i| !i.is_cut())
             .map(|i| (i.waiting_for(), i))
             .filter(|(waited, _)| *waited >= after)
             .max_by_key(|(waited, _)| *waited)
@@ -56,10 +59,16 @@ impl LiveConnections {
 pub(crate) struct Registered {
     live: LiveConnections,
     id: u64,
+    /// The process that registered: a forked child's copy of the registry
+    /// is private, and its lock may have been held by another thread of the
+    /// parent at fork time (it would never be released in the child).
+    pid: u32,
 }
 
 impl Drop for Registered {
     fn drop(&mut self) {
-        self.live.lock().remove(&self.id);
+        if std::process::id() == self.pid {
+            self.live.lock().remove(&self.id);
+        }
     }
 }

@@ -7,31 +7,44 @@
 //! replies to every other client fail: a non-blocking send cannot fix that,
 //! since the bytes are held at the peer, not here.
 //!
-//! The guard watches what the send buffer holds (`SIOCOUTQ`). While it is
-//! above half the buffer, the peer that received the most since the buffer
-//! was last nearly empty is put in quarantine: its replies are dropped, so it
-//! can hold no more, and the other half of the buffer stays for the clients
-//! that read. Quarantine ends when the buffer drains (the peer read, or left).
+//! The guard estimates what each peer holds unread from what the send
+//! buffer holds (`SIOCOUTQ`) before and after each reply: growth is charged
+//! to the peer just answered; a drop (someone read) is refunded to the most
+//! recent replies first, since a peer that reads takes its replies within
+//! moments while a peer that never reads keeps its old ones. Once the buffer
+//! is half full (not counting what quarantined peers hold), the peer holding
+//! most is put in quarantine: its replies are dropped, so it can hold no
+//! more, and the rest of the buffer stays for the clients that read.
+//! Quarantine ends when the buffer drains (the peer read, or left).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 
-/// Peers tracked at once; beyond this the one that received least is forgotten.
+/// Replies remembered for refunds: a peer that reads is refunded before
+/// this many newer replies were sent.
+const RECENT: usize = 256;
+/// Peers whose holdings are tracked; beyond this the one holding least is forgotten.
 const TRACKED: usize = 1024;
 
 /// The guard's state for one server socket.
 #[derive(Debug)]
 pub(crate) struct ReplyGuard<A> {
-    /// Bytes charged for replies to each peer since the buffer was last
-    /// nearly empty; quarantined peers never read them.
-    charged: HashMap<A, usize>,
+    /// Estimated bytes each peer holds unread.
+    held: HashMap<A, usize>,
+    /// The latest charges, newest last, for refunds.
+    recent: VecDeque<(A, usize)>,
+    /// What the buffer held at the last observation.
+    queued: usize,
+    /// Peers whose replies are dropped, with what they hold.
     quarantined: HashMap<A, usize>,
 }
 
 impl<A> Default for ReplyGuard<A> {
     fn default() -> Self {
         Self {
-            charged: HashMap::new(),
+            held: HashMap::new(),
+            recent: VecDeque::new(),
+            queued: 0,
             quarantined: HashMap::new(),
         }
     }
@@ -43,38 +56,73 @@ impl<A: Eq + Hash + Clone> ReplyGuard<A> {
         self.quarantined.contains_key(peer)
     }
 
-    /// Records a reply to `peer` that charged `bytes`, given what the send
-    /// buffer now holds (`queued`) of its `capacity`.
-    pub(crate) fn sent(&mut self, peer: &A, bytes: usize, queued: usize, capacity: usize) {
-        if queued <= capacity / 8 {
-            // Everyone has read: a new episode.
-            self.charged.clear();
+    /// Records a reply of `len` bytes to `peer`, given what the send buffer
+    /// held just before (`before`) and just after (`after`) it, of `capacity`.
+    pub(crate) fn sent(
+        &mut self,
+        peer: &A,
+        len: usize,
+        before: usize,
+        after: usize,
+        capacity: usize,
+    ) {
+        self.refund(self.queued.saturating_sub(before));
+        if after <= capacity / 8 {
+            // Everyone has (nearly) read: a new episode.
+            self.held.clear();
+            self.recent.clear();
             self.quarantined.clear();
+            self.queued = after;
             return;
         }
-        if self.charged.len() >= TRACKED
-            && !self.charged.contains_key(peer)
-            && let Some(least) = self.least_charged()
-        {
-            self.charged.remove(&least);
-        }
-        *self.charged.entry(peer.clone()).or_default() += bytes;
+        let charged = after.saturating_sub(before).max(len);
+        self.charge(peer, charged);
+        self.queued = after;
         let held_by_quarantined: usize = self.quarantined.values().sum();
         let free_capacity = capacity.saturating_sub(held_by_quarantined);
-        if queued.saturating_sub(held_by_quarantined) > free_capacity / 2
-            && let Some((hog, held)) = self.charged.iter().max_by_key(|(_, b)| **b)
+        if after.saturating_sub(held_by_quarantined) > free_capacity / 2
+            && let Some((hog, held)) = self.held.iter().max_by_key(|(_, b)| **b)
         {
             let (hog, held) = (hog.clone(), *held);
-            self.charged.remove(&hog);
+            self.held.remove(&hog);
+            self.recent.retain(|(p, _)| *p != hog);
             self.quarantined.insert(hog, held);
         }
     }
 
-    fn least_charged(&self) -> Option<A> {
-        self.charged
-            .iter()
-            .min_by_key(|(_, b)| **b)
-            .map(|(a, _)| a.clone())
+    fn charge(&mut self, peer: &A, bytes: usize) {
+        if self.held.len() >= TRACKED
+            && !self.held.contains_key(peer)
+            && let Some(least) = self
+                .held
+                .iter()
+                .min_by_key(|(_, b)| **b)
+                .map(|(a, _)| a.clone())
+        {
+            self.held.remove(&least);
+        }
+        *self.held.entry(peer.clone()).or_default() += bytes;
+        self.recent.push_back((peer.clone(), bytes));
+        if self.recent.len() > RECENT {
+            self.recent.pop_front();
+        }
+    }
+
+    /// Takes `drained` bytes off the holdings, newest replies first.
+    fn refund(&mut self, mut drained: usize) {
+        while drained > 0 {
+            let Some((peer, bytes)) = self.recent.pop_back() else {
+                return;
+            };
+            let back = bytes.min(drained);
+            drained -= back;
+            if let Some(held) = self.held.get_mut(&peer) {
+                *held = held.saturating_sub(back);
+            }
+            if back < bytes {
+                self.recent.push_back((peer, bytes - back));
+            }
+        }
     }
 }
 
@@ -84,28 +132,51 @@ mod tests {
 
     const CAP: usize = 200_000;
 
+    /// A buffer shared by a hog that never reads and readers that read
+    /// each reply before the next is sent.
+    struct Buffer {
+        guard: ReplyGuard<&'static str>,
+        hog_holds: usize,
+    }
+
+    impl Buffer {
+        fn reply(&mut self, peer: &'static str, len: usize) -> bool {
+            if self.guard.is_quarantined(&peer) {
+                return false;
+            }
+            let before = self.hog_holds;
+            let after = before + len;
+            self.guard.sent(&peer, len, before, after, CAP);
+            if peer == "hog" {
+                self.hog_holds += len;
+            }
+            true
+        }
+    }
+
     #[test]
-    fn the_peer_that_holds_most_is_quarantined_and_readers_are_not() {
-        let mut guard = ReplyGuard::default();
-        let mut queued = 0;
-        // The hog never reads; "reader" reads each reply at once.
-        for _ in 0..20 {
-            queued += 8_000;
-            guard.sent(&"hog", 8_000, queued, CAP);
-            guard.sent(&"reader", 600, queued + 600, CAP);
-            if guard.is_quarantined(&"hog") {
-                break;
+    fn a_busy_reader_is_never_quarantined_and_the_hog_is() {
+        let mut buffer = Buffer {
+            guard: ReplyGuard::default(),
+            hog_holds: 0,
+        };
+        for _ in 0..40 {
+            buffer.reply("hog", 8_000);
+            for _ in 0..100 {
+                assert!(buffer.reply("reader", 768), "the reader was quarantined");
             }
         }
+        assert!(buffer.guard.is_quarantined(&"hog"));
+        assert!(buffer.hog_holds <= CAP / 2 + 8_000, "{}", buffer.hog_holds);
+    }
+
+    #[test]
+    fn the_episode_ends_when_the_buffer_drains() {
+        let mut guard = ReplyGuard::default();
+        guard.sent(&"hog", 8_000, 0, 110_000, CAP);
         assert!(guard.is_quarantined(&"hog"));
-        assert!(!guard.is_quarantined(&"reader"));
-        // Readers go on being served while the hog holds its bytes.
-        for _ in 0..10_000 {
-            guard.sent(&"reader", 600, queued + 600, CAP);
-        }
-        assert!(!guard.is_quarantined(&"reader"));
-        // The hog reads (or leaves): the buffer drains, the episode ends.
-        guard.sent(&"reader", 600, 600, CAP);
+        // The hog read everything: the buffer is nearly empty again.
+        guard.sent(&"reader", 600, 0, 600, CAP);
         assert!(!guard.is_quarantined(&"hog"));
     }
 }

@@ -229,6 +229,10 @@ impl<H, const RBUF: usize, const WBUF: usize> Forking<H, RBUF, WBUF> {
                 Ok(pid)
             }
             Forked::Child => {
+                // The parent's copies of its other children's connections
+                // are not this child's to hold: close them, so a socket
+                // lives no longer than the child serving it.
+                self.children.clear();
                 let ok = panic::catch_unwind(AssertUnwindSafe(work)).unwrap_or(false);
                 exit_child(if ok { 0 } else { 1 })
             }

@@ -1,4 +1,4 @@
-//! The crate's only unsafe code: `fork` and `_exit`, for the Forking strategy.
+//! `fork` and `_exit`, for the Forking strategy.
 //!
 //! The child of a multi-threaded process may only rely on async-signal-safe
 //! calls; like CPython's `ForkingMixIn`, the child here runs the request
