@@ -548,3 +548,43 @@ fn handler_timeout_fails_a_blocked_read_reaches_handle_error_and_the_server_goes
         "{waited:?}"
     );
 }
+
+#[test]
+fn a_stale_unix_socket_file_is_replaced_on_request_and_a_live_one_never() {
+    use socketserver_std::{SocketStreamServer, UnixStreamServer};
+    type Server = UnixStreamServer<Echo<64>>;
+    let path = support::temp_socket("stale");
+    // A server that is gone leaves its socket file behind.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    assert!(path.exists());
+
+    // Python's default: the bind fails.
+    let err = Server::new(&path, Sync::new(Echo::<64>)).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+
+    // Asked to: the stale file is replaced and the server serves.
+    let replace = Options::default().remove_stale_unix_socket(true);
+    let live: Server = SocketStreamServer::with_options(
+        &path,
+        Sync::new(Echo::<64>),
+        socketserver::DefaultHooks,
+        replace.clone(),
+    )
+    .expect("a stale socket file is replaced");
+
+    // A live server's path is never taken over, even when asked.
+    let err = SocketStreamServer::<_, Sync<Echo<64>>>::with_options(
+        &path,
+        Sync::new(Echo::<64>),
+        socketserver::DefaultHooks,
+        replace,
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+    assert!(
+        std::os::unix::net::UnixStream::connect(&path).is_ok(),
+        "still live"
+    );
+    drop(live);
+    let _ = std::fs::remove_file(&path);
+}

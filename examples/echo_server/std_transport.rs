@@ -2,12 +2,10 @@
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
-use std::os::unix::fs::FileTypeExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use socket2::{Domain, SockAddr, Socket, Type};
 use socketserver::{
     DatagramStrategy, DefaultHooks, Echo, EchoDatagram, Multiplexed, NonBlockingEcho,
     StreamStrategy, Sync,
@@ -63,9 +61,6 @@ pub fn run(args: &Args) -> ExitCode {
             };
             let path = PathBuf::from(text);
             let datagram = args.transport == Transport::UnixDgram;
-            if let Err(e) = clear_stale_socket(&path, datagram) {
-                return runtime_error(text, &e);
-            }
             let addr = UnixAddr::new(&path);
             let code = if datagram {
                 serve_datagram(args.strategy, addr, text, grace)
@@ -94,30 +89,10 @@ pub fn runtime_error(addr: &str, e: &io::Error) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// Never takes over a live socket: only a socket file that refuses a
-/// connection (ECONNREFUSED: nobody listens) is stale and removed. A path
-/// that accepts, or whose backlog is full (EAGAIN), belongs to a running
-/// server (address in use); any other answer (EACCES, …) leaves the file for
-/// bind to refuse. The probe never blocks: a blocking connect to a server
-/// with a full backlog would wait until it accepts.
-fn clear_stale_socket(path: &Path, datagram: bool) -> io::Result<()> {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return Ok(());
-    };
-    if !meta.file_type().is_socket() {
-        return Ok(());
-    }
-    let ty = if datagram { Type::DGRAM } else { Type::STREAM };
-    let probe = Socket::new(Domain::UNIX, ty, None)?;
-    probe.set_nonblocking(true)?;
-    match probe.connect(&SockAddr::unix(path)?) {
-        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => std::fs::remove_file(path),
-        Ok(()) => Err(io::Error::from(io::ErrorKind::AddrInUse)),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-            Err(io::Error::from(io::ErrorKind::AddrInUse))
-        }
-        Err(_) => Ok(()),
-    }
+/// The server options: Python's defaults, and a stale Unix socket file (its
+/// server gone) is replaced, never a live one.
+fn options() -> Options {
+    Options::default().remove_stale_unix_socket(true)
 }
 
 fn announce(address: &dyn std::fmt::Display) -> io::Result<()> {
@@ -159,11 +134,11 @@ where
     A: Address,
     P: StreamStrategy<SocketListener<A>, Hooks<DefaultHooks>> + Attach,
 {
-    let mut server =
-        match SocketStreamServer::with_options(addr, strategy, DefaultHooks, Options::default()) {
-            Ok(server) => server,
-            Err(e) => return runtime_error(given, &e),
-        };
+    let mut server = match SocketStreamServer::with_options(addr, strategy, DefaultHooks, options())
+    {
+        Ok(server) => server,
+        Err(e) => return runtime_error(given, &e),
+    };
     // Handlers first: a client may signal as soon as it reads the first line.
     let graceful = match signals::install(server.shutdown_handle(), grace) {
         Ok(g) => g,
@@ -208,15 +183,11 @@ where
     A: Address,
     P: DatagramStrategy<SocketDatagram<A>, Hooks<DefaultHooks>> + Attach,
 {
-    let mut server = match SocketDatagramServer::with_options(
-        addr,
-        strategy,
-        DefaultHooks,
-        Options::default(),
-    ) {
-        Ok(server) => server,
-        Err(e) => return runtime_error(given, &e),
-    };
+    let mut server =
+        match SocketDatagramServer::with_options(addr, strategy, DefaultHooks, options()) {
+            Ok(server) => server,
+            Err(e) => return runtime_error(given, &e),
+        };
     // Handlers first: a client may signal as soon as it reads the first line.
     if let Err(e) = signals::install(server.shutdown_handle(), grace) {
         return runtime_error(given, &e);

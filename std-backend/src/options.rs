@@ -47,6 +47,12 @@ pub struct Options {
     /// idle timeout, not the minimum rate); the server hands the policy to
     /// its strategy (`Multiplexed`, `Threading`) for the rest.
     pub idle_policy: IdlePolicy,
+    /// Unix servers: before binding, remove the socket file a server that is
+    /// gone left behind, so a restart does not fail with "address in use".
+    /// Only a socket file that refuses a connection is removed; a live
+    /// server's path is never taken over (binding then fails with
+    /// `AddrInUse`). Default `false`, as in Python.
+    pub remove_stale_unix_socket: bool,
     /// Accepted connections are non-blocking, for `Multiplexed` handlers.
     /// The multiplexed constructors set it; default `false`.
     pub nonblocking_connections: bool,
@@ -61,6 +67,7 @@ impl Default for Options {
             timeout: None,
             max_packet_size: MAX_PACKET_SIZE,
             idle_policy: IdlePolicy::default(),
+            remove_stale_unix_socket: false,
             nonblocking_connections: false,
         }
     }
@@ -100,6 +107,12 @@ impl Options {
     /// Sets [`Options::idle_policy`].
     pub fn idle_policy(mut self, policy: IdlePolicy) -> Self {
         self.idle_policy = policy;
+        self
+    }
+
+    /// Sets [`Options::remove_stale_unix_socket`].
+    pub fn remove_stale_unix_socket(mut self, on: bool) -> Self {
+        self.remove_stale_unix_socket = on;
         self
     }
 

@@ -7,6 +7,7 @@ pub(crate) mod describe;
 pub(crate) mod listener;
 pub(crate) mod live;
 pub(crate) mod reply_guard;
+pub(crate) mod stale;
 
 use std::io;
 

@@ -8,6 +8,7 @@ use std::io;
 use socket2::{Socket, Type};
 
 use crate::net::address::Address;
+use crate::net::stale;
 use crate::options::Options;
 
 /// Creates the server's socket (close-on-exec, as socket2 does on Linux).
@@ -24,6 +25,12 @@ pub(crate) fn bind<A: Address>(socket: &Socket, address: &A, options: &Options) 
     if options.allow_reuse_port && A::IS_INET {
         socket.set_reuse_port(true)?;
     }
-    socket.bind(&address.to_sockaddr()?)?;
+    let sockaddr = address.to_sockaddr()?;
+    if options.remove_stale_unix_socket
+        && let Some(path) = sockaddr.as_pathname()
+    {
+        stale::remove_stale_socket(path, socket.r#type()?)?;
+    }
+    socket.bind(&sockaddr)?;
     A::bound(socket, address)
 }
