@@ -2,9 +2,9 @@
 
 use embedded_io::ErrorType;
 
-use crate::blocking_io::Blocking;
 use crate::buffered::{ReadBuffer, WriteBuffer};
 use crate::error::Error;
+use crate::request_io::{Mode, RequestIo, flatten};
 use crate::transport::Connection;
 
 /// One stream request for an async handler: the connection with Python's
@@ -17,27 +17,50 @@ use crate::transport::Connection;
 /// buffer (`wbufsize`, 0 by default: each write reaches the peer before it
 /// returns); both are storage the server lends, so nothing here allocates.
 ///
-/// Over a blocking connection (Python's threads and children, and `Sync`)
-/// each await completes at once; the request is driven with
-/// [`block_on`](crate::block_on).
+/// Under a blocking strategy (Python's threads and children, and `Sync`)
+/// each await completes at once, in the transport; the request is driven
+/// with [`block_on`](crate::block_on). Under a multiplexed server a call
+/// that would block yields until the connection is ready, a poll moves at
+/// most 64 KiB, and a request the server ends sees [`Error::Cut`].
 #[derive(Debug)]
 pub struct AsyncStreamRequest<'r, C: Connection> {
-    io: Blocking<&'r mut C>,
+    io: RequestIo<'r, C>,
     client_address: &'r C::Addr,
     rfile: ReadBuffer<'r>,
     wfile: WriteBuffer<'r>,
 }
 
 impl<'r, C: Connection> AsyncStreamRequest<'r, C> {
-    /// A request over `connection` with the given buffer storage.
+    /// A request over a blocking `connection` with the given buffer storage.
     pub fn new(
         connection: &'r mut C,
         client_address: &'r C::Addr,
         rbuf: &'r mut [u8],
         wbuf: &'r mut [u8],
     ) -> Self {
+        Self::with_mode(Mode::Blocking, connection, client_address, rbuf, wbuf)
+    }
+
+    /// A request whose calls yield instead of blocking: a multiplexed
+    /// server's.
+    pub(crate) fn polled(
+        connection: &'r mut C,
+        client_address: &'r C::Addr,
+        rbuf: &'r mut [u8],
+        wbuf: &'r mut [u8],
+    ) -> Self {
+        Self::with_mode(Mode::Polled, connection, client_address, rbuf, wbuf)
+    }
+
+    fn with_mode(
+        mode: Mode,
+        connection: &'r mut C,
+        client_address: &'r C::Addr,
+        rbuf: &'r mut [u8],
+        wbuf: &'r mut [u8],
+    ) -> Self {
         Self {
-            io: Blocking(connection),
+            io: RequestIo::new(connection, mode),
             client_address,
             rfile: ReadBuffer::new(rbuf),
             wfile: WriteBuffer::new(wbuf),
@@ -52,18 +75,21 @@ impl<'r, C: Connection> AsyncStreamRequest<'r, C> {
     /// The raw connection, Python's `request` / `connection`. Reading from it
     /// directly skips bytes already read ahead into the buffer.
     pub fn connection(&mut self) -> &mut C {
-        self.io.0
+        self.io.conn
     }
 
     /// Reads what is available, at least one byte unless EOF (`Ok(0)`);
     /// Python's `request.recv(len(out))`.
     pub async fn read(&mut self, out: &mut [u8]) -> Result<usize, Error<C::Error>> {
-        self.rfile.read(&mut self.io, out).await
+        self.rfile.read(&mut self.io, out).await.map_err(flatten)
     }
 
     /// Fills `out`, or fails with [`Error::UnexpectedEof`].
     pub async fn read_exact(&mut self, out: &mut [u8]) -> Result<(), Error<C::Error>> {
-        self.rfile.read_exact(&mut self.io, out).await
+        self.rfile
+            .read_exact(&mut self.io, out)
+            .await
+            .map_err(flatten)
     }
 
     /// Reads one line, newline included, of at most `out.len()` bytes:
@@ -72,23 +98,29 @@ impl<'r, C: Connection> AsyncStreamRequest<'r, C> {
     /// `out.len()` bytes were copied into `out`; the rest of that line is
     /// still unread: [`discard_line`](Self::discard_line) skips it.
     pub async fn read_line(&mut self, out: &mut [u8]) -> Result<usize, Error<C::Error>> {
-        self.rfile.read_line(&mut self.io, out).await
+        self.rfile
+            .read_line(&mut self.io, out)
+            .await
+            .map_err(flatten)
     }
 
     /// Skips the rest of the current line, newline included, however long
     /// (memory stays bounded). Returns how many bytes were skipped.
     pub async fn discard_line(&mut self) -> Result<usize, Error<C::Error>> {
-        self.rfile.discard_line(&mut self.io).await
+        self.rfile.discard_line(&mut self.io).await.map_err(flatten)
     }
 
     /// Writes all of `data`: Python's `wfile.write` (which `sendall`s).
     pub async fn write_all(&mut self, data: &[u8]) -> Result<(), Error<C::Error>> {
-        self.wfile.write_all(&mut self.io, data).await
+        self.wfile
+            .write_all(&mut self.io, data)
+            .await
+            .map_err(flatten)
     }
 
     /// Sends buffered writes now. The server flushes after `finish` anyway.
     pub async fn flush(&mut self) -> Result<(), Error<C::Error>> {
-        self.wfile.flush(&mut self.io).await
+        self.wfile.flush(&mut self.io).await.map_err(flatten)
     }
 
     /// Python's `rbufsize`: the read-ahead capacity.
@@ -114,7 +146,7 @@ impl<C: Connection> embedded_io_async::Read for AsyncStreamRequest<'_, C> {
 
 impl<C: Connection> embedded_io_async::BufRead for AsyncStreamRequest<'_, C> {
     async fn fill_buf(&mut self) -> Result<&[u8], Self::Error> {
-        self.rfile.fill_buf(&mut self.io).await
+        self.rfile.fill_buf(&mut self.io).await.map_err(flatten)
     }
 
     fn consume(&mut self, amt: usize) {

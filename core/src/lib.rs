@@ -52,14 +52,18 @@
 //! level, so Python's call trace appears with no user code; `std` makes the
 //! default `handle_error` write Python's report to stderr.
 #![no_std]
-#![forbid(unsafe_code)]
+// Two exceptions, each with a `// SAFETY:` comment and tests: the waker of
+// `wake.rs`, and the pinned request slots of `async_mux.rs`.
+#![deny(unsafe_code)]
 #![deny(missing_docs)]
 
 #[cfg(feature = "std")]
 extern crate std;
 
 mod trace;
+mod wake;
 
+mod async_mux;
 mod async_request;
 mod block_on;
 mod blocking_io;
@@ -76,6 +80,7 @@ mod multiplexed;
 #[cfg(feature = "std")]
 mod report_limit;
 mod request;
+mod request_io;
 mod serve_loop;
 mod server;
 mod shutdown;
@@ -84,6 +89,7 @@ mod sync;
 pub mod time;
 pub mod transport;
 
+pub use async_mux::{AsyncMultiplexed, Served};
 pub use async_request::AsyncStreamRequest;
 pub use block_on::block_on;
 pub use blocking_io::Blocking;
@@ -117,3 +123,4 @@ pub use sync::Sync;
 pub use transport::{
     Accepted, Connection, DatagramSocket, Interest, Listener, NoConnection, Received, Sent, Wait,
 };
+pub use wake::{SLOT_IDS, SlotId};

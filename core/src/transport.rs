@@ -46,6 +46,37 @@ pub trait Connection: Read + Write + ReadReady + WriteReady + Debug {
     /// A read that times out fails with an error of kind `TimedOut`.
     fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<(), Self::Error>;
 
+    /// Reads what has arrived without waiting: `Ok(None)` when a read would
+    /// block, `Ok(Some(0))` at EOF. The default asks [`ReadReady`] first; a
+    /// backend overrides it with one non-blocking call.
+    fn try_read(&mut self, buf: &mut [u8]) -> Result<Option<usize>, Self::Error> {
+        if self.read_ready()? {
+            self.read(buf).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Writes what fits without waiting: `Ok(None)` when a write would block.
+    fn try_write(&mut self, buf: &[u8]) -> Result<Option<usize>, Self::Error> {
+        if self.write_ready()? {
+            self.write(buf).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Arranges for `waker` to be woken once the connection may be ready
+    /// for `interest`, after a `try_read` or `try_write` found it was not;
+    /// at once if it already is (data that arrived in between must not be
+    /// missed). The backend's waiter (its reactor) does the waking. The
+    /// default wakes at once: correct, but a multiplexed server then polls
+    /// such a connection on every pass.
+    fn register_waker(&mut self, interest: Interest, waker: &core::task::Waker) {
+        let _ = interest;
+        waker.wake_by_ref();
+    }
+
     /// Disables Nagle's algorithm (`TCP_NODELAY`) where the transport has it.
     fn set_nodelay(&mut self, nodelay: bool) -> Result<(), Self::Error> {
         let _ = nodelay;

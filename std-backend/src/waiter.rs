@@ -253,6 +253,9 @@ impl<S: Pollable + ?Sized, C: Pollable> Wait<S, C> for Waiter {
     where
         C: 'c,
     {
+        // Connections that multiplexed requests wait on (their wakers are
+        // registered with the server), after the server's own descriptors.
+        let waiting = self.control.connections.waiting();
         let mut fds = vec![PollFd::new(self.wake_rx.as_fd(), PollFlags::POLLIN)];
         if let Some(fd) = server.and_then(Pollable::poll_fd) {
             fds.push(PollFd::new(fd, poll::read_flags()));
@@ -261,6 +264,10 @@ impl<S: Pollable + ?Sized, C: Pollable> Wait<S, C> for Waiter {
             if let Some(fd) = conn.poll_fd() {
                 fds.push(PollFd::new(fd, flags_for(interest)));
             }
+        }
+        let first_waiting = fds.len();
+        for w in &waiting {
+            fds.push(PollFd::new(w.shared.socket.as_fd(), flags_for(w.interest)));
         }
         // A request made before this wait left a byte in the wake socket, so
         // the flag need not be checked here: poll returns at once.
@@ -271,6 +278,11 @@ impl<S: Pollable + ?Sized, C: Pollable> Wait<S, C> for Waiter {
         }
         if fds[0].any().unwrap_or(false) {
             self.drain_wakes();
+        }
+        for (fd, w) in fds[first_waiting..].iter().zip(&waiting) {
+            if fd.any().unwrap_or(false) {
+                self.control.connections.wake(w);
+            }
         }
         Ok(())
     }

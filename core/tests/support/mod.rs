@@ -47,6 +47,22 @@ pub struct Pipe {
     pub closed: bool,
     /// Fail every read with this kind (a reset).
     pub fail_reads: Option<ErrorKind>,
+    /// The waker a multiplexed server registered to learn of new bytes.
+    pub waker: Option<core::task::Waker>,
+    /// Non-blocking reads the server tried.
+    pub reads_tried: usize,
+}
+
+impl Pipe {
+    /// The client sends `data` (and EOF if `eof`), waking the server.
+    pub fn send(pipe: &Arc<Mutex<Pipe>>, data: &[u8], eof: bool) {
+        let mut p = pipe.lock().unwrap();
+        p.to_server.extend(data.iter().copied());
+        p.client_eof |= eof;
+        if let Some(waker) = p.waker.take() {
+            waker.wake();
+        }
+    }
 }
 
 /// The server's end of a pipe.
@@ -123,6 +139,30 @@ impl WriteReady for MockConn {
 
 impl Connection for MockConn {
     type Addr = (&'static str, u16);
+    fn try_read(&mut self, buf: &mut [u8]) -> Result<Option<usize>, MockError> {
+        let mut p = self.pipe();
+        p.reads_tried += 1;
+        if let Some(kind) = p.fail_reads {
+            return Err(MockError(kind));
+        }
+        if !p.to_server.is_empty() {
+            let n = buf.len().min(p.to_server.len());
+            for b in buf.iter_mut().take(n) {
+                *b = p.to_server.pop_front().unwrap();
+            }
+            return Ok(Some(n));
+        }
+        Ok(p.client_eof.then_some(0))
+    }
+    fn register_waker(&mut self, interest: Interest, waker: &core::task::Waker) {
+        let mut p = self.pipe();
+        let ready = !interest.is_read() || !p.to_server.is_empty() || p.client_eof;
+        if ready {
+            waker.wake_by_ref();
+        } else {
+            p.waker = Some(waker.clone());
+        }
+    }
     fn shutdown_write(&mut self) -> Result<(), MockError> {
         self.pipe().shut_write = true;
         Ok(())

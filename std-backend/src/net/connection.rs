@@ -11,7 +11,7 @@ use std::sync::{Arc, Weak};
 use embedded_io::{ErrorType, Read, ReadReady, Write, WriteReady};
 use socket2::Socket;
 use socketserver_core::time::{Duration, Instant};
-use socketserver_core::{Activity, Connection, IdlePolicy};
+use socketserver_core::{Activity, Connection, IdlePolicy, Interest};
 
 use crate::clock;
 use crate::net::address::Address;
@@ -41,14 +41,14 @@ pub struct SocketConnection<A> {
     /// (`true`: reading): the next call in the same direction fails.
     too_slow: Option<bool>,
     /// Listed among the server's live connections until dropped.
-    _live: Registered,
+    live: Registered,
     family: PhantomData<fn() -> A>,
 }
 
 /// What the connection shares with its [`Interrupter`]s.
 #[derive(Debug)]
-struct Shared {
-    socket: Socket,
+pub(crate) struct Shared {
+    pub(crate) socket: Socket,
     /// The server cut this connection: later errors say so.
     cut: AtomicBool,
     /// When the current wait for the peer began (process clock, µs); 0 when
@@ -104,7 +104,7 @@ impl<A: Address> SocketConnection<A> {
             activity: Activity::new(Instant::from_micros(0)),
             waited: Instant::from_micros(0),
             too_slow: None,
-            _live: registered,
+            live: registered,
             family: PhantomData,
         };
         if let Some(idle) = policy.idle_timeout_value() {
@@ -230,6 +230,11 @@ impl Interrupter {
         }
     }
 
+    /// The connection's shared state, while it is open.
+    pub(crate) fn shared(&self) -> Option<Arc<Shared>> {
+        self.shared.upgrade()
+    }
+
     /// Whether the connection was already cut (or is closed).
     pub fn is_cut(&self) -> bool {
         self.shared
@@ -347,6 +352,37 @@ impl<A: Address> WriteReady for SocketConnection<A> {
 
 impl<A: Address> Connection for SocketConnection<A> {
     type Addr = A;
+
+    /// One `recv` with `MSG_DONTWAIT`, whatever the socket's mode.
+    fn try_read(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        let fd = self.shared.socket.as_raw_fd();
+        let received = retry(|| {
+            nix::sys::socket::recv(fd, buf, nix::sys::socket::MsgFlags::MSG_DONTWAIT)
+                .map_err(io::Error::from)
+        });
+        match self.after_cut(received) {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One `send` with `MSG_DONTWAIT` (and `MSG_NOSIGNAL`).
+    fn try_write(&mut self, buf: &[u8]) -> io::Result<Option<usize>> {
+        let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+        let sent = retry(|| self.shared.socket.send_with_flags(buf, flags));
+        match self.after_cut(sent) {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The server's waiter polls the connection and wakes `waker` when it
+    /// may be ready.
+    fn register_waker(&mut self, interest: Interest, waker: &std::task::Waker) {
+        self.live.register_waker(interest, waker);
+    }
 
     fn shutdown_write(&mut self) -> io::Result<()> {
         self.shared.socket.shutdown(Shutdown::Write)

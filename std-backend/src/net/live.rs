@@ -9,13 +9,27 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::net::connection::Interrupter;
+use std::task::Waker;
+
+use socketserver_core::Interest;
+
+use crate::net::connection::{Interrupter, Shared};
 
 /// The live connections of one server.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct LiveConnections {
     by_id: Arc<Mutex<HashMap<u64, Interrupter>>>,
+    /// Connections a multiplexed request waits on, and its waker: what the
+    /// server's waiter polls, and wakes when ready.
+    wakers: Arc<Mutex<HashMap<u64, (Interest, Waker)>>>,
     next_id: Arc<AtomicU64>,
+}
+
+/// A connection some request waits on: its socket, what for, the waker.
+pub(crate) struct Waiting {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) interest: Interest,
+    id: u64,
 }
 
 impl LiveConnections {
@@ -31,6 +45,45 @@ impl LiveConnections {
             live: self.clone(),
             id,
             pid: std::process::id(),
+        }
+    }
+
+    fn register_waker(&self, id: u64, interest: Interest, waker: &Waker) {
+        self.wakers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, (interest, waker.clone()));
+    }
+
+    /// The connections requests wait on now, for the waiter to poll.
+    pub(crate) fn waiting(&self) -> Vec<Waiting> {
+        let wakers = self.wakers.lock().unwrap_or_else(PoisonError::into_inner);
+        if wakers.is_empty() {
+            return Vec::new();
+        }
+        let by_id = self.lock();
+        wakers
+            .iter()
+            .filter_map(|(id, (interest, _))| {
+                let shared = by_id.get(id)?.shared()?;
+                Some(Waiting {
+                    shared,
+                    interest: *interest,
+                    id: *id,
+                })
+            })
+            .collect()
+    }
+
+    /// Wakes the request waiting on `waiting`, which became ready.
+    pub(crate) fn wake(&self, waiting: &Waiting) {
+        let woken = self
+            .wakers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&waiting.id);
+        if let Some((_, waker)) = woken {
+            waker.wake();
         }
     }
 
@@ -65,10 +118,24 @@ pub(crate) struct Registered {
     pid: u32,
 }
 
+impl Registered {
+    /// Has the server's waiter wake `waker` when the connection may be
+    /// ready for `interest` (at once if it already is: the poll is
+    /// level-triggered).
+    pub(crate) fn register_waker(&self, interest: Interest, waker: &Waker) {
+        self.live.register_waker(self.id, interest, waker);
+    }
+}
+
 impl Drop for Registered {
     fn drop(&mut self) {
         if std::process::id() == self.pid {
             self.live.lock().remove(&self.id);
+            self.live
+                .wakers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&self.id);
         }
     }
 }

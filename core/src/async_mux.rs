@@ -1,0 +1,444 @@
+//! `AsyncMultiplexed<N>`: N async requests served concurrently from the
+//! serving thread, with no heap and no runtime.
+//!
+//! Each request is an `async` lifecycle (`setup`, `handle`, `finish`) kept
+//! in one of N fixed slots, polled when its waker fired (its connection
+//! became ready, or it yielded after its byte budget) or the server is
+//! ending it. The futures never move once polled: the strategy is used
+//! pinned (`core::pin::pin!`), and a slot's future is only ever replaced in
+//! place.
+
+use core::future::Future;
+use core::marker::PhantomPinned;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+
+use crate::async_request::AsyncStreamRequest;
+use crate::error::Error;
+use crate::handler::AsyncStreamRequestHandler;
+use crate::hooks::ServerHooks;
+use crate::lifecycle::{close_stream_request, cut_stream_request, report_request_error};
+use crate::liveness::{Activity, IdlePolicy};
+use crate::strategy::{AddrOf, StreamStrategy};
+use crate::time::Instant;
+use crate::trace::{step, trace_warn};
+use crate::transport::{Connection, Listener, Wait};
+use crate::wake::SlotId;
+
+/// Polls a cancelled request gets to run its `finish` before it is dropped
+/// (dropping it resets its connection).
+const CANCEL_POLLS: usize = 4;
+
+/// What one request's future gives back: its connection, to end it.
+#[derive(Debug)]
+pub struct Served<C: Connection> {
+    conn: C,
+    result: Result<(), Error<C::Error>>,
+}
+
+/// The connection of a request in flight: reset if the request is dropped
+/// before it completes (a cut), given back when it completes.
+struct Owned<C: Connection>(Option<C>);
+
+impl<C: Connection> Drop for Owned<C> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
+            conn.abort();
+        }
+    }
+}
+
+/// The handler's steps for one request, in Python's order, over a polled
+/// request: `setup`; then `handle` and `finish` (which runs even when
+/// `handle` failed); then the write buffer is flushed. Returns the
+/// connection, or `None` in the impossible case that it was taken.
+async fn serve<C, H>(mut handler: H, conn: C, client: C::Addr) -> Option<Served<C>>
+where
+    C: Connection,
+    H: AsyncStreamRequestHandler<C>,
+{
+    let mut owned = Owned(Some(conn));
+    let mut rbuf = [0u8; 1024];
+    let mut wbuf = [0u8; 0];
+    let conn = owned.0.as_mut()?;
+    if handler.disable_nagle_algorithm()
+        && let Err(e) = conn.set_nodelay(true)
+    {
+        trace_warn!("socketserver::handler", "set_nodelay failed", e);
+    }
+    let mut req = AsyncStreamRequest::polled(conn, &client, &mut rbuf, &mut wbuf);
+    step!("socketserver::handler", "setup");
+    let result = match handler.setup(&mut req).await {
+        Err(e) => Err(e),
+        Ok(()) => {
+            step!("socketserver::handler", "handle");
+            let handled = handler.handle(&mut req).await;
+            step!("socketserver::handler", "finish");
+            let finished = handler.finish(&mut req).await;
+            if let Err(e) = req.flush().await {
+                trace_warn!("socketserver::handler", "flush after finish failed", e);
+            }
+            finished.and(handled)
+        }
+    };
+    let conn = owned.0.take()?;
+    Some(Served { conn, result })
+}
+
+/// One request in flight: what the server knows of it besides its future.
+#[derive(Debug)]
+struct Meta<A> {
+    id: SlotId,
+    client: A,
+    activity: Activity,
+    /// Cancelled by the server: polls left before it is dropped.
+    cancel_polls: Option<usize>,
+}
+
+/// Everything but the futures: free to move and to borrow mutably.
+#[derive(Debug)]
+struct State<C: Connection, H, F, const N: usize> {
+    handler: H,
+    make: fn(H, C, C::Addr) -> F,
+    meta: [Option<Meta<C::Addr>>; N],
+    /// A client accepted at capacity, waiting for the slot an eviction frees.
+    queued: Option<(C, C::Addr)>,
+    policy: IdlePolicy,
+    last_pass: Instant,
+}
+
+/// Serves up to `N` requests at once with an [`AsyncStreamRequestHandler`],
+/// from the thread that runs the server loop: Python's handler shape,
+/// written as plain sequential code, concurrent with no heap and no runtime.
+///
+/// Use it pinned, so its request futures never move:
+///
+/// ```
+/// use core::pin::pin;
+/// use socketserver_core::{AsyncMultiplexed, DefaultHooks, Listener, StreamServer, Upper, Wait};
+///
+/// fn serve<L: Listener, W: Wait<L, L::Conn>>(listener: L, waiter: W) -> Result<(), W::Error> {
+///     let mux = pin!(AsyncMultiplexed::<L::Conn, _, _, 4>::new(Upper::<256>));
+///     let mut server = StreamServer::new(listener, waiter, mux, DefaultHooks);
+///     server.serve_forever(core::time::Duration::from_millis(500))
+/// }
+/// ```
+///
+/// What it promises: a poll of one request moves at most 64 KiB (it then
+/// yields), so no connection delays the others or a new client by more than
+/// one pass; idle requests are ended and, at capacity, the longest idle
+/// evicted ([`IdlePolicy`]); a request the server ends sees [`Error::Cut`]
+/// on its pending call, its `finish` runs, and its connection is reset;
+/// clients beyond `N` wait in the backlog. A backend's connections must
+/// register wakers ([`Connection::register_waker`]) for the server to sleep
+/// while requests wait.
+#[derive(Debug)]
+pub struct AsyncMultiplexed<C: Connection, H, F, const N: usize> {
+    state: State<C, H, F, N>,
+    /// Structurally pinned: touched only through [`Self::project`].
+    futures: [Option<F>; N],
+    _pinned: PhantomPinned,
+}
+
+impl<C, H, const N: usize> AsyncMultiplexed<C, H, (), N>
+where
+    C: Connection,
+    H: AsyncStreamRequestHandler<C>,
+{
+    /// A strategy that clones `handler` into each of its `N` slots, with
+    /// the default [`IdlePolicy`]. Pin it before use.
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new(handler: H) -> AsyncMultiplexed<C, H, impl Future<Output = Option<Served<C>>>, N> {
+        AsyncMultiplexed {
+            state: State {
+                handler,
+                make: serve::<C, H>,
+                meta: [const { None }; N],
+                queued: None,
+                policy: IdlePolicy::default(),
+                last_pass: Instant::from_micros(0),
+            },
+            futures: [const { None }; N],
+            _pinned: PhantomPinned,
+        }
+    }
+}
+
+impl<C, H, F, const N: usize> AsyncMultiplexed<C, H, F, N>
+where
+    C: Connection,
+    H: AsyncStreamRequestHandler<C>,
+    F: Future<Output = Option<Served<C>>>,
+{
+    /// Bounds idle and slow peers with `policy`.
+    pub fn with_idle_policy(mut self, policy: IdlePolicy) -> Self {
+        self.state.policy = policy;
+        self
+    }
+
+    /// Replaces the idle policy (for requests in flight too).
+    pub fn set_idle_policy(self: Pin<&mut Self>, policy: IdlePolicy) {
+        self.project().0.policy = policy;
+    }
+
+    /// Requests being served now.
+    pub fn active(&self) -> usize {
+        self.state.meta.iter().flatten().count()
+    }
+
+    /// The movable state, and the futures, pinned.
+    #[allow(unsafe_code)]
+    fn project(self: Pin<&mut Self>) -> (&mut State<C, H, F, N>, PinnedFutures<'_, F, N>) {
+        // SAFETY: `futures` is structurally pinned, `state` is not:
+        // - nothing moves a future out of `futures`: a slot is filled or
+        //   emptied only with `Pin::set`, which drops the old value in place;
+        // - the struct is `!Unpin` (`PhantomPinned`) and has no `Drop` impl,
+        //   so it stays put while pinned and its futures are dropped in place;
+        // - the two references are to disjoint fields.
+        unsafe {
+            let this = self.get_unchecked_mut();
+            (&mut this.state, Pin::new_unchecked(&mut this.futures))
+        }
+    }
+}
+
+/// The request futures of a pinned strategy.
+type PinnedFutures<'a, F, const N: usize> = Pin<&'a mut [Option<F>; N]>;
+
+/// Slot `index` of the pinned futures.
+#[allow(unsafe_code)]
+fn slot<F, const N: usize>(futures: PinnedFutures<'_, F, N>, index: usize) -> Pin<&mut Option<F>> {
+    // SAFETY: an element of a pinned array is pinned too: the elements are
+    // never moved (see `AsyncMultiplexed::project`). Callers pass
+    // `index < N` (loops over `0..N`, positions found in `meta`), so the
+    // indexing cannot panic inside the closure.
+    unsafe { futures.map_unchecked_mut(|all| &mut all[index]) }
+}
+
+impl<C, H, F, const N: usize> State<C, H, F, N>
+where
+    C: Connection,
+    H: AsyncStreamRequestHandler<C>,
+    F: Future<Output = Option<Served<C>>>,
+{
+    fn free_slot(&self) -> Option<usize> {
+        self.meta.iter().position(Option::is_none)
+    }
+
+    /// The slot a waiting client may evict: the longest idle, if idle enough.
+    fn eviction_candidate(&self, now: Instant) -> Option<usize> {
+        self.meta
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| Some((i, m.as_ref()?)))
+            .filter(|(_, m)| m.cancel_polls.is_none() && m.activity.is_evictable(now, &self.policy))
+            .max_by_key(|(_, m)| m.activity.idle_for(now))
+            .map(|(i, _)| i)
+    }
+
+    /// Starts ending slot `index`: its pending call fails with `Cut`.
+    fn cancel(&mut self, index: usize) {
+        if let Some(meta) = self.meta[index].as_mut()
+            && meta.cancel_polls.is_none()
+        {
+            meta.cancel_polls = Some(CANCEL_POLLS);
+            meta.id.cancel();
+        }
+    }
+
+    /// Puts a new request in free slot `index`: `finish_request`, then its
+    /// future, polled at once (its `setup` runs, its first read is tried).
+    fn start<K: ServerHooks<C::Addr>>(
+        &mut self,
+        mut slot: Pin<&mut Option<F>>,
+        index: usize,
+        hooks: &K,
+        conn: C,
+        client: C::Addr,
+    ) {
+        let Some(id) = SlotId::take() else {
+            // Every slot id of the process is in use: end this one now.
+            cut_stream_request(hooks, conn, &client);
+            return;
+        };
+        step!("socketserver::server", "finish_request", conn, client);
+        hooks.finish_request(&client);
+        step!("socketserver::handler", "__init__");
+        slot.set(Some((self.make)(
+            self.handler.clone(),
+            conn,
+            client.clone(),
+        )));
+        id.wake();
+        self.meta[index] = Some(Meta {
+            id,
+            client,
+            activity: Activity::new(self.last_pass),
+            cancel_polls: None,
+        });
+        let now = self.last_pass;
+        self.step(slot, index, hooks, now);
+    }
+
+    /// Polls slot `index` if it was woken or is being cancelled, ends it if
+    /// it completed, cancels it if it outlived the idle policy. Returns
+    /// whether it moved.
+    fn step<K: ServerHooks<C::Addr>>(
+        &mut self,
+        mut slot: Pin<&mut Option<F>>,
+        index: usize,
+        hooks: &K,
+        now: Instant,
+    ) -> bool {
+        let Some(meta) = self.meta[index].as_mut() else {
+            return false;
+        };
+        let cancelling = meta.cancel_polls.is_some();
+        if !meta.id.take_ready() && !cancelling {
+            if meta.activity.check(now, &self.policy).is_err() {
+                self.cancel(index);
+            }
+            return false;
+        }
+        let waker = meta.id.waker();
+        let Some(future) = slot.as_mut().as_pin_mut() else {
+            return false;
+        };
+        let polled = future.poll(&mut Context::from_waker(&waker));
+        let moved = meta.id.take_moved();
+        meta.activity.record(now, moved);
+        match polled {
+            Poll::Ready(served) => {
+                slot.set(None);
+                if let (Some(meta), Some(served)) = (self.meta[index].take(), served) {
+                    if let Err(e) = &served.result {
+                        report_request_error::<C, K>(hooks, &meta.client, e);
+                    }
+                    close_stream_request(hooks, served.conn, &meta.client, &served.result);
+                }
+                true
+            }
+            Poll::Pending => {
+                match meta.cancel_polls {
+                    Some(left) if left <= 1 => {
+                        // It ignores the cut: dropping it resets its connection.
+                        slot.set(None);
+                        if let Some(meta) = self.meta[index].take() {
+                            report_request_error::<C, K>(hooks, &meta.client, &Error::Cut);
+                            hooks.shutdown_request(&meta.client);
+                            hooks.close_request(&meta.client);
+                        }
+                    }
+                    Some(left) => {
+                        meta.cancel_polls = Some(left - 1);
+                        meta.id.wake();
+                    }
+                    None => {
+                        if meta.activity.check(now, &self.policy).is_err() {
+                            self.cancel(index);
+                        }
+                    }
+                }
+                moved > 0
+            }
+        }
+    }
+}
+
+impl<L, K, H, F, const N: usize> StreamStrategy<L, K>
+    for Pin<&mut AsyncMultiplexed<L::Conn, H, F, N>>
+where
+    L: Listener,
+    K: ServerHooks<AddrOf<L>>,
+    H: AsyncStreamRequestHandler<L::Conn>,
+    F: Future<Output = Option<Served<L::Conn>>>,
+{
+    fn process_request(&mut self, hooks: &K, conn: L::Conn, client: AddrOf<L>) {
+        let (state, futures) = self.as_mut().project();
+        match state.free_slot() {
+            Some(index) => state.start(slot(futures, index), index, hooks, conn, client),
+            None => {
+                // `can_accept` let it in to evict an idle request: it waits
+                // for the slot that request frees.
+                if let Some(victim) = state.eviction_candidate(state.last_pass) {
+                    state.cancel(victim);
+                }
+                match state.queued {
+                    None => state.queued = Some((conn, client)),
+                    Some(_) => cut_stream_request(hooks, conn, &client),
+                }
+            }
+        }
+    }
+
+    fn can_accept(&self) -> bool {
+        let state = &self.state;
+        state.free_slot().is_some()
+            || (state.queued.is_none() && state.eviction_candidate(state.last_pass).is_some())
+    }
+
+    fn wait<W: Wait<L, L::Conn>>(
+        &mut self,
+        waiter: &mut W,
+        listener: Option<&L>,
+        deadline: Option<Instant>,
+    ) -> Result<(), W::Error> {
+        let state = &self.state;
+        let ready = state
+            .meta
+            .iter()
+            .flatten()
+            .any(|m| m.id.is_ready() || m.cancel_polls.is_some());
+        let next = state
+            .meta
+            .iter()
+            .flatten()
+            .filter_map(|m| m.activity.deadline(&state.policy))
+            .min();
+        let deadline = match (deadline, next) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let deadline = if ready { Some(waiter.now()) } else { deadline };
+        waiter.wait(listener, core::iter::empty(), deadline)
+    }
+
+    fn poll_requests(&mut self, hooks: &K, now: Instant) -> bool {
+        let (state, mut futures) = self.as_mut().project();
+        state.last_pass = now;
+        let mut moved = false;
+        for index in 0..N {
+            moved |= state.step(slot(futures.as_mut(), index), index, hooks, now);
+            if state.meta[index].is_none()
+                && let Some((conn, client)) = state.queued.take()
+            {
+                state.start(slot(futures.as_mut(), index), index, hooks, conn, client);
+                moved = true;
+            }
+        }
+        moved
+    }
+
+    fn in_flight(&self) -> usize {
+        self.active() + usize::from(self.state.queued.is_some())
+    }
+
+    fn cut_in_flight(&mut self, hooks: &K) {
+        let (state, _) = self.as_mut().project();
+        for index in 0..N {
+            state.cancel(index);
+        }
+        if let Some((conn, client)) = state.queued.take() {
+            cut_stream_request(hooks, conn, &client);
+        }
+        // Each cancelled request gets its polls to run `finish`, then goes.
+        for _ in 0..=CANCEL_POLLS {
+            let now = self.state.last_pass;
+            StreamStrategy::<L, K>::poll_requests(self, hooks, now);
+        }
+    }
+
+    fn server_close(&mut self, hooks: &K) {
+        StreamStrategy::<L, K>::cut_in_flight(self, hooks);
+    }
+}

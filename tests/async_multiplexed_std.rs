@@ -1,0 +1,162 @@
+//! Core's `AsyncMultiplexed` on real sockets: the same async handler values
+//! (`Upper`, `Echo`) served concurrently from one thread over TCP and Unix
+//! streams, woken by the std waiter's readiness (poll(2) on the connections
+//! whose requests wait), a client beyond the slots served when one frees,
+//! and a shutdown that cuts the requests in flight with a reset.
+
+mod support;
+
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::pin::pin;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use socketserver::{AsyncMultiplexed, Echo, Upper};
+use socketserver_std::{ShutdownHandle, SocketStreamServer, TcpConnection, UnixConnection};
+use support::behaviour;
+
+const POLL: Duration = Duration::from_millis(100);
+
+/// Serves `Upper` on `N` slots over TCP in a scoped thread while `clients`
+/// runs; then stops the server.
+fn with_tcp_upper<const N: usize>(clients: impl FnOnce(SocketAddr)) {
+    thread::scope(|scope| {
+        let (tx, rx) = mpsc::channel::<(ShutdownHandle, SocketAddr)>();
+        scope.spawn(move || {
+            let mux = pin!(AsyncMultiplexed::<TcpConnection, _, _, N>::new(Upper::<64>));
+            let mut server = SocketStreamServer::new("127.0.0.1:0", mux).expect("bind");
+            tx.send((server.shutdown_handle(), *server.server_address()))
+                .unwrap();
+            server.serve_forever(POLL).expect("serve");
+            server.server_close();
+        });
+        let (stop, addr) = rx.recv().unwrap();
+        clients(addr);
+        stop.shutdown();
+    });
+}
+
+fn answer_lines(s: &mut TcpStream, lines: &[&str]) -> Vec<String> {
+    let mut reader = BufReader::new(s.try_clone().unwrap());
+    lines
+        .iter()
+        .map(|line| {
+            s.write_all(line.as_bytes()).unwrap();
+            let mut answer = String::new();
+            reader.read_line(&mut answer).expect("an answer");
+            answer
+        })
+        .collect()
+}
+
+#[test]
+fn eight_clients_at_once_on_eight_slots_each_answered_in_turn() {
+    with_tcp_upper::<8>(|addr| {
+        let mut clients: Vec<TcpStream> = (0..8)
+            .map(|_| {
+                let s = TcpStream::connect(addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                s
+            })
+            .collect();
+        // Interleaved: every client's request is in flight at once.
+        for round in 0..3 {
+            for (i, c) in clients.iter_mut().enumerate() {
+                let answers = answer_lines(c, &[&format!("client {i} round {round}\n")]);
+                assert_eq!(answers, [format!("CLIENT {i} ROUND {round}\n")]);
+            }
+        }
+        // An overlong line is answered with an error line; the request goes on.
+        let long = format!("{}\n", "x".repeat(1000));
+        let answers = answer_lines(&mut clients[0], &[&long, "after\n"]);
+        assert_eq!(answers, ["ERROR line too long\n", "AFTER\n"]);
+    });
+}
+
+#[test]
+fn a_client_beyond_the_slots_waits_and_is_served_when_one_frees() {
+    with_tcp_upper::<2>(|addr| {
+        let mut a = TcpStream::connect(addr).unwrap();
+        let mut b = TcpStream::connect(addr).unwrap();
+        for s in [&a, &b] {
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        }
+        assert_eq!(answer_lines(&mut a, &["a\n"]), ["A\n"]);
+        assert_eq!(answer_lines(&mut b, &["b\n"]), ["B\n"]);
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        c.write_all(b"c\n").unwrap();
+        let mut buf = [0u8; 2];
+        let early = c.read(&mut buf);
+        assert!(
+            matches!(&early, Err(e) if e.kind() == ErrorKind::WouldBlock),
+            "both slots busy and nobody idle long: c waits, {early:?}"
+        );
+        drop(a); // a's request ends: its slot frees
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        c.read_exact(&mut buf).expect("served once a slot freed");
+        assert_eq!(&buf, b"C\n");
+    });
+}
+
+#[test]
+fn echo_over_unix_streams_with_a_large_transfer() {
+    let path = support::temp_socket("async-mux");
+    let socket_path = path.clone();
+    thread::scope(|scope| {
+        let (tx, rx) = mpsc::channel::<ShutdownHandle>();
+        scope.spawn(move || {
+            let mux = pin!(AsyncMultiplexed::<UnixConnection, _, _, 4>::new(
+                Echo::<4096>
+            ));
+            let mut server = SocketStreamServer::new(&socket_path, mux).expect("bind");
+            tx.send(server.shutdown_handle()).unwrap();
+            server.serve_forever(POLL).expect("serve");
+            server.server_close();
+        });
+        let stop = rx.recv().unwrap();
+        let target = behaviour::unix(&path);
+        behaviour::echo_round_trip(&target).expect("round trip");
+        behaviour::echo_large(&target, 4 << 20).expect("4 MiB echoed intact");
+        stop.shutdown();
+    });
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn a_shutdown_cuts_requests_in_flight_with_a_reset() {
+    thread::scope(|scope| {
+        let (tx, rx) = mpsc::channel::<(ShutdownHandle, SocketAddr)>();
+        let serving = scope.spawn(move || {
+            let mux = pin!(AsyncMultiplexed::<TcpConnection, _, _, 4>::new(Upper::<64>));
+            let mut server = SocketStreamServer::new("127.0.0.1:0", mux).expect("bind");
+            tx.send((server.shutdown_handle(), *server.server_address()))
+                .unwrap();
+            server.serve_forever(POLL).expect("serve");
+            let started = Instant::now();
+            server.server_close();
+            started.elapsed()
+        });
+        let (stop, addr) = rx.recv().unwrap();
+        let mut open = TcpStream::connect(addr).unwrap();
+        open.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(answer_lines(&mut open, &["hi\n"]), ["HI\n"]);
+        open.write_all(b"no newline yet").unwrap();
+        stop.shutdown();
+        let closing = serving.join().unwrap();
+        let mut rest = Vec::new();
+        let end = open.read_to_end(&mut rest);
+        assert_eq!(
+            end.map_err(|e| e.kind()),
+            Err(ErrorKind::ConnectionReset),
+            "a cut request, not a clean EOF"
+        );
+        assert!(
+            closing < Duration::from_secs(1),
+            "server_close took {closing:?}"
+        );
+    });
+}
