@@ -26,6 +26,8 @@ pub(crate) struct ReplyGuard<A> {
     /// nearly empty; quarantined peers never read them.
     charged: HashMap<A, usize>,
     quarantined: HashMap<A, usize>,
+    /// What the send buffer held after the last reply.
+    queued: usize,
 }
 
 impl<A> Default for ReplyGuard<A> {
@@ -33,6 +35,7 @@ impl<A> Default for ReplyGuard<A> {
         Self {
             charged: HashMap::new(),
             quarantined: HashMap::new(),
+            queued: 0,
         }
     }
 }
@@ -43,10 +46,26 @@ impl<A: Eq + Hash + Clone> ReplyGuard<A> {
         self.quarantined.contains_key(peer)
     }
 
+    /// Whether the send buffer held more than a trickle after the last
+    /// reply: only then does the next reply need its exact charge (what the
+    /// buffer holds before and after it). While every peer reads, one look
+    /// after each reply is enough, since replies are all that fill it.
+    pub(crate) fn is_filling(&self, capacity: usize) -> bool {
+        !nearly_empty(self.queued, capacity)
+    }
+
+    /// What the send buffer held after the last reply: a reply sent when
+    /// the buffer was [not filling](Self::is_filling) charged at least what
+    /// it holds now minus this.
+    pub(crate) fn last_queued(&self) -> usize {
+        self.queued
+    }
+
     /// Records a reply to `peer` that charged `bytes`, given what the send
     /// buffer now holds (`queued`) of its `capacity`.
     pub(crate) fn sent(&mut self, peer: &A, bytes: usize, queued: usize, capacity: usize) {
-        if queued <= capacity / 8 {
+        self.queued = queued;
+        if nearly_empty(queued, capacity) {
             // Everyone has read: a new episode.
             self.charged.clear();
             self.quarantined.clear();
@@ -76,6 +95,11 @@ impl<A: Eq + Hash + Clone> ReplyGuard<A> {
             .min_by_key(|(_, b)| **b)
             .map(|(a, _)| a.clone())
     }
+}
+
+/// At most an eighth of the buffer: everyone has read (nearly) all.
+fn nearly_empty(queued: usize, capacity: usize) -> bool {
+    queued <= capacity / 8
 }
 
 #[cfg(test)]
