@@ -107,23 +107,43 @@ fn shown<A: Address>(address: &A, given: &str) -> String {
     if A::IS_INET { debug } else { given.to_owned() }
 }
 
+/// Each strategy is served from its own function, never inlined here: the
+/// multiplexed server's slots live on the stack (hundreds of KiB), and one
+/// frame holding every strategy made the main thread's stack that large and
+/// resident for all of them. A forking parent pays for its resident memory
+/// on every fork (page tables copied, then torn down in the child), so it
+/// must not carry the multiplexed server's frame.
 fn serve_stream<A: Address>(strategy: Strategy, addr: A, given: &str, grace: Duration) -> ExitCode {
-    let echo = Echo::<CHUNK>;
     match strategy {
-        Strategy::Sync => stream_with(Sync::new(echo), addr, given, grace),
-        Strategy::Threading => {
-            let threading = Threading::new(echo).stack_size(Some(THREAD_STACK));
-            stream_with(threading, addr, given, grace)
-        }
-        Strategy::Forking => stream_with(Forking::new(echo), addr, given, grace),
-        Strategy::Multiplexed => {
-            let multiplexed =
-                Multiplexed::<SocketConnection<A>, NonBlockingEcho<SLOT_BUF>, SLOTS>::new(
-                    NonBlockingEcho::default(),
-                );
-            stream_with(multiplexed, addr, given, grace)
-        }
+        Strategy::Sync => stream_sync(addr, given, grace),
+        Strategy::Threading => stream_threading(addr, given, grace),
+        Strategy::Forking => stream_forking(addr, given, grace),
+        Strategy::Multiplexed => stream_multiplexed(addr, given, grace),
     }
+}
+
+#[inline(never)]
+fn stream_sync<A: Address>(addr: A, given: &str, grace: Duration) -> ExitCode {
+    stream_with(Sync::new(Echo::<CHUNK>), addr, given, grace)
+}
+
+#[inline(never)]
+fn stream_threading<A: Address>(addr: A, given: &str, grace: Duration) -> ExitCode {
+    let threading = Threading::new(Echo::<CHUNK>).stack_size(Some(THREAD_STACK));
+    stream_with(threading, addr, given, grace)
+}
+
+#[inline(never)]
+fn stream_forking<A: Address>(addr: A, given: &str, grace: Duration) -> ExitCode {
+    stream_with(Forking::new(Echo::<CHUNK>), addr, given, grace)
+}
+
+#[inline(never)]
+fn stream_multiplexed<A: Address>(addr: A, given: &str, grace: Duration) -> ExitCode {
+    let multiplexed = Multiplexed::<SocketConnection<A>, NonBlockingEcho<SLOT_BUF>, SLOTS>::new(
+        NonBlockingEcho::default(),
+    );
+    stream_with(multiplexed, addr, given, grace)
 }
 
 /// Binds, announces, serves until a signal, drains for the grace period,

@@ -1,7 +1,7 @@
 //! An accepted stream connection: TCP or Unix.
 
 use std::fmt;
-use std::io::{self, Read as _};
+use std::io;
 use std::marker::PhantomData;
 use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use embedded_io::{ErrorType, Read, ReadReady, Write, WriteReady};
+use nix::sys::socket::{MsgFlags, recv};
 use socket2::Socket;
 use socketserver_core::time::{Duration, Instant};
 use socketserver_core::{Activity, Connection, IdlePolicy, Interest};
@@ -24,7 +25,10 @@ use crate::sys::{outq, poll, reset};
 ///
 /// In blocking mode (the default for threading, forking and sync servers)
 /// reads and writes block in the kernel, bounded by `set_timeout` through
-/// `SO_RCVTIMEO` / `SO_SNDTIMEO`. In non-blocking mode (multiplexed servers)
+/// `SO_RCVTIMEO` / `SO_SNDTIMEO`. Those are set only when a call would
+/// block (it is first tried with `MSG_DONTWAIT`), and never when the
+/// accepted socket inherited them from the listener (TCP on Linux): a
+/// request that never waits costs no `setsockopt`. In non-blocking mode (multiplexed servers)
 /// a read or write that readiness allowed never blocks, and one made without
 /// readiness waits in poll(2), so the `embedded_io` contract (block until at
 /// least one byte) holds in both modes and `WouldBlock` never reaches a handler.
@@ -32,6 +36,8 @@ pub struct SocketConnection<A> {
     shared: Arc<Shared>,
     nonblocking: bool,
     timeout: Option<Duration>,
+    /// What `SO_RCVTIMEO` and `SO_SNDTIMEO` hold now (`None`: no timeout).
+    kernel_timeouts: KernelTimeouts,
     policy: IdlePolicy,
     /// What the peer moved, on a clock that runs only while this connection
     /// waits for the peer (see `io`).
@@ -73,11 +79,14 @@ impl<A: Address> SocketConnection<A> {
     /// Wraps an accepted socket; `nonblocking` says which mode it is in. A
     /// blocking connection applies `policy` itself (its idle timeout as the
     /// read and write timeout); a non-blocking one leaves it to the strategy.
+    /// `inherited`: the idle timeout already holds in the socket's
+    /// `SO_RCVTIMEO` and `SO_SNDTIMEO` (copied from the listener by accept).
     /// It is listed in `live` until dropped.
     pub(crate) fn new(
         socket: Socket,
         nonblocking: bool,
         policy: IdlePolicy,
+        inherited: bool,
         live: &LiveConnections,
     ) -> io::Result<Self> {
         let policy = if nonblocking {
@@ -96,21 +105,27 @@ impl<A: Address> SocketConnection<A> {
         let registered = live.register(Interrupter {
             shared: Arc::downgrade(&shared),
         });
-        let mut conn = Self {
+        let timeout = policy.idle_timeout_value();
+        let kernel = if inherited {
+            kernel_value(timeout)
+        } else {
+            None
+        };
+        Ok(Self {
             shared,
             nonblocking,
-            timeout: None,
+            timeout,
+            kernel_timeouts: KernelTimeouts {
+                read: kernel,
+                write: kernel,
+            },
             policy,
             activity: Activity::new(Instant::from_micros(0)),
             waited: Instant::from_micros(0),
             too_slow: None,
             live: registered,
             family: PhantomData,
-        };
-        if let Some(idle) = policy.idle_timeout_value() {
-            conn.set_timeout(Some(idle))?;
-        }
-        Ok(conn)
+        })
     }
 
     /// The socket, for options this type does not wrap.
@@ -146,7 +161,7 @@ impl<A: Address> SocketConnection<A> {
         &mut self,
         readable: bool,
         moved: impl Fn(&T) -> usize,
-        mut op: impl FnMut(&Socket) -> io::Result<T>,
+        mut op: impl FnMut(&Socket, MsgFlags) -> io::Result<T>,
     ) -> io::Result<T> {
         if self.nonblocking {
             return self.io_nonblocking(readable, op);
@@ -161,7 +176,7 @@ impl<A: Address> SocketConnection<A> {
         self.shared
             .waiting_since
             .store(started.as_micros().max(1), Ordering::Relaxed);
-        let result = retry(|| op(&self.shared.socket));
+        let result = self.blocking(readable, &mut op);
         self.shared.waiting_since.store(0, Ordering::Relaxed);
         let result = match result {
             // Only SO_RCVTIMEO/SO_SNDTIMEO expiring gets here.
@@ -178,13 +193,43 @@ impl<A: Address> SocketConnection<A> {
         Ok(result)
     }
 
+    /// One blocking call bounded by the timeout. Until the kernel holds
+    /// the timeout for this direction, the call is first made without
+    /// waiting; only one that would block sets it (once) and waits.
+    fn blocking<T>(
+        &mut self,
+        readable: bool,
+        op: &mut impl FnMut(&Socket, MsgFlags) -> io::Result<T>,
+    ) -> io::Result<T> {
+        let wanted = kernel_value(self.timeout);
+        let held = if readable {
+            &mut self.kernel_timeouts.read
+        } else {
+            &mut self.kernel_timeouts.write
+        };
+        let socket = &self.shared.socket;
+        if *held != wanted {
+            match retry(|| op(socket, MsgFlags::MSG_DONTWAIT)) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                other => return other,
+            }
+            if readable {
+                socket.set_read_timeout(wanted)?;
+            } else {
+                socket.set_write_timeout(wanted)?;
+            }
+            *held = wanted;
+        }
+        retry(|| op(socket, MsgFlags::empty()))
+    }
+
     fn io_nonblocking<T>(
         &self,
         readable: bool,
-        mut op: impl FnMut(&Socket) -> io::Result<T>,
+        mut op: impl FnMut(&Socket, MsgFlags) -> io::Result<T>,
     ) -> io::Result<T> {
         loop {
-            match retry(|| op(&self.shared.socket)) {
+            match retry(|| op(&self.shared.socket, MsgFlags::empty())) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     let events = if readable {
                         poll::read_flags()
@@ -210,6 +255,19 @@ impl<A: Address> SocketConnection<A> {
             other => other,
         }
     }
+}
+
+/// The values of `SO_RCVTIMEO` and `SO_SNDTIMEO` on a blocking connection.
+#[derive(Debug, Clone, Copy)]
+struct KernelTimeouts {
+    read: Option<Duration>,
+    write: Option<Duration>,
+}
+
+/// The kernel timeout that enforces `timeout`: a zero `SO_RCVTIMEO` means
+/// "no timeout" to the kernel, so zero becomes the smallest real one.
+pub(crate) fn kernel_value(timeout: Option<Duration>) -> Option<Duration> {
+    timeout.map(|t| t.max(Duration::from_micros(1)))
 }
 
 /// Ends a connection from another thread: resets it, so the handler blocked
@@ -309,7 +367,11 @@ impl<A: Address> Read for SocketConnection<A> {
         if buf.is_empty() {
             return Ok(0);
         }
-        self.io(true, |n| *n, |mut s| s.read(buf))
+        self.io(
+            true,
+            |n| *n,
+            |s, flags| Ok(recv(s.as_raw_fd(), buf, flags)?),
+        )
     }
 }
 
@@ -329,7 +391,7 @@ impl<A: Address> Write for SocketConnection<A> {
         self.io(
             false,
             |n| *n,
-            |s| s.send_with_flags(buf, libc::MSG_NOSIGNAL),
+            |s, flags| s.send_with_flags(buf, (flags | MsgFlags::MSG_NOSIGNAL).bits()),
         )
     }
 
@@ -395,15 +457,10 @@ impl<A: Address> Connection for SocketConnection<A> {
         reset(&self.shared.socket);
     }
 
+    /// Takes effect on the next read or write (see the type's docs).
     fn set_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         self.timeout = timeout;
-        if self.nonblocking {
-            return Ok(());
-        }
-        // A zero SO_RCVTIMEO means "no timeout" to the kernel: use the smallest real one.
-        let timeout = timeout.map(|t| t.max(Duration::from_micros(1)));
-        self.shared.socket.set_read_timeout(timeout)?;
-        self.shared.socket.set_write_timeout(timeout)
+        Ok(())
     }
 
     fn set_nodelay(&mut self, nodelay: bool) -> io::Result<()> {

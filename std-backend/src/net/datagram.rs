@@ -1,20 +1,19 @@
 //! A datagram socket: UDP or Unix datagram.
 
 use std::fmt;
-use std::io::{self, IoSliceMut};
+use std::io;
 use std::marker::PhantomData;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use embedded_io::ErrorType;
-use nix::sys::socket::{MsgFlags, recvmsg};
 use socket2::Socket;
 use socketserver_core::{DatagramSocket, Received, Sent};
 
 use crate::net::address::Address;
 use crate::net::reply_guard::ReplyGuard;
 use crate::net::{describe, retry};
-use crate::sys::outq;
+use crate::sys::{outq, recv};
 
 /// A datagram socket, Python's `UDPServer.socket`: [`UdpSocket`] or
 /// [`UnixDatagram`]. Cloning shares the socket (no new descriptor), as
@@ -104,26 +103,11 @@ impl<A: Address> DatagramSocket for SocketDatagram<A> {
 
     fn recv_from(&mut self, buf: &mut [u8]) -> io::Result<Option<Received<A>>> {
         let socket = self.open()?;
-        // The sender first (socket2 handles unnamed Unix senders, which nix's
-        // address types reject), then the datagram and its MSG_TRUNC flag.
-        // Only the serve loop reads this socket, so both see the same datagram.
-        let sender = match retry(|| socket.peek_sender()) {
-            Ok(sender) => sender,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let fd = socket.as_raw_fd();
-        let received = retry(|| {
-            let mut iov = [IoSliceMut::new(buf)];
-            let msg = recvmsg::<()>(fd, &mut iov, None, MsgFlags::MSG_DONTWAIT)
-                .map_err(io::Error::from)?;
-            Ok((msg.bytes, msg.flags.contains(MsgFlags::MSG_TRUNC)))
-        });
-        match received {
-            Ok((len, truncated)) => Ok(Some(Received {
-                len,
-                addr: A::from_sockaddr(&sender),
-                truncated,
+        match retry(|| recv::recv_datagram(socket, buf, libc::MSG_DONTWAIT)) {
+            Ok(datagram) => Ok(Some(Received {
+                len: datagram.len,
+                addr: A::from_sockaddr(&datagram.sender),
+                truncated: datagram.truncated,
             })),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
             Err(e) => Err(e),
@@ -144,13 +128,22 @@ impl<A: Address> DatagramSocket for SocketDatagram<A> {
         };
         let guard = self.guard.as_deref();
         let before = match guard {
-            Some(g) if lock(&g.guard).is_quarantined(addr) => return Ok(Sent::Dropped),
-            Some(_) => outq::queued_bytes(socket.as_fd())?,
-            None => 0,
+            Some(g) => {
+                let state = lock(&g.guard);
+                if state.is_quarantined(addr) {
+                    return Ok(Sent::Dropped);
+                }
+                if state.is_filling(g.capacity) {
+                    Some(outq::queued_bytes(socket.as_fd())?)
+                } else {
+                    Some(state.last_queued())
+                }
+            }
+            None => None,
         };
         match retry(|| socket.send_to(buf, &to)) {
             Ok(_) => {
-                if let Some(g) = guard {
+                if let (Some(g), Some(before)) = (guard, before) {
                     let after = outq::queued_bytes(socket.as_fd())?;
                     lock(&g.guard).sent(addr, buf.len(), before, after, g.capacity);
                 }

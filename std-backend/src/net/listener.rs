@@ -10,7 +10,7 @@ use socket2::Socket;
 use socketserver_core::{Accepted, IdlePolicy, Listener};
 
 use crate::net::address::Address;
-use crate::net::connection::SocketConnection;
+use crate::net::connection::{SocketConnection, kernel_value};
 use crate::net::live::LiveConnections;
 use crate::net::{describe, retry};
 
@@ -21,6 +21,7 @@ pub struct SocketListener<A> {
     socket: Option<Socket>,
     nonblocking_connections: bool,
     idle_policy: IdlePolicy,
+    inheritance: Inheritance,
     live: LiveConnections,
     family: PhantomData<fn() -> A>,
 }
@@ -42,10 +43,17 @@ impl<A: Address> SocketListener<A> {
         live: LiveConnections,
     ) -> io::Result<Self> {
         socket.set_nonblocking(true)?;
+        let idle = idle_policy.idle_timeout_value();
+        let inheritance = if A::IS_INET && !nonblocking_connections && idle.is_some() {
+            Inheritance::offer(&socket, kernel_value(idle))?
+        } else {
+            Inheritance::None
+        };
         Ok(Self {
             socket: Some(socket),
             nonblocking_connections,
             idle_policy,
+            inheritance,
             live,
             family: PhantomData,
         })
@@ -90,16 +98,55 @@ impl<A: Address> Listener for SocketListener<A> {
                     conn.set_nonblocking(true)?;
                 }
                 let client = A::from_sockaddr(&addr);
+                let inherited = self.inheritance.holds(&conn)?;
                 let conn = SocketConnection::new(
                     conn,
                     self.nonblocking_connections,
                     self.idle_policy,
+                    inherited,
                     &self.live,
                 )?;
                 Ok(Some((conn, client)))
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
             Err(e) => Err(e),
+        }
+    }
+}
+
+/// Whether accepted sockets start with the idle timeout in their
+/// `SO_RCVTIMEO` and `SO_SNDTIMEO`. Linux's TCP accept copies them from the
+/// listener, which saves two `setsockopt` per connection; its Unix stream
+/// accept does not. The first accepted socket is checked, so a kernel that
+/// does not copy them costs one look and changes nothing else.
+#[derive(Debug, Clone, Copy)]
+enum Inheritance {
+    /// Not offered: accepted sockets set their timeouts themselves.
+    None,
+    /// Set on the listener (as read back from it), not yet checked.
+    Offered(Option<std::time::Duration>),
+    /// Checked on the first accepted socket.
+    Checked(bool),
+}
+
+impl Inheritance {
+    fn offer(listener: &Socket, timeout: Option<std::time::Duration>) -> io::Result<Self> {
+        listener.set_read_timeout(timeout)?;
+        listener.set_write_timeout(timeout)?;
+        Ok(Self::Offered(listener.read_timeout()?))
+    }
+
+    /// Whether `accepted` holds the listener's timeouts.
+    fn holds(&mut self, accepted: &Socket) -> io::Result<bool> {
+        match *self {
+            Self::None => Ok(false),
+            Self::Checked(holds) => Ok(holds),
+            Self::Offered(expected) => {
+                let holds =
+                    accepted.read_timeout()? == expected && accepted.write_timeout()? == expected;
+                *self = Self::Checked(holds);
+                Ok(holds)
+            }
         }
     }
 }

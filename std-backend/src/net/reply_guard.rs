@@ -56,6 +56,19 @@ impl<A: Eq + Hash + Clone> ReplyGuard<A> {
         self.quarantined.contains_key(peer)
     }
 
+    /// Whether the send buffer held more than a trickle at the last look:
+    /// only then does a reply need a fresh look before it is sent. While
+    /// every peer reads, the look after the last reply stands in for it,
+    /// since replies are all that fill the buffer.
+    pub(crate) fn is_filling(&self, capacity: usize) -> bool {
+        self.queued > capacity / 8
+    }
+
+    /// What the send buffer held at the last look.
+    pub(crate) fn last_queued(&self) -> usize {
+        self.queued
+    }
+
     /// Records a reply of `len` bytes to `peer`, given what the send buffer
     /// held just before (`before`) and just after (`after`) it, of `capacity`.
     pub(crate) fn sent(

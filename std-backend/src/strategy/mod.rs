@@ -2,6 +2,7 @@
 //! what every std strategy shares: the waker hook and panic-safe requests.
 
 pub(crate) mod forking;
+mod live_count;
 pub(crate) mod threading;
 
 use std::panic::{self, AssertUnwindSafe};

@@ -2,7 +2,6 @@
 //! bound on live threads.
 
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 
@@ -13,6 +12,7 @@ use socketserver_core::{
 };
 
 use crate::error::WorkerError;
+use crate::strategy::live_count::LiveCount;
 use crate::strategy::{Attach, next_thread_name, serve_datagram, serve_stream};
 use crate::waiter::Waker;
 
@@ -67,7 +67,7 @@ pub struct Threading<H, const RBUF: usize = 1024, const WBUF: usize = 0> {
     block_on_close: bool,
     max_threads: usize,
     stack_size: Option<usize>,
-    live: Arc<AtomicUsize>,
+    live: LiveCount,
     threads: Vec<JoinHandle<()>>,
     waker: Option<Waker>,
     evict_after: Option<Duration>,
@@ -90,7 +90,7 @@ impl<H, const RBUF: usize, const WBUF: usize> Threading<H, RBUF, WBUF> {
             block_on_close: true,
             max_threads: DEFAULT_MAX_THREADS,
             stack_size: None,
-            live: Arc::new(AtomicUsize::new(0)),
+            live: LiveCount::default(),
             threads: Vec::new(),
             waker: None,
             evict_after: IdlePolicy::default().evict_after_value(),
@@ -125,7 +125,7 @@ impl<H, const RBUF: usize, const WBUF: usize> Threading<H, RBUF, WBUF> {
 
     /// Handler threads running now.
     pub fn live_threads(&self) -> usize {
-        self.live.load(Ordering::Acquire)
+        self.live.live()
     }
 
     /// Threads tracked for joining (finished ones are dropped as requests arrive).
@@ -157,11 +157,7 @@ impl<H, const RBUF: usize, const WBUF: usize> Threading<H, RBUF, WBUF> {
 
     fn spawn(&mut self, work: impl FnOnce() + Send + 'static) -> io::Result<()> {
         self.reap();
-        self.live.fetch_add(1, Ordering::AcqRel);
-        let guard = LiveGuard {
-            live: Arc::clone(&self.live),
-            waker: self.waker.clone(),
-        };
+        let guard = self.live.start(self.waker.clone());
         let mut builder = thread::Builder::new().name(next_thread_name());
         if let Some(bytes) = self.stack_size {
             builder = builder.stack_size(bytes);
@@ -179,6 +175,28 @@ impl<H, const RBUF: usize, const WBUF: usize> Threading<H, RBUF, WBUF> {
 
     fn at_bound(&self) -> bool {
         self.live_threads() >= self.max_threads
+    }
+
+    /// Whether the loop can take a request now, as it decides whether to
+    /// wait for a thread to end (see [`LiveCount::observe`]).
+    fn below_bound(&self) -> bool {
+        self.live.observe() < self.max_threads
+    }
+
+    /// Waits, with the listening socket or (at the bound, draining) for a
+    /// thread to end; a thread that ended since the loop looked at the
+    /// count makes it return at once instead.
+    fn wait_for<S, C, W: Wait<S, C>>(
+        &mut self,
+        waiter: &mut W,
+        socket: Option<&S>,
+        deadline: Option<Instant>,
+    ) -> Result<(), W::Error> {
+        let deadline = self.wait_deadline(socket.is_some(), deadline, waiter.now());
+        if !self.live.begin_wait(socket.is_none()) {
+            return Ok(());
+        }
+        waiter.wait(socket, core::iter::empty(), deadline)
     }
 
     /// The live connection a waiting client may evict (only with the
@@ -205,21 +223,6 @@ impl<H, const RBUF: usize, const WBUF: usize> Threading<H, RBUF, WBUF> {
         }
         let recheck = now.saturating_add(FULL_RECHECK);
         Some(deadline.map_or(recheck, |d| d.min(recheck)))
-    }
-}
-
-/// Counts a live thread and wakes the server when it ends.
-struct LiveGuard {
-    live: Arc<AtomicUsize>,
-    waker: Option<Waker>,
-}
-
-impl Drop for LiveGuard {
-    fn drop(&mut self) {
-        self.live.fetch_sub(1, Ordering::AcqRel);
-        if let Some(waker) = &self.waker {
-            waker.wake();
-        }
     }
 }
 
@@ -279,7 +282,7 @@ where
     }
 
     fn can_accept(&self) -> bool {
-        !self.at_bound() || self.eviction_candidate().is_some()
+        self.below_bound() || self.eviction_candidate().is_some()
     }
 
     fn wait<W: Wait<L, L::Conn>>(
@@ -288,12 +291,11 @@ where
         listener: Option<&L>,
         deadline: Option<Instant>,
     ) -> Result<(), W::Error> {
-        let deadline = self.wait_deadline(listener.is_some(), deadline, waiter.now());
-        waiter.wait(listener, core::iter::empty(), deadline)
+        self.wait_for(waiter, listener, deadline)
     }
 
     fn in_flight(&self) -> usize {
-        self.live_threads()
+        self.live.observe()
     }
 
     fn cut_in_flight(&mut self, _hooks: &K) {
@@ -355,7 +357,7 @@ where
     }
 
     fn can_accept(&self) -> bool {
-        self.live_threads() < self.max_threads
+        self.below_bound()
     }
 
     fn wait<W: Wait<D, NoConnection>>(
@@ -364,8 +366,7 @@ where
         socket: Option<&D>,
         deadline: Option<Instant>,
     ) -> Result<(), W::Error> {
-        let deadline = self.wait_deadline(socket.is_some(), deadline, waiter.now());
-        waiter.wait(socket, core::iter::empty(), deadline)
+        self.wait_for(waiter, socket, deadline)
     }
 
     fn service_actions(&mut self, _hooks: &K) {

@@ -1,7 +1,9 @@
-//! The OS calls that socket2 does not wrap: poll(2), fork and `_exit`, and
-//! the reset of a connection another thread or process holds.
+//! The OS calls that socket2 does not wrap (or not safely): poll(2), fork
+//! and `_exit`, the reset of a connection another thread or process holds,
+//! `SIOCOUTQ`, and a datagram received into an initialised buffer.
 
 pub(crate) mod fork;
 pub(crate) mod outq;
 pub(crate) mod poll;
+pub(crate) mod recv;
 pub(crate) mod reset;
