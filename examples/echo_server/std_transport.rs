@@ -3,12 +3,12 @@
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::pin;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use socketserver::{
-    DatagramStrategy, DefaultHooks, Echo, EchoDatagram, Multiplexed, NonBlockingEcho,
-    StreamStrategy, Sync,
+    AsyncMultiplexed, DatagramStrategy, DefaultHooks, Echo, EchoDatagram, StreamStrategy, Sync,
 };
 use socketserver_std::{
     Address, Attach, Forking, Hooks, Options, SocketConnection, SocketDatagram,
@@ -22,9 +22,9 @@ use crate::signals;
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// Stack size of handler threads: the echo needs little, and 1,000 of them fit easily.
 const THREAD_STACK: usize = 256 * 1024;
-/// Slots of the multiplexed server and the buffer of each.
+/// Slots of the multiplexed server, and the echo's read size in each.
 const SLOTS: usize = 64;
-const SLOT_BUF: usize = 4096;
+const SLOT_CHUNK: usize = 4096;
 /// The echo's read size under the blocking strategies.
 const CHUNK: usize = 16384;
 
@@ -138,11 +138,13 @@ fn stream_forking<A: Address>(addr: A, given: &str, grace: Duration) -> ExitCode
     stream_with(Forking::new(Echo::<CHUNK>), addr, given, grace)
 }
 
+/// Core's async `Echo`, the same value the other strategies serve, on
+/// `SLOTS` pinned slots polled from this thread.
 #[inline(never)]
 fn stream_multiplexed<A: Address>(addr: A, given: &str, grace: Duration) -> ExitCode {
-    let multiplexed = Multiplexed::<SocketConnection<A>, NonBlockingEcho<SLOT_BUF>, SLOTS>::new(
-        NonBlockingEcho::default(),
-    );
+    let multiplexed = pin!(AsyncMultiplexed::<SocketConnection<A>, _, _, SLOTS>::new(
+        Echo::<SLOT_CHUNK>
+    ));
     stream_with(multiplexed, addr, given, grace)
 }
 
