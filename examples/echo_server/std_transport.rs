@@ -24,7 +24,7 @@ const POLL_INTERVAL: Duration = Duration::from_millis(500);
 const THREAD_STACK: usize = 256 * 1024;
 /// Slots of the multiplexed server, and the echo's read size in each.
 const SLOTS: usize = 64;
-const SLOT_CHUNK: usize = 4096;
+const SLOT_CHUNK: usize = 16384;
 /// The echo's read size under the blocking strategies.
 const CHUNK: usize = 16384;
 
