@@ -16,6 +16,7 @@
 use std::cell::RefCell;
 use std::io::{self, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::pin::pin;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,7 +29,7 @@ use smoltcp::iface::SocketStorage;
 use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr};
 use socketserver_core::time::Clock;
 use socketserver_core::{
-    DatagramServer, DefaultHooks, Echo, EchoDatagram, Multiplexed, NonBlockingEcho, ShutdownFlag,
+    AsyncMultiplexed, DatagramServer, DefaultHooks, Echo, EchoDatagram, IdlePolicy, ShutdownFlag,
     StreamServer, Sync,
 };
 use socketserver_smoltcp::{
@@ -210,12 +211,13 @@ pub fn run(args: &Args) -> ExitCode {
                 Ok(listener) => listener,
                 Err(e) => return bind_failed(&plan, e),
             };
-            // The stack's idle timeout (`TcpConfig::idle_timeout`, 60 s)
-            // ends silent connections with RST; core's would end them with
-            // a FIN, which a client cannot tell from a complete reply.
-            let strategy =
-                Multiplexed::<_, _, MULTIPLEXED_SLOTS>::new(NonBlockingEcho::<4096>::default())
-                    .with_idle_timeout(None);
+            // Core's async `Echo`, the value every other strategy serves,
+            // on pinned slots woken by the sockets' wakers. The stack's own
+            // idle timeout and eviction (`TcpConfig`) bound idle peers.
+            let strategy = pin!(
+                AsyncMultiplexed::<_, _, _, MULTIPLEXED_SLOTS>::new(Echo::<4096>)
+                    .with_idle_policy(IdlePolicy::unbounded())
+            );
             let mut server = StreamServer::new(listener, waiter, strategy, DefaultHooks);
             announce(&plan).and_then(|()| {
                 server.serve_forever(poll).map_err(io::Error::other)?;

@@ -386,6 +386,31 @@ impl Connection for TcpConnection<'_, '_> {
         TcpConnection::abort(self);
     }
 
+    /// Registers `waker` with the socket (smoltcp's socket wakers), so that
+    /// the stack's poll wakes it when data, room or a state change arrives;
+    /// at once if the socket is already ready. A waker left behind when the
+    /// socket returns to the pool is harmless: core's wakers are slot ids,
+    /// so a stale one costs at most one spurious poll.
+    fn register_waker(&mut self, interest: Interest, waker: &core::task::Waker) {
+        let Ok(mut net) = self.net.try_borrow_mut() else {
+            // The stack is borrowed elsewhere: have the request polled again.
+            waker.wake_by_ref();
+            return;
+        };
+        let socket = net.tcp(self.handle);
+        if interest.is_read() {
+            socket.register_recv_waker(waker);
+        }
+        if interest.is_write() {
+            socket.register_send_waker(waker);
+        }
+        let ready = (interest.is_read() && (socket.can_recv() || !socket.may_recv()))
+            || (interest.is_write() && socket.can_send());
+        if ready {
+            waker.wake_by_ref();
+        }
+    }
+
     fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
         self.timeout = timeout;
         Ok(())
