@@ -28,6 +28,8 @@ const TAP: &str = "tap0";
 const HOST_CIDR: &str = "192.168.69.100/24";
 const FIRMWARE_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 69, 1);
 const PORT: u16 = 7;
+/// The firmware's line handler (`Upper`).
+const UPPER_PORT: u16 = 8;
 const READY_LINE: &str = "firmware: echo on";
 const TARGET: &str = "thumbv7m-none-eabi";
 
@@ -161,6 +163,13 @@ fn exercise(elf: &Path) {
     assert!(
         syns_held(&report) > 0,
         "the burst never found the pool full (no SYN held): {report}"
+    );
+
+    let t = Instant::now();
+    upper_lines_at_once();
+    eprintln!(
+        "{TEST}: {CLIENTS} line clients on port {UPPER_PORT} answered in {:.1?}",
+        t.elapsed()
     );
 
     let t = Instant::now();
@@ -358,6 +367,38 @@ fn tcp_clients_at_once() {
         workers.extend(echo_client(c, stream, BYTES_PER_CLIENT, &start));
     }
     join_all(workers, "TCP clients");
+}
+
+/// The line handler on port 8: `CLIENTS` connections open at once, their
+/// lines interleaved (all requests in flight together on the firmware's
+/// four slots), each answered in upper case; an overlong line is answered
+/// with an error line and the connection goes on.
+fn upper_lines_at_once() {
+    let addr = SocketAddr::from((FIRMWARE_IP, UPPER_PORT));
+    let mut streams: Vec<(TcpStream, BufReader<TcpStream>)> = (0..CLIENTS)
+        .map(|c| {
+            let s = connect(c, &addr, Duration::from_secs(5));
+            let reader = BufReader::new(s.try_clone().expect("clone"));
+            (s, reader)
+        })
+        .collect();
+    for round in 0..5 {
+        for (c, (s, reader)) in streams.iter_mut().enumerate() {
+            s.write_all(format!("client {c} line {round}\n").as_bytes())
+                .expect("send a line");
+            let mut answer = String::new();
+            reader.read_line(&mut answer).expect("an answer");
+            assert_eq!(answer, format!("CLIENT {c} LINE {round}\n"));
+        }
+    }
+    let (s, reader) = &mut streams[0];
+    s.write_all(format!("{}\nafter\n", "x".repeat(1000)).as_bytes())
+        .expect("send");
+    for want in ["ERROR line too long\n", "AFTER\n"] {
+        let mut answer = String::new();
+        reader.read_line(&mut answer).expect("an answer");
+        assert_eq!(answer, want);
+    }
 }
 
 /// More clients than the firmware has sockets, all connecting at once: the

@@ -52,13 +52,17 @@ impl<C: Connection> Drop for Owned<C> {
 /// request: `setup`; then `handle` and `finish` (which runs even when
 /// `handle` failed); then the write buffer is flushed. Returns the
 /// connection, or `None` in the impossible case that it was taken.
-async fn serve<C, H>(mut handler: H, conn: C, client: C::Addr) -> Option<Served<C>>
+async fn serve<C, H, const RBUF: usize>(
+    mut handler: H,
+    conn: C,
+    client: C::Addr,
+) -> Option<Served<C>>
 where
     C: Connection,
     H: AsyncStreamRequestHandler<C>,
 {
     let mut owned = Owned(Some(conn));
-    let mut rbuf = [0u8; 1024];
+    let mut rbuf = [0u8; RBUF];
     let mut wbuf = [0u8; 0];
     let conn = owned.0.as_mut()?;
     if handler.disable_nagle_algorithm()
@@ -146,13 +150,23 @@ where
     H: AsyncStreamRequestHandler<C>,
 {
     /// A strategy that clones `handler` into each of its `N` slots, with
-    /// the default [`IdlePolicy`]. Pin it before use.
+    /// a 1 KiB read-ahead buffer per request (Python's `rbufsize`) and the
+    /// default [`IdlePolicy`]. Pin it before use.
     #[allow(clippy::new_ret_no_self)]
     pub fn new(handler: H) -> AsyncMultiplexed<C, H, impl Future<Output = Option<Served<C>>>, N> {
+        Self::with_rbufsize::<1024>(handler)
+    }
+
+    /// As [`new`](Self::new), with an `RBUF`-byte read-ahead buffer per
+    /// request (it lives in the request's slot: firmware sizes it small; 0
+    /// reads straight into the handler's buffers, a byte at a time for lines).
+    pub fn with_rbufsize<const RBUF: usize>(
+        handler: H,
+    ) -> AsyncMultiplexed<C, H, impl Future<Output = Option<Served<C>>>, N> {
         AsyncMultiplexed {
             state: State {
                 handler,
-                make: serve::<C, H>,
+                make: serve::<C, H, RBUF>,
                 meta: [const { None }; N],
                 queued: None,
                 policy: IdlePolicy::default(),

@@ -1,35 +1,45 @@
-//! The echo service (RFC 862, TCP and UDP port 7), built from the project's
-//! own pieces: core's `NonBlockingEcho` under `Multiplexed` for TCP and
-//! `EchoDatagram` under `Sync` for UDP, served through socketserver-smoltcp.
-//! No protocol code lives here: only the types and the hooks.
+//! The services, built from the project's own pieces: core's async `Echo`
+//! (RFC 862, TCP port 7) and line handler `Upper` (TCP port 8), each served
+//! by `AsyncMultiplexed` on its own pool of four sockets, and `EchoDatagram`
+//! under `Sync` for UDP port 7, through socketserver-smoltcp. No protocol
+//! code lives here: only the types and the hooks.
 
 use core::cell::Cell;
 use core::error::Error;
-use core::time::Duration;
+use core::future::Future;
+use core::pin::Pin;
 
 use cortex_m_semihosting::hprintln;
 use socketserver_core::{
-    DatagramServer, EchoDatagram, Multiplexed, NonBlockingEcho, ServerHooks, ShutdownFlag,
-    StreamServer, Sync,
+    AsyncMultiplexed, DatagramServer, Echo, EchoDatagram, IdlePolicy, Served, ServerHooks,
+    ShutdownFlag, StreamServer, Sync, Upper,
 };
 use socketserver_smoltcp::smoltcp::wire::IpEndpoint;
 use socketserver_smoltcp::{NetRef, TcpConnection, TcpListener, UdpSocket, Waiter};
 
-pub const PORT: u16 = 7;
-/// TCP connections served at once: one pool socket and one `Multiplexed`
-/// slot each. Clients beyond it wait in the backend's SYN backlog.
+/// The echo's port (TCP and UDP), RFC 862.
+pub const ECHO_PORT: u16 = 7;
+/// The line handler's port.
+pub const UPPER_PORT: u16 = 8;
+/// TCP connections served at once per port: one pool socket and one slot
+/// each. Clients beyond it wait in the backend's SYN backlog.
 pub const POOL: usize = 4;
-/// Bytes each TCP request's handler holds between reading and writing back
-/// (`NonBlockingEcho`'s ring). It lives in the slot, so `POOL + 1` of them
-/// (the slots plus the prototype) sit in main's frame.
-pub const RING: usize = 512;
-/// A slot whose connection shows no readiness this long is ended, so a
-/// vanished client cannot hold a slot forever.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The echo's read size, on each slot's future.
+pub const ECHO_CHUNK: usize = 512;
+/// The longest line the line handler answers; a longer one is answered
+/// with an error line and skipped.
+pub const MAX_LINE: usize = 128;
 
-pub type Strategy<'s> = Multiplexed<TcpConnection<'s, 'static>, NonBlockingEcho<RING>, POOL>;
-pub type TcpEcho<'s> =
-    StreamServer<TcpListener<'s, 'static>, Waiter<'s, 'static>, Hooks, Strategy<'s>>;
+type Conn<'s> = TcpConnection<'s, 'static>;
+
+/// A TCP server whose strategy is `AsyncMultiplexed` pinned in `main`.
+pub type TcpServer<'s, 'p, H, F> = StreamServer<
+    TcpListener<'s, 'static>,
+    Waiter<'s, 'static>,
+    Hooks,
+    Pin<&'p mut AsyncMultiplexed<Conn<'s>, H, F, POOL>>,
+>;
+
 pub type UdpEcho<'s> = DatagramServer<
     UdpSocket<'s, 'static>,
     Waiter<'s, 'static>,
@@ -38,12 +48,40 @@ pub type UdpEcho<'s> = DatagramServer<
     &'static mut [u8],
 >;
 
-/// The TCP echo server over a bound pool listener.
-pub fn tcp_server<'s>(listener: TcpListener<'s, 'static>, flag: &'s ShutdownFlag) -> TcpEcho<'s> {
+/// The echo's slots, to pin in `main`.
+pub fn echo_slots<'s>() -> AsyncMultiplexed<
+    Conn<'s>,
+    Echo<ECHO_CHUNK>,
+    impl Future<Output = Option<Served<Conn<'s>>>>,
+    POOL,
+> {
+    // The echo reads whole chunks: no read-ahead buffer needed.
+    AsyncMultiplexed::with_rbufsize::<0>(Echo::<ECHO_CHUNK>).with_idle_policy(IdlePolicy::default())
+}
+
+/// The line handler's slots, to pin in `main`.
+pub fn upper_slots<'s>() -> AsyncMultiplexed<
+    Conn<'s>,
+    Upper<MAX_LINE>,
+    impl Future<Output = Option<Served<Conn<'s>>>>,
+    POOL,
+> {
+    AsyncMultiplexed::with_rbufsize::<MAX_LINE>(Upper::<MAX_LINE>)
+        .with_idle_policy(IdlePolicy::default())
+}
+
+/// A TCP server over a bound pool listener and pinned slots.
+pub fn tcp_server<'s, 'p, H, F>(
+    listener: TcpListener<'s, 'static>,
+    slots: Pin<&'p mut AsyncMultiplexed<Conn<'s>, H, F, POOL>>,
+    flag: &'s ShutdownFlag,
+) -> TcpServer<'s, 'p, H, F>
+where
+    H: socketserver_core::AsyncStreamRequestHandler<Conn<'s>>,
+    F: Future<Output = Option<Served<Conn<'s>>>>,
+{
     let waiter = Waiter::new(listener.net(), flag);
-    let strategy =
-        Multiplexed::new(NonBlockingEcho::default()).with_idle_timeout(Some(IDLE_TIMEOUT));
-    StreamServer::new(listener, waiter, strategy, Hooks::default())
+    StreamServer::new(listener, waiter, slots, Hooks::default())
 }
 
 /// The UDP echo server over a bound socket; `packet` and `reply` are its

@@ -1,13 +1,15 @@
 //! Echo server firmware for QEMU's lm3s6965evb (Cortex-M3, 256 KiB flash,
 //! 64 KiB RAM, Stellaris Ethernet): the project's own echo handlers
 //! (socketserver-core) served through socketserver-smoltcp on a hand-written
-//! driver, all storage static, no heap. Address 192.168.69.1/24; TCP echo on
-//! port 7 under `Multiplexed` (4 connections at once, more wait in the SYN
-//! backlog), UDP echo on port 7.
+//! driver, all storage static, no heap. Address 192.168.69.1/24; core's
+//! async `Echo` on TCP port 7 and its line handler `Upper` on TCP port 8,
+//! each under `AsyncMultiplexed` (4 connections at once, more wait in the
+//! SYN backlog), UDP echo on port 7.
 //!
-//! The main loop never blocks: each turn polls the stack, runs both servers'
-//! `poll`, polls the stack again, then sleeps (`wfi`) until the stack's next
-//! deadline, a slot's idle deadline, or a received frame.
+//! The main loop never blocks: each turn polls the stack (whose sockets wake
+//! the requests waiting on them), runs the servers' `poll`, polls the stack
+//! again, then sleeps (`wfi`) until the stack's next deadline or a received
+//! frame (at most a second: idle deadlines are checked on each turn).
 //!
 //! Boot it with a TAP device (see README.md and tests/firmware_qemu.rs of the
 //! root package):
@@ -25,6 +27,7 @@ mod watermark;
 
 use core::cell::RefCell;
 use core::mem::MaybeUninit;
+use core::pin::pin;
 use core::ptr::addr_of_mut;
 use core::time::Duration;
 
@@ -42,7 +45,7 @@ use socketserver_smoltcp::{
 };
 
 use clock::Clock;
-use echo::{POOL, PORT};
+use echo::{ECHO_PORT, POOL, UPPER_PORT};
 use stellaris_enet::StellarisEnet;
 
 /// Locally administered (bit 1 of the first byte), unicast, fixed.
@@ -50,21 +53,25 @@ const MAC: EthernetAddress = EthernetAddress([0x02, 0x00, 0x00, 0x00, 0x00, 0x01
 const IP: IpCidr = IpCidr::new(IpAddress::v4(192, 168, 69, 1), 24);
 
 // Buffer sizes: they set the RAM figure (see README.md). A TCP socket's
-// receive buffer is the window it advertises; 4 KiB is ~2.8 full segments,
-// enough to keep a LAN client streaming while other connections are served.
-const TCP_RX: usize = 4096;
-const TCP_TX: usize = 4096;
-/// UDP socket buffers: up to 8 datagrams, 4 KiB in all, per direction.
+// receive buffer is the window it advertises; 2 KiB is ~1.4 full segments,
+// for two pools of four sockets in 64 KiB of RAM.
+const TCP_RX: usize = 2048;
+const TCP_TX: usize = 2048;
+/// The line handler's sockets: lines are short, 1 KiB each way is plenty.
+const LINE_RX: usize = 1024;
+const LINE_TX: usize = 1024;
+/// UDP socket buffers: up to 8 datagrams, 2 KiB in all, per direction (one
+/// full-size datagram at a time; the slots and their requests need the RAM).
 const UDP_PACKETS: usize = 8;
-const UDP_BYTES: usize = 4096;
+const UDP_BYTES: usize = 2048;
 /// The UDP server's packet and reply buffers: the largest datagram an
 /// unfragmented 1500-byte IPv4 packet carries (1500 - 20 - 8).
 const MAX_DATAGRAM: usize = 1472;
 /// Connection requests held while every pool socket is busy (~150 B each);
 /// beyond that a SYN is dropped and the client retransmits it.
 const SYN_BACKLOG: usize = 8;
-/// Socket set: the TCP pool and the UDP socket.
-const SOCKETS: usize = POOL + 1;
+/// Socket set: the two TCP pools and the UDP socket.
+const SOCKETS: usize = 2 * POOL + 1;
 /// Longest sleep, so the 32-bit millisecond tick is widened often enough.
 const MAX_SLEEP: Duration = Duration::from_secs(1);
 
@@ -74,6 +81,7 @@ type FirmwareStack = Stack<'static, StellarisEnet, Clock, Spin>;
 // buffers are all-zero statics, so they go to .bss (RAM only); a static with
 // any nonzero byte would go to .data and cost its size in flash too.
 static mut TCP_BUFFERS: TcpStorage<POOL, TCP_RX, TCP_TX> = TcpStorage::new();
+static mut UPPER_BUFFERS: TcpStorage<POOL, LINE_RX, LINE_TX> = TcpStorage::new();
 static mut UDP_BYTES_RX_TX: UdpBytes<UDP_BYTES> = UdpBytes::new();
 static mut DATAGRAMS: [[u8; MAX_DATAGRAM]; 2] = [[0; MAX_DATAGRAM]; 2];
 // smoltcp's empty socket slot and datagram metadata are not all zero: these
@@ -122,9 +130,10 @@ fn main() -> ! {
     // SAFETY: `main` runs once and never returns, and nothing else names
     // these statics, so these are the only references to them, for the
     // program's life.
-    let (tcp_buffers, udp_bytes, udp_meta, datagrams, slots, backlog, stack) = unsafe {
+    let (tcp_buffers, upper_buffers, udp_bytes, udp_meta, datagrams, slots, backlog, stack) = unsafe {
         (
             &mut *addr_of_mut!(TCP_BUFFERS),
+            &mut *addr_of_mut!(UPPER_BUFFERS),
             &mut *addr_of_mut!(UDP_BYTES_RX_TX),
             &mut *addr_of_mut!(UDP_META),
             &mut *addr_of_mut!(DATAGRAMS),
@@ -153,21 +162,29 @@ fn main() -> ! {
     )));
     let net: NetRef<'static, 'static> = stack;
 
-    // Invariant: the socket set holds exactly the pool and the UDP socket,
-    // and port 7 is nonzero, so both binds succeed.
-    let listener = TcpListener::bind(net, PORT, tcp_buffers.sockets()).expect("TCP pool fits");
-    let socket = UdpSocket::bind(net, PORT, udp_socket).expect("UDP socket fits");
+    // Invariant: the socket set holds exactly the two pools and the UDP
+    // socket, and ports 7 and 8 are nonzero, so every bind succeeds.
+    let listener = TcpListener::bind(net, ECHO_PORT, tcp_buffers.sockets()).expect("TCP pool fits");
+    let upper_listener =
+        TcpListener::bind(net, UPPER_PORT, upper_buffers.sockets()).expect("TCP pool fits");
+    let socket = UdpSocket::bind(net, ECHO_PORT, udp_socket).expect("UDP socket fits");
     let [packet, reply] = datagrams;
-    let mut tcp = echo::tcp_server(listener, &SHUTDOWN);
+    // The request futures live in main's frame, which never returns.
+    let echo_slots = pin!(echo::echo_slots());
+    let upper_slots = pin!(echo::upper_slots());
+    let mut tcp = echo::tcp_server(listener, echo_slots, &SHUTDOWN);
+    let mut upper = echo::tcp_server(upper_listener, upper_slots, &SHUTDOWN);
     let mut udp = echo::udp_server(socket, net, &SHUTDOWN, packet, reply);
 
     // SAFETY: the handler (DefaultHandler) touches only the controller's IM
     // register, which no critical section of the main loop relies on.
     unsafe { NVIC::unmask(EthernetIrq) };
     hprintln!(
-        "firmware: echo on {} port {} (tcp x{}, udp)",
+        "firmware: echo on {} port {} (tcp x{}, udp), upper on port {} (tcp x{})",
         IP,
-        PORT,
+        ECHO_PORT,
+        POOL,
+        UPPER_PORT,
         POOL
     );
 
@@ -175,8 +192,8 @@ fn main() -> ! {
     loop {
         // Both servers get their turn (`|`, not `||`); if either moved,
         // `poll` returns zero and the loop goes round again before sleeping.
-        let delay = socketserver_smoltcp::poll(net, || tcp.poll() | udp.poll());
-        let accepted = tcp.hooks().requests();
+        let delay = socketserver_smoltcp::poll(net, || tcp.poll() | upper.poll() | udp.poll());
+        let accepted = tcp.hooks().requests() + upper.hooks().requests();
         if accepted != logged {
             logged = accepted;
             let gate = stack.borrow().gate_stats();
@@ -193,10 +210,7 @@ fn main() -> ! {
             continue;
         }
         let now = stack.borrow().now();
-        let mut deadline = now.saturating_add(delay.unwrap_or(MAX_SLEEP).min(MAX_SLEEP));
-        if let Some(idle) = tcp.strategy().next_idle_deadline() {
-            deadline = deadline.min(idle);
-        }
+        let deadline = now.saturating_add(delay.unwrap_or(MAX_SLEEP).min(MAX_SLEEP));
         if deadline > now {
             sleep(stack, deadline);
         }
