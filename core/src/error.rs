@@ -48,8 +48,14 @@ impl<E> Error<E> {
 
     /// Converts an error that cannot hold a transport error into any `Error<E>`.
     pub fn widen(err: HandlerError) -> Self {
-        match err {
-            Error::Io(never) => match never {},
+        err.map_io(|never| match never {})
+    }
+
+    /// Replaces the transport error by what `f` makes of it; every other
+    /// variant stays as it is.
+    pub fn map_io<F>(self, f: impl FnOnce(E) -> Error<F>) -> Error<F> {
+        match self {
+            Error::Io(e) => f(e),
             Error::LineTooLong => Error::LineTooLong,
             Error::UnexpectedEof => Error::UnexpectedEof,
             Error::WriteZero => Error::WriteZero,

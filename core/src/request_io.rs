@@ -114,16 +114,5 @@ impl<C: Connection> embedded_io_async::Write for RequestIo<'_, C> {
 /// An error of the buffered I/O over [`RequestIo`], whose own errors are
 /// already core errors, made flat again.
 pub(crate) fn flatten<E>(e: Error<Error<E>>) -> Error<E> {
-    match e {
-        Error::Io(inner) => inner,
-        Error::LineTooLong => Error::LineTooLong,
-        Error::UnexpectedEof => Error::UnexpectedEof,
-        Error::WriteZero => Error::WriteZero,
-        Error::BufferFull => Error::BufferFull,
-        Error::TimedOut => Error::TimedOut,
-        Error::Handler(why) => Error::Handler(why),
-        Error::Message(message) => Error::Message(message),
-        Error::TooSlow => Error::TooSlow,
-        Error::Cut => Error::Cut,
-    }
+    e.map_io(|inner| inner)
 }
