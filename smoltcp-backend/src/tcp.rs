@@ -251,6 +251,7 @@ impl TcpConnection<'_, '_> {
     /// may have changed or the deadline (taken at the first miss) passes.
     fn block_on<T>(
         &mut self,
+        interest: Interest,
         mut attempt: impl FnMut(&mut tcp::Socket<'_>) -> Option<Result<T, Error>>,
     ) -> Result<T, Error> {
         let mut deadline = None;
@@ -268,7 +269,7 @@ impl TcpConnection<'_, '_> {
                 None => {}
             }
             let until = *deadline.get_or_insert_with(|| self.deadline());
-            self.wait(until)?;
+            self.wait(until, interest)?;
         }
     }
 
@@ -276,7 +277,7 @@ impl TcpConnection<'_, '_> {
     /// is cancelled. A cancel or the stack's idle timeout marks the
     /// connection failed (RST); the handler's own timeout still ends in a
     /// clean FIN, as in Python.
-    fn wait(&mut self, deadline: Option<(Instant, bool)>) -> Result<(), Error> {
+    fn wait(&mut self, deadline: Option<(Instant, bool)>, interest: Interest) -> Result<(), Error> {
         let (cancelled, expired) = {
             let net = self.net.borrow();
             (
@@ -295,7 +296,9 @@ impl TcpConnection<'_, '_> {
                 Error::TimedOut
             });
         }
-        drive(self.net, deadline.map(|(d, _)| d));
+        drive(self.net, deadline.map(|(d, _)| d), || {
+            self.is_ready(interest)
+        });
         Ok(())
     }
 }
@@ -325,7 +328,7 @@ impl Read for TcpConnection<'_, '_> {
         if buf.is_empty() {
             return Ok(0);
         }
-        self.block_on(|socket| match socket.recv_slice(buf) {
+        self.block_on(Interest::Read, |socket| match socket.recv_slice(buf) {
             Ok(0) => None,
             Ok(n) => Some(Ok(n)),
             Err(tcp::RecvError::Finished) => Some(Ok(0)),
@@ -345,7 +348,7 @@ impl Write for TcpConnection<'_, '_> {
         if buf.is_empty() {
             return Ok(0);
         }
-        self.block_on(|socket| match socket.send_slice(buf) {
+        self.block_on(Interest::Write, |socket| match socket.send_slice(buf) {
             Ok(0) => None,
             Ok(n) => Some(Ok(n)),
             Err(tcp::SendError::InvalidState) => Some(Err(closed_error(socket))),

@@ -5,7 +5,7 @@ use core::time::Duration;
 use socketserver_core::time::{Clock, Instant};
 use socketserver_core::{Interest, NoConnection, ShutdownFlag, Wait};
 
-use crate::drive::MAX_IDLE;
+use crate::drive::drive;
 use crate::error::Error;
 use crate::stack::NetRef;
 use crate::tcp::{TcpConnection, TcpListener};
@@ -43,19 +43,8 @@ impl<'s, 'a> Waiter<'s, 'a> {
         if self.flag.is_requested() {
             return;
         }
-        self.net.borrow_mut().poll();
-        if ready() || self.flag.is_requested() {
-            return;
-        }
-        let mut stack = self.net.borrow_mut();
-        let mut timeout = stack.poll_delay().map_or(MAX_IDLE, |d| d.min(MAX_IDLE));
-        if let Some(deadline) = deadline {
-            timeout = timeout.min(deadline.saturating_duration_since(stack.now()));
-        }
-        if !timeout.is_zero() {
-            stack.idle(Some(timeout));
-        }
-        stack.poll();
+        let flag = self.flag;
+        drive(self.net, deadline, || ready() || flag.is_requested());
     }
 }
 
