@@ -81,6 +81,10 @@ impl SynSlot {
 pub(crate) struct Ports {
     pub(crate) listening: heapless::Vec<(u16, usize), MAX_PORTS>,
     pub(crate) half_open: heapless::Vec<SynKey, MAX_HALF_OPEN>,
+    /// A SYN was handed to a listener since the pool last counted them:
+    /// count again even if no socket's state changed (smoltcp may have
+    /// dropped the SYN, and the listener still listens).
+    pub(crate) stale: bool,
 }
 
 impl Ports {
@@ -90,6 +94,7 @@ impl Ports {
             return Some(false);
         }
         entry.1 -= 1;
+        self.stale = true;
         Some(true)
     }
 
@@ -130,6 +135,10 @@ pub(crate) struct Gate<'a, D> {
     /// because the device had no transmit buffer: it goes first next time.
     kept: Option<usize>,
     arrivals: u32,
+    /// Slots holding a request. The backlog is scanned only when this is
+    /// not zero: those scans ran for every frame and every pool socket on
+    /// every poll, and a backlog is empty whenever the pool keeps up.
+    held: usize,
     pub(crate) ports: Ports,
     pub(crate) stats: GateStats,
 }
@@ -144,6 +153,7 @@ impl<'a, D: Device> Gate<'a, D> {
             frame: [0; MAX_FRAME],
             kept: None,
             arrivals: 0,
+            held: 0,
             ports: Ports::default(),
             stats: GateStats::default(),
         }
@@ -151,21 +161,25 @@ impl<'a, D: Device> Gate<'a, D> {
 
     /// Whether a held SYN could be released now.
     pub(crate) fn has_releasable(&self) -> bool {
-        self.backlog
-            .iter()
-            .any(|s| s.key.is_some_and(|k| self.ports.has_listener(k.dst_port)))
+        self.held > 0
+            && self
+                .backlog
+                .iter()
+                .any(|s| s.key.is_some_and(|k| self.ports.has_listener(k.dst_port)))
     }
 
     /// Requests held now.
     pub(crate) fn held(&self) -> usize {
-        self.backlog.iter().filter(|s| s.key.is_some()).count()
+        self.held
     }
 
     /// Whether connection requests for `port` wait in the backlog.
     pub(crate) fn holds_for(&self, port: u16) -> bool {
-        self.backlog
-            .iter()
-            .any(|s| s.key.is_some_and(|k| k.dst_port == port))
+        self.held > 0
+            && self
+                .backlog
+                .iter()
+                .any(|s| s.key.is_some_and(|k| k.dst_port == port))
     }
 
     /// Whether a received frame waits for the device to transmit again.
@@ -174,12 +188,16 @@ impl<'a, D: Device> Gate<'a, D> {
     }
 
     fn expire(&mut self, now: Instant) {
+        if self.held == 0 {
+            return;
+        }
         let lifetime = smoltcp::time::Duration::from_micros(
             u64::try_from(HELD_SYN_LIFETIME.as_micros()).unwrap_or(u64::MAX),
         );
         for slot in self.backlog.iter_mut() {
             if slot.key.is_some() && now >= slot.seen + lifetime {
                 slot.key = None;
+                self.held -= 1;
                 self.stats.expired = self.stats.expired.wrapping_add(1);
             }
         }
@@ -197,7 +215,10 @@ impl<'a, D: Device> Gate<'a, D> {
             None => {
                 self.stats.held = self.stats.held.wrapping_add(1);
                 match self.backlog.iter().position(|s| s.key.is_none()) {
-                    Some(i) => i,
+                    Some(i) => {
+                        self.held += 1;
+                        i
+                    }
                     None => {
                         let Some(oldest) = self.oldest() else {
                             // An empty backlog holds nothing.
@@ -238,6 +259,9 @@ impl<'a, D: Device> Gate<'a, D> {
 
     /// The newest held SYN whose port has a listener now.
     fn newest_releasable(&mut self) -> Option<usize> {
+        if self.held == 0 {
+            return None;
+        }
         let ports = &self.ports;
         let newest = self
             .backlog
@@ -273,6 +297,7 @@ impl<D: Device> Device for Gate<'_, D> {
             self.stats.released = self.stats.released.wrapping_add(1);
             let slot = &mut self.backlog[i];
             slot.key = None;
+            self.held -= 1;
             let frame = &slot.frame[..usize::from(slot.len)];
             return Some((RxToken { frame }, tx));
         }

@@ -200,12 +200,10 @@ impl<'a, D: Device, K: Clock, I: Idle> Stack<'a, D, K, I> {
     }
 
     fn smol_now(&self) -> smoltcp::time::Instant {
-        let micros = self.clock.now().as_micros();
-        smoltcp::time::Instant::from_micros(i64::try_from(micros).unwrap_or(i64::MAX))
+        to_smol_instant(self.clock.now())
     }
 
-    fn refresh(&mut self) {
-        let now = self.clock.now();
+    fn refresh(&mut self, now: Instant) {
         self.pool
             .refresh(&mut self.sockets, &mut self.device, &self.config, now);
     }
@@ -289,7 +287,10 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
     }
 
     fn poll(&mut self) -> bool {
-        let now = self.smol_now();
+        // One reading of the clock for the whole poll: it is a system call's
+        // worth of work on some hosts, and the poll takes microseconds.
+        let clock_now = self.clock.now();
+        let now = to_smol_instant(clock_now);
         self.iface.poll_maintenance(now);
         // Requested (the loop is stopping) or stopped (draining after it):
         // either way nobody will be accepted, so nobody may evict.
@@ -301,12 +302,20 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
             &self.device,
             &self.config,
             accepting,
-            self.clock.now(),
+            clock_now,
         );
         let mut changed = false;
         self.more_ingress = true;
+        self.refresh(clock_now);
         for _ in 0..MAX_INGRESS {
-            self.refresh();
+            // Between frames only a SYN handed to a listener changes what
+            // the gate must know (one listener fewer, one more half-open
+            // connection whose retransmitted SYN it must drop); sockets
+            // that listen again are counted after the batch, and a SYN
+            // held meanwhile is released at the next poll.
+            if self.device.ports.stale {
+                self.refresh(clock_now);
+            }
             match self
                 .iface
                 .poll_ingress_single(now, &mut self.device, &mut self.sockets)
@@ -319,7 +328,7 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
                 PollIngressSingleResult::SocketStateChanged => changed = true,
             }
         }
-        self.refresh();
+        self.refresh(clock_now);
         for _ in 0..MAX_EGRESS {
             match self
                 .iface
@@ -330,7 +339,7 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
             }
         }
         // Sockets whose RST just went out may leave the set or listen again.
-        self.refresh();
+        self.refresh(clock_now);
         changed
     }
 
@@ -417,7 +426,7 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
 
     fn close_pool(&mut self, pool: PoolId) {
         self.pool.close(pool, &mut self.sockets);
-        self.refresh();
+        self.refresh(self.clock.now());
     }
 
     fn tcp_config(&self) -> TcpConfig {
@@ -427,4 +436,8 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
     fn is_cancelled(&self) -> bool {
         self.cancel.is_some_and(|c| c.load(Ordering::Relaxed))
     }
+}
+
+fn to_smol_instant(now: Instant) -> smoltcp::time::Instant {
+    smoltcp::time::Instant::from_micros(i64::try_from(now.as_micros()).unwrap_or(i64::MAX))
 }
