@@ -221,6 +221,13 @@ pub trait Net<'a> {
     /// queued. Never blocks. Returns whether a socket may have changed.
     fn poll(&mut self) -> bool;
 
+    /// Sends what sockets queued without reading the device: the half of
+    /// [`Net::poll`] that pushes a reply or a FIN onto the wire. Never
+    /// blocks. Returns whether a socket may have changed.
+    fn flush(&mut self) -> bool {
+        self.poll()
+    }
+
     /// How long until [`Net::poll`] needs to run again at the latest
     /// (`None`: not until a frame arrives), smoltcp's `poll_delay`.
     fn poll_delay(&mut self) -> Option<Duration>;
@@ -339,6 +346,26 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
             }
         }
         // Sockets whose RST just went out may leave the set or listen again.
+        self.refresh(clock_now);
+        changed
+    }
+
+    /// No ingress: on a TAP device a look for frames is a `read` system
+    /// call, and frames that arrived stay queued for the next poll (and
+    /// wake the next idle at once).
+    fn flush(&mut self) -> bool {
+        let clock_now = self.clock.now();
+        let now = to_smol_instant(clock_now);
+        let mut changed = false;
+        for _ in 0..MAX_EGRESS {
+            match self
+                .iface
+                .poll_egress(now, &mut self.device, &mut self.sockets)
+            {
+                PollResult::None => break,
+                PollResult::SocketStateChanged => changed = true,
+            }
+        }
         self.refresh(clock_now);
         changed
     }

@@ -358,7 +358,7 @@ impl Write for TcpConnection<'_, '_> {
     /// Pushes queued bytes onto the wire without waiting for their ACK, as
     /// flushing a kernel socket does.
     fn flush(&mut self) -> Result<(), Error> {
-        self.net.borrow_mut().poll();
+        self.net.borrow_mut().flush();
         Ok(())
     }
 }
@@ -422,6 +422,8 @@ impl Drop for TcpConnection<'_, '_> {
             socket.close();
         }
         net.release(self.handle);
-        net.poll();
+        // The FIN or RST goes out now; frames that came in wait for the
+        // server's next poll, which its next wait makes at once.
+        net.flush();
     }
 }
