@@ -16,7 +16,7 @@ use socketserver_core::time::{Clock, Instant};
 
 use crate::config::{TcpConfig, from_smol};
 use crate::error::Error;
-use crate::gate::{Gate, GateStats, KEPT_FRAME_RETRY, SynSlot};
+use crate::gate::{Gate, GateStats, SynSlot};
 use crate::pool::{Pool, PoolId, PoolStats};
 
 /// Inbound frames one [`Net::poll`] processes before it returns, so a flood
@@ -375,13 +375,8 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
             return Some(Duration::ZERO);
         }
         let now = self.clock.now();
-        // A pool timer that is due needs a poll even if smoltcp does not;
-        // so does a frame the gate kept because the device could not
-        // transmit (soon, not at once: the device needs time to drain).
-        let mut fin_due = self.pool.next_due(&self.device, &self.config, now);
-        if self.device.has_kept_frame() {
-            fin_due = Some(fin_due.map_or(KEPT_FRAME_RETRY, |d| d.min(KEPT_FRAME_RETRY)));
-        }
+        // A pool timer that is due needs a poll even if smoltcp does not.
+        let fin_due = self.pool.next_due(&self.device, &self.config, now);
         let smol = self
             .iface
             .poll_delay(self.smol_now(), &self.sockets)
