@@ -221,6 +221,18 @@ pub trait Net<'a> {
     /// queued. Never blocks. Returns whether a socket may have changed.
     fn poll(&mut self) -> bool;
 
+    /// The receiving half of [`Net::poll`]: runs the timers and processes
+    /// inbound frames (a bounded number), sending nothing a socket queued.
+    /// Never blocks. Returns whether a socket may have changed.
+    ///
+    /// Used by blocking waits so that the reply a handler writes next leaves
+    /// in one segment with the ACK of the request it answers, instead of
+    /// after a separate pure ACK; follow it with [`Net::flush`] (or a poll)
+    /// before anything that may take long.
+    fn poll_ingress(&mut self) -> bool {
+        self.poll()
+    }
+
     /// Sends what sockets queued without reading the device: the half of
     /// [`Net::poll`] that pushes a reply or a FIN onto the wire. Never
     /// blocks. Returns whether a socket may have changed.
@@ -294,8 +306,14 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
     }
 
     fn poll(&mut self) -> bool {
-        // One reading of the clock for the whole poll: it is a system call's
-        // worth of work on some hosts, and the poll takes microseconds.
+        let received = self.poll_ingress();
+        let sent = self.flush();
+        received || sent
+    }
+
+    fn poll_ingress(&mut self) -> bool {
+        // One reading of the clock for the whole pass: it is a system call's
+        // worth of work on some hosts, and the pass takes microseconds.
         let clock_now = self.clock.now();
         let now = to_smol_instant(clock_now);
         self.iface.poll_maintenance(now);
@@ -336,17 +354,6 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
             }
         }
         self.refresh(clock_now);
-        for _ in 0..MAX_EGRESS {
-            match self
-                .iface
-                .poll_egress(now, &mut self.device, &mut self.sockets)
-            {
-                PollResult::None => break,
-                PollResult::SocketStateChanged => changed = true,
-            }
-        }
-        // Sockets whose RST just went out may leave the set or listen again.
-        self.refresh(clock_now);
         changed
     }
 
@@ -366,6 +373,7 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
                 PollResult::SocketStateChanged => changed = true,
             }
         }
+        // Sockets whose RST just went out may leave the set or listen again.
         self.refresh(clock_now);
         changed
     }

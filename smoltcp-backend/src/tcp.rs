@@ -356,9 +356,14 @@ impl Write for TcpConnection<'_, '_> {
     }
 
     /// Pushes queued bytes onto the wire without waiting for their ACK, as
-    /// flushing a kernel socket does.
+    /// flushing a kernel socket does. With nothing queued it sends nothing:
+    /// a handler's final flush would otherwise put the ACK of the peer's FIN
+    /// on the wire alone, just before the FIN that closing sends with it.
     fn flush(&mut self) -> Result<(), Error> {
-        self.net.borrow_mut().flush();
+        let mut net = self.net.borrow_mut();
+        if net.tcp(self.handle).send_queue() > 0 {
+            net.flush();
+        }
         Ok(())
     }
 }
