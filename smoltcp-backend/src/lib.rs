@@ -69,7 +69,7 @@
 //! backlog arrays), and a full socket set is an error, not smoltcp's panic.
 //!
 //! Limits: one stack manages at most [`MAX_POOL_SOCKETS`] pool sockets on at
-//! most 8 ports; frames longer than [`MAX_FRAME`] are dropped (MTU 1500); a
+//! most 8 ports (frames of any size pass: the MTU is the device's); a
 //! blocking wait idles at most 20 ms at a time, which bounds how late a
 //! shutdown requested from another thread is noticed.
 //!
@@ -104,7 +104,7 @@ mod wait;
 
 pub use config::TcpConfig;
 pub use error::Error;
-pub use gate::{GateStats, HELD_SYN_LIFETIME, MAX_FRAME, SynSlot};
+pub use gate::{GateStats, HELD_SYN_LIFETIME, SynSlot};
 pub use pool::{
     FIN_WAIT_UNDER_PRESSURE, MAX_POOL_SOCKETS, PENDING_PRESSURE, PoolId, PoolStats, RST_GRACE,
     SYN_RECEIVED_UNDER_PRESSURE,

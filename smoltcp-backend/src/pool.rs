@@ -128,6 +128,8 @@ struct Entry {
     active_at: Instant,
     /// Aborted without an RST to send (a half-open connection): over at once.
     quiet: bool,
+    /// `phase` when [`Pool::refresh`] last re-armed and counted the sockets.
+    counted: Phase,
 }
 
 impl Entry {
@@ -165,6 +167,9 @@ impl Entry {
 pub(crate) struct Pool {
     entries: heapless::Vec<Entry, MAX_POOL_SOCKETS>,
     pub(crate) stats: PoolStats,
+    /// A socket was added, released or orphaned since the last full
+    /// [`Pool::refresh`]: the next one must re-arm and recount.
+    dirty: bool,
 }
 
 /// Which sockets are the pool's: `socket(handle)` for each.
@@ -183,6 +188,7 @@ impl Pool {
 
     /// Records a listening socket added to the set.
     pub(crate) fn add(&mut self, handle: SocketHandle, port: u16, pool: PoolId, now: Instant) {
+        self.dirty = true;
         // The caller checked `is_full`; a full table only loses bookkeeping.
         let _ = self.entries.push(Entry {
             handle,
@@ -194,11 +200,13 @@ impl Pool {
             since: now,
             active_at: now,
             quiet: false,
+            counted: Phase::Listening,
         });
     }
 
     /// Orphans `pool`'s sockets, aborting those no connection holds.
     pub(crate) fn close(&mut self, pool: PoolId, sockets: &mut SocketSet<'_>) {
+        self.dirty = true;
         for entry in self.entries.iter_mut().filter(|e| e.pool == pool) {
             entry.orphan = true;
             if !entry.claimed {
@@ -245,6 +253,7 @@ impl Pool {
     }
 
     pub(crate) fn release(&mut self, handle: SocketHandle) {
+        self.dirty = true;
         if let Some(entry) = self.entries.iter_mut().find(|e| e.handle == handle) {
             entry.claimed = false;
         }
@@ -259,7 +268,10 @@ impl Pool {
 
     /// Follows each socket's state, re-arms free sockets, removes orphans
     /// whose connection is over, and tells the gate which ports listen and
-    /// which connections are half-open. Cheap: runs before every frame.
+    /// which connections are half-open. Runs before every frame, so it
+    /// returns after one look at each socket unless something changed: a
+    /// socket's phase, the pool, a listener handed a SYN, or an RST that may
+    /// have waited out its grace.
     pub(crate) fn refresh(
         &mut self,
         sockets: &mut SocketSet<'_>,
@@ -267,8 +279,15 @@ impl Pool {
         config: &TcpConfig,
         now: Instant,
     ) {
-        self.entries.retain_mut(|entry| {
+        let mut dirty = core::mem::take(&mut self.dirty) | core::mem::take(&mut gate.ports.stale);
+        for entry in &mut self.entries {
             observe(entry, tcp(sockets, entry.handle), now);
+            dirty |= entry.phase != entry.counted || entry.phase == Phase::Resetting;
+        }
+        if !dirty {
+            return;
+        }
+        self.entries.retain_mut(|entry| {
             if !entry.orphan || entry.claimed || !entry.is_over(now) {
                 return true;
             }
@@ -291,6 +310,7 @@ impl Pool {
                     observe(entry, socket, now);
                 }
             }
+            entry.counted = entry.phase;
             if entry.phase == Phase::HalfOpen
                 && let Some(remote) = socket.remote_endpoint()
             {

@@ -16,7 +16,7 @@ use socketserver_core::time::{Clock, Instant};
 
 use crate::config::{TcpConfig, from_smol};
 use crate::error::Error;
-use crate::gate::{Gate, GateStats, KEPT_FRAME_RETRY, SynSlot};
+use crate::gate::{Gate, GateStats, SynSlot};
 use crate::pool::{Pool, PoolId, PoolStats};
 
 /// Inbound frames one [`Net::poll`] processes before it returns, so a flood
@@ -200,12 +200,10 @@ impl<'a, D: Device, K: Clock, I: Idle> Stack<'a, D, K, I> {
     }
 
     fn smol_now(&self) -> smoltcp::time::Instant {
-        let micros = self.clock.now().as_micros();
-        smoltcp::time::Instant::from_micros(i64::try_from(micros).unwrap_or(i64::MAX))
+        to_smol_instant(self.clock.now())
     }
 
-    fn refresh(&mut self) {
-        let now = self.clock.now();
+    fn refresh(&mut self, now: Instant) {
         self.pool
             .refresh(&mut self.sockets, &mut self.device, &self.config, now);
     }
@@ -222,6 +220,25 @@ pub trait Net<'a> {
     /// Processes inbound frames (a bounded number) and sends what sockets
     /// queued. Never blocks. Returns whether a socket may have changed.
     fn poll(&mut self) -> bool;
+
+    /// The receiving half of [`Net::poll`]: runs the timers and processes
+    /// inbound frames (a bounded number), sending nothing a socket queued.
+    /// Never blocks. Returns whether a socket may have changed.
+    ///
+    /// Used by blocking waits so that the reply a handler writes next leaves
+    /// in one segment with the ACK of the request it answers, instead of
+    /// after a separate pure ACK; follow it with [`Net::flush`] (or a poll)
+    /// before anything that may take long.
+    fn poll_ingress(&mut self) -> bool {
+        self.poll()
+    }
+
+    /// Sends what sockets queued without reading the device: the half of
+    /// [`Net::poll`] that pushes a reply or a FIN onto the wire. Never
+    /// blocks. Returns whether a socket may have changed.
+    fn flush(&mut self) -> bool {
+        self.poll()
+    }
 
     /// How long until [`Net::poll`] needs to run again at the latest
     /// (`None`: not until a frame arrives), smoltcp's `poll_delay`.
@@ -289,7 +306,16 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
     }
 
     fn poll(&mut self) -> bool {
-        let now = self.smol_now();
+        let received = self.poll_ingress();
+        let sent = self.flush();
+        received || sent
+    }
+
+    fn poll_ingress(&mut self) -> bool {
+        // One reading of the clock for the whole pass: it is a system call's
+        // worth of work on some hosts, and the pass takes microseconds.
+        let clock_now = self.clock.now();
+        let now = to_smol_instant(clock_now);
         self.iface.poll_maintenance(now);
         // Requested (the loop is stopping) or stopped (draining after it):
         // either way nobody will be accepted, so nobody may evict.
@@ -301,12 +327,20 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
             &self.device,
             &self.config,
             accepting,
-            self.clock.now(),
+            clock_now,
         );
         let mut changed = false;
         self.more_ingress = true;
+        self.refresh(clock_now);
         for _ in 0..MAX_INGRESS {
-            self.refresh();
+            // Between frames only a SYN handed to a listener changes what
+            // the gate must know (one listener fewer, one more half-open
+            // connection whose retransmitted SYN it must drop); sockets
+            // that listen again are counted after the batch, and a SYN
+            // held meanwhile is released at the next poll.
+            if self.device.ports.stale {
+                self.refresh(clock_now);
+            }
             match self
                 .iface
                 .poll_ingress_single(now, &mut self.device, &mut self.sockets)
@@ -319,7 +353,17 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
                 PollIngressSingleResult::SocketStateChanged => changed = true,
             }
         }
-        self.refresh();
+        self.refresh(clock_now);
+        changed
+    }
+
+    /// No ingress: on a TAP device a look for frames is a `read` system
+    /// call, and frames that arrived stay queued for the next poll (and
+    /// wake the next idle at once).
+    fn flush(&mut self) -> bool {
+        let clock_now = self.clock.now();
+        let now = to_smol_instant(clock_now);
+        let mut changed = false;
         for _ in 0..MAX_EGRESS {
             match self
                 .iface
@@ -330,7 +374,7 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
             }
         }
         // Sockets whose RST just went out may leave the set or listen again.
-        self.refresh();
+        self.refresh(clock_now);
         changed
     }
 
@@ -339,13 +383,8 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
             return Some(Duration::ZERO);
         }
         let now = self.clock.now();
-        // A pool timer that is due needs a poll even if smoltcp does not;
-        // so does a frame the gate kept because the device could not
-        // transmit (soon, not at once: the device needs time to drain).
-        let mut fin_due = self.pool.next_due(&self.device, &self.config, now);
-        if self.device.has_kept_frame() {
-            fin_due = Some(fin_due.map_or(KEPT_FRAME_RETRY, |d| d.min(KEPT_FRAME_RETRY)));
-        }
+        // A pool timer that is due needs a poll even if smoltcp does not.
+        let fin_due = self.pool.next_due(&self.device, &self.config, now);
         let smol = self
             .iface
             .poll_delay(self.smol_now(), &self.sockets)
@@ -417,7 +456,7 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
 
     fn close_pool(&mut self, pool: PoolId) {
         self.pool.close(pool, &mut self.sockets);
-        self.refresh();
+        self.refresh(self.clock.now());
     }
 
     fn tcp_config(&self) -> TcpConfig {
@@ -427,4 +466,8 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
     fn is_cancelled(&self) -> bool {
         self.cancel.is_some_and(|c| c.load(Ordering::Relaxed))
     }
+}
+
+fn to_smol_instant(now: Instant) -> smoltcp::time::Instant {
+    smoltcp::time::Instant::from_micros(i64::try_from(now.as_micros()).unwrap_or(i64::MAX))
 }

@@ -253,6 +253,7 @@ impl TcpConnection<'_, '_> {
     /// may have changed or the deadline (taken at the first miss) passes.
     fn block_on<T>(
         &mut self,
+        interest: Interest,
         mut attempt: impl FnMut(&mut tcp::Socket<'_>) -> Option<Result<T, Error>>,
     ) -> Result<T, Error> {
         let mut deadline = None;
@@ -270,7 +271,7 @@ impl TcpConnection<'_, '_> {
                 None => {}
             }
             let until = *deadline.get_or_insert_with(|| self.deadline());
-            self.wait(until)?;
+            self.wait(until, interest)?;
         }
     }
 
@@ -278,7 +279,7 @@ impl TcpConnection<'_, '_> {
     /// is cancelled. A cancel or the stack's idle timeout marks the
     /// connection failed (RST) here; the handler's own timeout fails the call
     /// with `TimedOut`, and core's lifecycle then aborts it (RST) too.
-    fn wait(&mut self, deadline: Option<(Instant, bool)>) -> Result<(), Error> {
+    fn wait(&mut self, deadline: Option<(Instant, bool)>, interest: Interest) -> Result<(), Error> {
         let (cancelled, expired) = {
             let net = self.net.borrow();
             (
@@ -297,7 +298,9 @@ impl TcpConnection<'_, '_> {
                 Error::TimedOut
             });
         }
-        drive(self.net, deadline.map(|(d, _)| d));
+        drive(self.net, deadline.map(|(d, _)| d), || {
+            self.is_ready(interest)
+        });
         Ok(())
     }
 }
@@ -327,7 +330,7 @@ impl Read for TcpConnection<'_, '_> {
         if buf.is_empty() {
             return Ok(0);
         }
-        self.block_on(|socket| match socket.recv_slice(buf) {
+        self.block_on(Interest::Read, |socket| match socket.recv_slice(buf) {
             Ok(0) => None,
             Ok(n) => Some(Ok(n)),
             Err(tcp::RecvError::Finished) => Some(Ok(0)),
@@ -347,7 +350,7 @@ impl Write for TcpConnection<'_, '_> {
         if buf.is_empty() {
             return Ok(0);
         }
-        self.block_on(|socket| match socket.send_slice(buf) {
+        self.block_on(Interest::Write, |socket| match socket.send_slice(buf) {
             Ok(0) => None,
             Ok(n) => Some(Ok(n)),
             Err(tcp::SendError::InvalidState) => Some(Err(closed_error(socket))),
@@ -355,9 +358,14 @@ impl Write for TcpConnection<'_, '_> {
     }
 
     /// Pushes queued bytes onto the wire without waiting for their ACK, as
-    /// flushing a kernel socket does.
+    /// flushing a kernel socket does. With nothing queued it sends nothing:
+    /// a handler's final flush would otherwise put the ACK of the peer's FIN
+    /// on the wire alone, just before the FIN that closing sends with it.
     fn flush(&mut self) -> Result<(), Error> {
-        self.net.borrow_mut().poll();
+        let mut net = self.net.borrow_mut();
+        if net.tcp(self.handle).send_queue() > 0 {
+            net.flush();
+        }
         Ok(())
     }
 }
@@ -446,6 +454,8 @@ impl Drop for TcpConnection<'_, '_> {
             socket.close();
         }
         net.release(self.handle);
-        net.poll();
+        // The FIN or RST goes out now; frames that came in wait for the
+        // server's next poll, which its next wait makes at once.
+        net.flush();
     }
 }

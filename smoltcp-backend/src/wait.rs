@@ -5,8 +5,9 @@ use core::time::Duration;
 use socketserver_core::time::{Clock, Instant};
 use socketserver_core::{Interest, NoConnection, ShutdownFlag, Wait};
 
-use crate::drive::MAX_IDLE;
+use crate::drive::drive;
 use crate::error::Error;
+use crate::pool::MAX_POOL_SOCKETS;
 use crate::stack::NetRef;
 use crate::tcp::{TcpConnection, TcpListener};
 use crate::udp::UdpSocket;
@@ -39,23 +40,12 @@ impl<'s, 'a> Waiter<'s, 'a> {
         self.net
     }
 
-    fn wait_with(&mut self, ready: impl FnOnce() -> bool, deadline: Option<Instant>) {
+    fn wait_with(&mut self, mut ready: impl FnMut() -> bool, deadline: Option<Instant>) {
         if self.flag.is_requested() {
             return;
         }
-        self.net.borrow_mut().poll();
-        if ready() || self.flag.is_requested() {
-            return;
-        }
-        let mut stack = self.net.borrow_mut();
-        let mut timeout = stack.poll_delay().map_or(MAX_IDLE, |d| d.min(MAX_IDLE));
-        if let Some(deadline) = deadline {
-            timeout = timeout.min(deadline.saturating_duration_since(stack.now()));
-        }
-        if !timeout.is_zero() {
-            stack.idle(Some(timeout));
-        }
-        stack.poll();
+        let flag = self.flag;
+        drive(self.net, deadline, || ready() || flag.is_requested());
     }
 }
 
@@ -77,8 +67,16 @@ impl<'s, 'a> Wait<TcpListener<'s, 'a>, TcpConnection<'s, 'a>> for Waiter<'s, 'a>
     where
         TcpConnection<'s, 'a>: 'c,
     {
-        let ready =
-            || server.is_some_and(TcpListener::is_ready) || conns.any(|(c, i)| c.is_ready(i));
+        // Asked twice (see `drive`), so the connections are listed once.
+        // A stack has at most MAX_POOL_SOCKETS connections; more would be
+        // a caller's bug, and then the waiter does not sleep.
+        let mut listed: heapless::Vec<_, MAX_POOL_SOCKETS> = heapless::Vec::new();
+        let overflow = conns.any(|conn| listed.push(conn).is_err());
+        let ready = || {
+            overflow
+                || server.is_some_and(TcpListener::is_ready)
+                || listed.iter().any(|(c, i)| c.is_ready(*i))
+        };
         self.wait_with(ready, deadline);
         Ok(())
     }
