@@ -1,7 +1,7 @@
 //! Throughput of a TCP echo through the smoltcp backend over TAP.
 //!
 //! Creates a private network namespace with a TAP device, serves core's
-//! `Echo` (under `Sync`) or `NonBlockingEcho` (under `Multiplexed`) on the
+//! `Echo` (under `Sync` or `Multiplexed`) on the
 //! smoltcp stack there, sends 64 MiB through it from a kernel socket while
 //! reading the echo back, checks every byte, and prints MiB/s. Needs root.
 //!

@@ -12,10 +12,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use socketserver::{Echo, IdlePolicy, MinRate, Multiplexed, NonBlockingEcho};
-use socketserver_std::{
-    MultiplexedTCPServer, Options, SocketStreamServer, Threading, ThreadingTCPServer,
-};
+use socketserver::{DefaultHooks, Echo, IdlePolicy, MinRate, Multiplexed};
+use socketserver_std::{Options, SocketStreamServer, TcpConnection, Threading, ThreadingTCPServer};
 
 use support::running::Running;
 
@@ -34,17 +32,32 @@ fn threading(policy: IdlePolicy, max_threads: usize) -> (Running, SocketAddr) {
     })
 }
 
-type Mux<const N: usize> = MultiplexedTCPServer<NonBlockingEcho<64>, N>;
-
+/// Core's async `Echo` on `N` `Multiplexed` slots, pinned in the serving
+/// thread (with a large stack: the slots live inline).
 fn multiplexed<const N: usize>(policy: IdlePolicy) -> (Running, SocketAddr) {
-    serve(move || {
-        let strategy = Multiplexed::new(NonBlockingEcho::default());
-        let options = Options::default().idle_policy(policy);
-        let server: Mux<N> =
-            SocketStreamServer::with_options("127.0.0.1:0", strategy, Default::default(), options)
-                .expect("bind");
-        server
-    })
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = thread::Builder::new()
+        .stack_size(256 << 20)
+        .spawn(move || {
+            let slots = std::pin::pin!(Multiplexed::<TcpConnection, _, _, N>::new(Echo::<64>));
+            let options = Options::default().idle_policy(policy);
+            let mut server =
+                SocketStreamServer::with_options("127.0.0.1:0", slots, DefaultHooks, options)
+                    .expect("bind");
+            tx.send((server.shutdown_handle(), *server.server_address()))
+                .unwrap();
+            server.serve_forever(POLL).expect("serve_forever");
+            server.server_close();
+        })
+        .unwrap();
+    let (stop, addr) = rx.recv().unwrap();
+    (
+        Running {
+            stop,
+            thread: Some(thread),
+        },
+        addr,
+    )
 }
 
 fn serve<P, F>(build: F) -> (Running, SocketAddr)

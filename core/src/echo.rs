@@ -4,11 +4,10 @@
 use crate::async_request::AsyncStreamRequest;
 use crate::error::{Error, HandlerError};
 use crate::handler::{
-    Async, AsyncStreamRequestHandler, DatagramRequestHandler, NonBlockingHandler, Progress,
-    StreamRequestHandler,
+    Async, AsyncStreamRequestHandler, DatagramRequestHandler, StreamRequestHandler,
 };
 use crate::request::{DatagramRequest, StreamRequest};
-use crate::transport::{Connection, Interest};
+use crate::transport::Connection;
 
 /// Echoes every byte as it arrives until the client's EOF.
 ///
@@ -72,82 +71,6 @@ impl<A: core::fmt::Debug> DatagramRequestHandler<A> for EchoDatagram {
     fn handle(&mut self, req: &mut DatagramRequest<'_, A>) -> Result<(), HandlerError> {
         let packet = req.packet();
         req.write_all(packet)
-    }
-}
-
-/// A non-blocking echo: reads into a `BUF`-byte buffer when readable,
-/// writes it back when writable, and is done after the client's EOF once
-/// all is sent. Each read fills as much of the buffer as the socket has, so
-/// bulk transfers move `BUF` bytes per system call, not a byte at a time.
-#[derive(Debug, Clone)]
-pub struct NonBlockingEcho<const BUF: usize = 1024> {
-    buf: [u8; BUF],
-    /// `buf[sent..filled]` is read and not yet echoed.
-    sent: usize,
-    filled: usize,
-    peer_closed: bool,
-}
-
-impl<const BUF: usize> Default for NonBlockingEcho<BUF> {
-    fn default() -> Self {
-        Self {
-            buf: [0; BUF],
-            sent: 0,
-            filled: 0,
-            peer_closed: false,
-        }
-    }
-}
-
-impl<const BUF: usize> NonBlockingEcho<BUF> {
-    fn pending(&self) -> &[u8] {
-        &self.buf[self.sent..self.filled]
-    }
-}
-
-impl<C: Connection, const BUF: usize> NonBlockingHandler<C> for NonBlockingEcho<BUF> {
-    /// Moves as much as readiness allows; the strategy bounds a step by
-    /// withdrawing readiness, so looping while something moves is fair.
-    fn poll(&mut self, conn: &mut C) -> Result<Progress, Error<C::Error>> {
-        loop {
-            let mut moved = false;
-            if !self.pending().is_empty() && conn.write_ready()? {
-                let n = conn.write(self.pending())?;
-                if n == 0 {
-                    return Err(Error::WriteZero);
-                }
-                self.sent += n;
-                if self.sent == self.filled {
-                    (self.sent, self.filled) = (0, 0);
-                }
-                moved = true;
-            }
-            if !self.peer_closed && self.filled < BUF && conn.read_ready()? {
-                let n = conn.read(&mut self.buf[self.filled..])?;
-                if n == 0 {
-                    self.peer_closed = true;
-                }
-                self.filled += n;
-                moved = true;
-            }
-            if self.peer_closed && self.pending().is_empty() {
-                return Ok(Progress::Done);
-            }
-            if !moved {
-                return Ok(Progress::Continue);
-            }
-        }
-    }
-
-    fn interest(&self) -> Interest {
-        match (
-            self.pending().is_empty(),
-            self.peer_closed || self.filled == BUF,
-        ) {
-            (true, _) => Interest::Read,
-            (false, true) => Interest::Write,
-            (false, false) => Interest::ReadWrite,
-        }
     }
 }
 

@@ -5,7 +5,7 @@ use crate::block_on::block_on;
 use crate::error::{Error, HandlerError};
 use crate::request::{DatagramRequest, StreamRequest};
 use crate::time::Duration;
-use crate::transport::{Connection, Interest};
+use crate::transport::Connection;
 
 /// Python's `StreamRequestHandler`: `setup`, `handle`, `finish` over a
 /// blocking stream.
@@ -201,46 +201,6 @@ pub trait DatagramRequestHandler<A: core::fmt::Debug>: Clone {
     /// Runs even when `handle` failed; the reply is sent after it.
     fn finish(&mut self, req: &mut DatagramRequest<'_, A>) -> Result<(), HandlerError> {
         let _ = req;
-        Ok(())
-    }
-}
-
-/// What a non-blocking handler wants after a step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum Progress {
-    /// Keep the connection; call again when it may be ready for [`NonBlockingHandler::interest`].
-    Continue,
-    /// The request is complete: run `finish` and close the connection.
-    Done,
-}
-
-/// A stream handler written as a state machine that never blocks, so one
-/// thread with no heap serves many connections under `Multiplexed<N>`.
-///
-/// `poll` is called when the connection may be ready; it must check
-/// `read_ready` / `write_ready` before each `read` / `write` (a read or write
-/// that readiness allowed does not block), keep its own state in `self`, and
-/// return [`Progress::Done`] when the request is complete.
-pub trait NonBlockingHandler<C: Connection>: Clone {
-    /// Prepares the request when its connection is accepted.
-    fn setup(&mut self, client: &C::Addr) -> Result<(), Error<C::Error>> {
-        let _ = client;
-        Ok(())
-    }
-
-    /// Advances the request as far as it can go without blocking.
-    fn poll(&mut self, conn: &mut C) -> Result<Progress, Error<C::Error>>;
-
-    /// What readiness the next `poll` waits for. Waiting for `Write` with
-    /// nothing to write would wake the server at once, so say only what is needed.
-    fn interest(&self) -> Interest {
-        Interest::Read
-    }
-
-    /// Cleans up after `Done` or a failure, before the connection is closed.
-    fn finish(&mut self, conn: &mut C) -> Result<(), Error<C::Error>> {
-        let _ = conn;
         Ok(())
     }
 }

@@ -1,8 +1,9 @@
 //! The `no_std`, heap-free core of socketserver: Python's `socketserver`
 //! lifecycles, written once for every backend.
 //!
-//! A *request handler* owns the protocol ([`StreamRequestHandler`],
-//! [`DatagramRequestHandler`], [`NonBlockingHandler`]); a *server*
+//! A *request handler* owns the protocol ([`AsyncStreamRequestHandler`],
+//! written as plain sequential async code, and Python's blocking
+//! [`StreamRequestHandler`] and [`DatagramRequestHandler`]); a *server*
 //! ([`StreamServer`], [`DatagramServer`]) owns the socket and the request loop
 //! (`handle_request`, `serve_forever`, shutdown) and calls Python's hooks
 //! ([`ServerHooks`]) in Python's order; a *strategy* ([`Sync`],
@@ -53,7 +54,7 @@
 //! default `handle_error` write Python's report to stderr.
 #![no_std]
 // Two exceptions, each with a `// SAFETY:` comment and tests: the waker of
-// `wake.rs`, and the pinned request slots of `async_mux.rs`.
+// `wake.rs`, and the pinned request slots of `multiplexed.rs`.
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -63,7 +64,6 @@ extern crate std;
 mod trace;
 mod wake;
 
-mod async_mux;
 mod async_request;
 mod block_on;
 mod blocking_io;
@@ -75,7 +75,6 @@ mod hooks;
 mod lifecycle;
 mod liveness;
 mod message;
-mod metered;
 mod multiplexed;
 #[cfg(feature = "std")]
 mod report_limit;
@@ -89,19 +88,15 @@ mod sync;
 pub mod time;
 pub mod transport;
 
-pub use async_mux::{AsyncMultiplexed, Served};
 pub use async_request::AsyncStreamRequest;
 pub use block_on::block_on;
 pub use blocking_io::Blocking;
 pub use buffered::{BufReader, BufWriter, ReadBuffer, WriteBuffer, send_all};
-pub use echo::{Echo, EchoDatagram, LINE_TOO_LONG, NonBlockingEcho, Upper};
+pub use echo::{Echo, EchoDatagram, LINE_TOO_LONG, Upper};
 pub use embedded_io;
 pub use embedded_io_async;
 pub use error::{Error, HandlerError};
-pub use handler::{
-    Async, AsyncStreamRequestHandler, DatagramRequestHandler, NonBlockingHandler, Progress,
-    StreamRequestHandler,
-};
+pub use handler::{Async, AsyncStreamRequestHandler, DatagramRequestHandler, StreamRequestHandler};
 pub use hooks::{DefaultHooks, ServerHooks, report_dropped_reply, report_error};
 pub use lifecycle::{
     close_stream_request, cut_stream_request, end_stream_request, finish_stream_request,
@@ -112,9 +107,9 @@ pub use liveness::{
     SUGGESTED_MIN_RATE,
 };
 pub use message::{MESSAGE_CAPACITY, Message};
-pub use metered::{Metered, STEP_BUDGET};
-pub use multiplexed::Multiplexed;
+pub use multiplexed::{Multiplexed, Served};
 pub use request::{DatagramRequest, StreamRequest};
+pub use request_io::STEP_BUDGET;
 pub use serve_loop::Handled;
 pub use server::{DatagramServer, StreamServer};
 pub use shutdown::ShutdownFlag;

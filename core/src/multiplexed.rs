@@ -1,227 +1,399 @@
-//! `Multiplexed<N>`: N non-blocking requests served from one thread, no heap.
+//! `Multiplexed<N>`: N async requests served concurrently from the
+//! serving thread, with no heap and no runtime.
+//!
+//! Each request is an `async` lifecycle (`setup`, `handle`, `finish`) kept
+//! in one of N fixed slots, polled when its waker fired (its connection
+//! became ready, or it yielded after its byte budget) or the server is
+//! ending it. The futures never move once polled: the strategy is used
+//! pinned (`core::pin::pin!`), and a slot's future is only ever replaced in
+//! place.
 
+use core::future::Future;
+use core::marker::PhantomPinned;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+
+use crate::async_request::AsyncStreamRequest;
 use crate::error::Error;
-use crate::handler::{NonBlockingHandler, Progress};
+use crate::handler::AsyncStreamRequestHandler;
 use crate::hooks::ServerHooks;
 use crate::lifecycle::{close_stream_request, cut_stream_request, report_request_error};
-use crate::liveness::{Activity, Expiry, IdlePolicy};
-use crate::metered::{Metered, STEP_BUDGET};
+use crate::liveness::{Activity, IdlePolicy};
 use crate::strategy::{AddrOf, StreamStrategy};
-use crate::time::{Duration, Instant};
-use crate::trace::step;
+use crate::time::Instant;
+use crate::trace::{step, trace_warn};
 use crate::transport::{Connection, Listener, Wait};
+use crate::wake::SlotId;
 
-/// One occupied slot: a connection, its client, its handler, and what it moved.
+/// Polls a cancelled request gets to run its `finish` before it is dropped
+/// (dropping it resets its connection).
+const CANCEL_POLLS: usize = 4;
+
+/// What one request's future gives back: its connection, to end it.
 #[derive(Debug)]
-struct Slot<C: Connection, H> {
+pub struct Served<C: Connection> {
     conn: C,
-    client: C::Addr,
-    handler: H,
-    activity: Activity,
+    result: Result<(), Error<C::Error>>,
 }
 
-/// Serves up to `N` requests at once with [`NonBlockingHandler`]s, from the
-/// thread that runs the server loop.
-///
-/// What it promises, whatever the handlers and peers do:
-/// - **Fairness.** Each pass steps every ready slot once, with a budget of
-///   64 KiB: a handler sees no more readiness once its step has moved that
-///   much, so no connection, however busy, delays another slot, a new
-///   client or a shutdown by more than one pass.
-/// - **Bounded idle and slow peers** ([`IdlePolicy`], on by default): a
-///   request that moves nothing for the idle timeout (or, when the policy
-///   sets one, less than the minimum rate) is ended; at capacity, a waiting
-///   client evicts the longest-idle request once it has been idle for
-///   `evict_after`. Ended requests are reset ([`Connection::abort`]), so the
-///   peer sees an error.
-/// - **No refusal.** A client beyond `N` that can evict nobody is not
-///   accepted until a slot frees: it waits in the listener's backlog (or,
-///   on smoltcp, in the SYN gate) and is served then.
-#[derive(Debug)]
-pub struct Multiplexed<C: Connection, H, const N: usize> {
-    handler: H,
-    slots: heapless::Vec<Slot<C, H>, N>,
-    policy: IdlePolicy,
-    /// The time of the latest pass, so a slot filled between passes starts its clock.
-    last_pass: Instant,
-}
+/// The connection of a request in flight: reset if the request is dropped
+/// before it completes (a cut), given back when it completes.
+struct Owned<C: Connection>(Option<C>);
 
-impl<C, H, const N: usize> Multiplexed<C, H, N>
-where
-    C: Connection,
-    H: for<'c> NonBlockingHandler<Metered<'c, C>>,
-{
-    /// A strategy that clones `handler` into each of its `N` slots, with the
-    /// default [`IdlePolicy`].
-    pub fn new(handler: H) -> Self {
-        Self {
-            handler,
-            slots: heapless::Vec::new(),
-            policy: IdlePolicy::default(),
-            last_pass: Instant::from_micros(0),
+impl<C: Connection> Drop for Owned<C> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
+            conn.abort();
         }
     }
 }
 
-impl<C: Connection, H, const N: usize> Multiplexed<C, H, N> {
+/// The handler's steps for one request, in Python's order, over a polled
+/// request: `setup`; then `handle` and `finish` (which runs even when
+/// `handle` failed); then the write buffer is flushed. Returns the
+/// connection, or `None` in the impossible case that it was taken.
+async fn serve<C, H, const RBUF: usize>(
+    mut handler: H,
+    conn: C,
+    client: C::Addr,
+) -> Option<Served<C>>
+where
+    C: Connection,
+    H: AsyncStreamRequestHandler<C>,
+{
+    let mut owned = Owned(Some(conn));
+    let mut rbuf = [0u8; RBUF];
+    let mut wbuf = [0u8; 0];
+    let conn = owned.0.as_mut()?;
+    if handler.disable_nagle_algorithm()
+        && let Err(e) = conn.set_nodelay(true)
+    {
+        trace_warn!("socketserver::handler", "set_nodelay failed", e);
+    }
+    let mut req = AsyncStreamRequest::polled(conn, &client, &mut rbuf, &mut wbuf);
+    step!("socketserver::handler", "setup");
+    let result = match handler.setup(&mut req).await {
+        Err(e) => Err(e),
+        Ok(()) => {
+            step!("socketserver::handler", "handle");
+            let handled = handler.handle(&mut req).await;
+            step!("socketserver::handler", "finish");
+            let finished = handler.finish(&mut req).await;
+            if let Err(e) = req.flush().await {
+                trace_warn!("socketserver::handler", "flush after finish failed", e);
+            }
+            finished.and(handled)
+        }
+    };
+    let conn = owned.0.take()?;
+    Some(Served { conn, result })
+}
+
+/// One request in flight: what the server knows of it besides its future.
+#[derive(Debug)]
+struct Meta<A> {
+    id: SlotId,
+    client: A,
+    activity: Activity,
+    /// Cancelled by the server: polls left before it is dropped.
+    cancel_polls: Option<usize>,
+}
+
+/// Everything but the futures: free to move and to borrow mutably.
+#[derive(Debug)]
+struct State<C: Connection, H, F, const N: usize> {
+    handler: H,
+    make: fn(H, C, C::Addr) -> F,
+    meta: [Option<Meta<C::Addr>>; N],
+    /// A client accepted at capacity, waiting for the slot an eviction frees.
+    queued: Option<(C, C::Addr)>,
+    policy: IdlePolicy,
+    last_pass: Instant,
+}
+
+/// Serves up to `N` requests at once with an [`AsyncStreamRequestHandler`],
+/// from the thread that runs the server loop: Python's handler shape,
+/// written as plain sequential code, concurrent with no heap and no runtime.
+///
+/// Use it pinned, so its request futures never move:
+///
+/// ```
+/// use core::pin::pin;
+/// use socketserver_core::{Multiplexed, DefaultHooks, Listener, StreamServer, Upper, Wait};
+///
+/// fn serve<L: Listener, W: Wait<L, L::Conn>>(listener: L, waiter: W) -> Result<(), W::Error> {
+///     let mux = pin!(Multiplexed::<L::Conn, _, _, 4>::new(Upper::<256>));
+///     let mut server = StreamServer::new(listener, waiter, mux, DefaultHooks);
+///     server.serve_forever(core::time::Duration::from_millis(500))
+/// }
+/// ```
+///
+/// What it promises: a poll of one request moves at most 64 KiB (it then
+/// yields), so no connection delays the others or a new client by more than
+/// one pass; idle requests are ended and, at capacity, the longest idle
+/// evicted ([`IdlePolicy`]); a request the server ends sees [`Error::Cut`]
+/// on its pending call, its `finish` runs, and its connection is reset;
+/// clients beyond `N` wait in the backlog. A backend's connections must
+/// register wakers ([`Connection::register_waker`]) for the server to sleep
+/// while requests wait.
+#[derive(Debug)]
+pub struct Multiplexed<C: Connection, H, F, const N: usize> {
+    state: State<C, H, F, N>,
+    /// Structurally pinned: touched only through [`Self::project`].
+    futures: [Option<F>; N],
+    _pinned: PhantomPinned,
+}
+
+impl<C, H, const N: usize> Multiplexed<C, H, (), N>
+where
+    C: Connection,
+    H: AsyncStreamRequestHandler<C>,
+{
+    /// A strategy that clones `handler` into each of its `N` slots, with
+    /// a 1 KiB read-ahead buffer per request (Python's `rbufsize`) and the
+    /// default [`IdlePolicy`]. Pin it before use.
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new(handler: H) -> Multiplexed<C, H, impl Future<Output = Option<Served<C>>>, N> {
+        Self::with_rbufsize::<1024>(handler)
+    }
+
+    /// As [`new`](Self::new), with an `RBUF`-byte read-ahead buffer per
+    /// request (it lives in the request's slot: firmware sizes it small; 0
+    /// reads straight into the handler's buffers, a byte at a time for lines).
+    pub fn with_rbufsize<const RBUF: usize>(
+        handler: H,
+    ) -> Multiplexed<C, H, impl Future<Output = Option<Served<C>>>, N> {
+        Multiplexed {
+            state: State {
+                handler,
+                make: serve::<C, H, RBUF>,
+                meta: [const { None }; N],
+                queued: None,
+                policy: IdlePolicy::default(),
+                last_pass: Instant::from_micros(0),
+            },
+            futures: [const { None }; N],
+            _pinned: PhantomPinned,
+        }
+    }
+}
+
+impl<C, H, F, const N: usize> Multiplexed<C, H, F, N>
+where
+    C: Connection,
+    H: AsyncStreamRequestHandler<C>,
+    F: Future<Output = Option<Served<C>>>,
+{
     /// Bounds idle and slow peers with `policy`.
     pub fn with_idle_policy(mut self, policy: IdlePolicy) -> Self {
-        self.policy = policy;
+        self.state.policy = policy;
         self
     }
 
     /// Sets only the idle timeout of the policy (`None`: never).
-    pub fn with_idle_timeout(self, idle_timeout: Option<Duration>) -> Self {
-        let policy = self.policy.idle_timeout(idle_timeout);
+    pub fn with_idle_timeout(self, idle_timeout: Option<core::time::Duration>) -> Self {
+        let policy = self.state.policy.idle_timeout(idle_timeout);
         self.with_idle_policy(policy)
     }
 
-    /// The policy in force.
-    pub fn idle_policy(&self) -> &IdlePolicy {
-        &self.policy
-    }
-
-    /// Replaces the policy for requests taken from now on and those in flight.
-    pub fn set_idle_policy(&mut self, policy: IdlePolicy) {
-        self.policy = policy;
+    /// Replaces the idle policy (for requests in flight too).
+    pub fn set_idle_policy(self: Pin<&mut Self>, policy: IdlePolicy) {
+        self.project().0.policy = policy;
     }
 
     /// Requests being served now.
     pub fn active(&self) -> usize {
-        self.slots.len()
+        self.state.meta.iter().flatten().count()
     }
 
-    /// The earliest instant at which a slot expires, or (at capacity) becomes
-    /// evictable: the serve loop must look again then.
-    pub fn next_idle_deadline(&self) -> Option<Instant> {
-        let full = self.slots.is_full();
-        self.slots
-            .iter()
-            .flat_map(|s| {
-                let evictable = full
-                    .then(|| s.activity.evictable_at(&self.policy))
-                    .flatten();
-                [s.activity.deadline(&self.policy), evictable]
-            })
-            .flatten()
-            .min()
+    /// The movable state, and the futures, pinned.
+    #[allow(unsafe_code)]
+    fn project(self: Pin<&mut Self>) -> (&mut State<C, H, F, N>, PinnedFutures<'_, F, N>) {
+        // SAFETY: `futures` is structurally pinned, `state` is not:
+        // - nothing moves a future out of `futures`: a slot is filled or
+        //   emptied only with `Pin::set`, which drops the old value in place;
+        // - the struct is `!Unpin` (`PhantomPinned`) and has no `Drop` impl,
+        //   so it stays put while pinned and its futures are dropped in place;
+        // - the two references are to disjoint fields.
+        unsafe {
+            let this = self.get_unchecked_mut();
+            (&mut this.state, Pin::new_unchecked(&mut this.futures))
+        }
+    }
+}
+
+/// The request futures of a pinned strategy.
+type PinnedFutures<'a, F, const N: usize> = Pin<&'a mut [Option<F>; N]>;
+
+/// Slot `index` of the pinned futures.
+#[allow(unsafe_code)]
+fn slot<F, const N: usize>(futures: PinnedFutures<'_, F, N>, index: usize) -> Pin<&mut Option<F>> {
+    // SAFETY: an element of a pinned array is pinned too: the elements are
+    // never moved (see `Multiplexed::project`). Callers pass
+    // `index < N` (loops over `0..N`, positions found in `meta`), so the
+    // indexing cannot panic inside the closure.
+    unsafe { futures.map_unchecked_mut(|all| &mut all[index]) }
+}
+
+impl<C, H, F, const N: usize> State<C, H, F, N>
+where
+    C: Connection,
+    H: AsyncStreamRequestHandler<C>,
+    F: Future<Output = Option<Served<C>>>,
+{
+    fn free_slot(&self) -> Option<usize> {
+        self.meta.iter().position(Option::is_none)
     }
 
     /// The slot a waiting client may evict: the longest idle, if idle enough.
     fn eviction_candidate(&self, now: Instant) -> Option<usize> {
-        self.slots
+        self.meta
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.activity.is_evictable(now, &self.policy))
-            .max_by_key(|(_, s)| s.activity.idle_for(now))
+            .filter_map(|(i, m)| Some((i, m.as_ref()?)))
+            .filter(|(_, m)| m.cancel_polls.is_none() && m.activity.is_evictable(now, &self.policy))
+            .max_by_key(|(_, m)| m.activity.idle_for(now))
             .map(|(i, _)| i)
     }
-}
 
-impl<C, H, const N: usize> Multiplexed<C, H, N>
-where
-    C: Connection,
-    H: for<'c> NonBlockingHandler<Metered<'c, C>>,
-{
-    /// Ends slot `index`: its handler's `finish`, `handle_error` on failure,
-    /// then a FIN after a clean end or a reset after a forced one.
-    fn end_slot<K: ServerHooks<C::Addr>>(
+    /// Starts ending slot `index`: its pending call fails with `Cut`.
+    fn cancel(&mut self, index: usize) {
+        if let Some(meta) = self.meta[index].as_mut()
+            && meta.cancel_polls.is_none()
+        {
+            meta.cancel_polls = Some(CANCEL_POLLS);
+            meta.id.cancel();
+        }
+    }
+
+    /// Puts a new request in free slot `index`: `finish_request`, then its
+    /// future, polled at once (its `setup` runs, its first read is tried).
+    fn start<K: ServerHooks<C::Addr>>(
         &mut self,
+        mut slot: Pin<&mut Option<F>>,
+        index: usize,
         hooks: &K,
-        index: usize,
-        failure: Option<Error<C::Error>>,
+        conn: C,
+        client: C::Addr,
     ) {
-        let mut slot = self.slots.swap_remove(index);
-        step!("socketserver::handler", "finish");
-        let finished = slot
-            .handler
-            .finish(&mut Metered::new(&mut slot.conn, usize::MAX));
-        let result = match (failure, finished) {
-            (Some(e), _) | (None, Err(e)) => Err(e),
-            (None, Ok(())) => Ok(()),
+        let Some(id) = SlotId::take() else {
+            // Every slot id of the process is in use: end this one now.
+            cut_stream_request(hooks, conn, &client);
+            return;
         };
-        if let Err(e) = &result {
-            report_request_error::<C, K>(hooks, &slot.client, e);
-        }
-        close_stream_request(hooks, slot.conn, &slot.client, &result);
+        step!("socketserver::server", "finish_request", conn, client);
+        hooks.finish_request(&client);
+        step!("socketserver::handler", "__init__");
+        slot.set(Some((self.make)(
+            self.handler.clone(),
+            conn,
+            client.clone(),
+        )));
+        id.wake();
+        self.meta[index] = Some(Meta {
+            id,
+            client,
+            activity: Activity::new(self.last_pass),
+            cancel_polls: None,
+        });
+        let now = self.last_pass;
+        self.step(slot, index, hooks, now);
     }
 
-    /// Steps one slot if its connection is ready, within the step budget.
-    fn step_slot(
+    /// Polls slot `index` if it was woken or is being cancelled, ends it if
+    /// it completed, cancels it if it outlived the idle policy. Returns
+    /// whether it moved.
+    fn step<K: ServerHooks<C::Addr>>(
         &mut self,
+        mut slot: Pin<&mut Option<F>>,
         index: usize,
+        hooks: &K,
         now: Instant,
-    ) -> Result<Option<Progress>, Error<C::Error>> {
-        let policy = self.policy;
-        let slot = &mut self.slots[index];
-        let interest = slot.handler.interest();
-        let ready = (interest.is_read() && slot.conn.read_ready()?)
-            || (interest.is_write() && slot.conn.write_ready()?);
-        let progress = if ready {
-            let mut step = Metered::new(&mut slot.conn, STEP_BUDGET);
-            let progress = slot.handler.poll(&mut step);
-            slot.activity.record(now, step.moved());
-            Some(progress?)
-        } else {
-            None
+    ) -> bool {
+        let Some(meta) = self.meta[index].as_mut() else {
+            return false;
         };
-        if progress == Some(Progress::Done) {
-            // Complete: it ends with a FIN, whatever its last window was.
-            return Ok(progress);
+        let cancelling = meta.cancel_polls.is_some();
+        if !meta.id.take_ready() && !cancelling {
+            if meta.activity.check(now, &self.policy).is_err() {
+                self.cancel(index);
+            }
+            return false;
         }
-        match slot.activity.check(now, &policy) {
-            Err(Expiry::Idle) => Err(Error::TimedOut),
-            Err(Expiry::TooSlow) => Err(Error::TooSlow),
-            Ok(()) => Ok(progress),
+        let waker = meta.id.waker();
+        let Some(future) = slot.as_mut().as_pin_mut() else {
+            return false;
+        };
+        let polled = future.poll(&mut Context::from_waker(&waker));
+        let moved = meta.id.take_moved();
+        meta.activity.record(now, moved);
+        match polled {
+            Poll::Ready(served) => {
+                slot.set(None);
+                if let (Some(meta), Some(served)) = (self.meta[index].take(), served) {
+                    if let Err(e) = &served.result {
+                        report_request_error::<C, K>(hooks, &meta.client, e);
+                    }
+                    close_stream_request(hooks, served.conn, &meta.client, &served.result);
+                }
+                true
+            }
+            Poll::Pending => {
+                match meta.cancel_polls {
+                    Some(left) if left <= 1 => {
+                        // It ignores the cut: dropping it resets its connection.
+                        slot.set(None);
+                        if let Some(meta) = self.meta[index].take() {
+                            report_request_error::<C, K>(hooks, &meta.client, &Error::Cut);
+                            hooks.shutdown_request(&meta.client);
+                            hooks.close_request(&meta.client);
+                        }
+                    }
+                    Some(left) => {
+                        meta.cancel_polls = Some(left - 1);
+                        meta.id.wake();
+                    }
+                    None => {
+                        if meta.activity.check(now, &self.policy).is_err() {
+                            self.cancel(index);
+                        }
+                    }
+                }
+                moved > 0
+            }
         }
     }
 }
 
-impl<L, K, H, const N: usize> StreamStrategy<L, K> for Multiplexed<L::Conn, H, N>
+impl<L, K, H, F, const N: usize> StreamStrategy<L, K> for Pin<&mut Multiplexed<L::Conn, H, F, N>>
 where
     L: Listener,
     K: ServerHooks<AddrOf<L>>,
-    H: for<'c> NonBlockingHandler<Metered<'c, L::Conn>>,
+    H: AsyncStreamRequestHandler<L::Conn>,
+    F: Future<Output = Option<Served<L::Conn>>>,
 {
     fn process_request(&mut self, hooks: &K, conn: L::Conn, client: AddrOf<L>) {
-        if self.slots.is_full() {
-            // `can_accept` said a slot may be evicted: make room.
-            match self.eviction_candidate(self.last_pass) {
-                Some(index) => self.end_slot(hooks, index, Some(Error::Cut)),
-                None => {
-                    // The server checks `can_accept` first, so this is
-                    // unreachable in practice; a reset keeps it safe anyway.
-                    cut_stream_request(hooks, conn, &client);
-                    return;
+        let (state, futures) = self.as_mut().project();
+        match state.free_slot() {
+            Some(index) => state.start(slot(futures, index), index, hooks, conn, client),
+            None => {
+                // `can_accept` let it in to evict an idle request: it waits
+                // for the slot that request frees.
+                if let Some(victim) = state.eviction_candidate(state.last_pass) {
+                    state.cancel(victim);
+                }
+                match state.queued {
+                    None => state.queued = Some((conn, client)),
+                    Some(_) => cut_stream_request(hooks, conn, &client),
                 }
             }
-        }
-        step!("socketserver::server", "finish_request", conn, client);
-        hooks.finish_request(&client);
-        let mut handler = self.handler.clone();
-        step!("socketserver::handler", "__init__");
-        step!("socketserver::handler", "setup");
-        if let Err(e) = handler.setup(&client) {
-            report_request_error::<L::Conn, K>(hooks, &client, &e);
-            close_stream_request(hooks, conn, &client, &Err(e));
-            return;
-        }
-        // The server polls held requests just before it accepts, so the last
-        // pass's time is the accept time.
-        let slot = Slot {
-            conn,
-            client,
-            handler,
-            activity: Activity::new(self.last_pass),
-        };
-        if let Err(slot) = self.slots.push(slot) {
-            // Unreachable: a slot was freed above when the vector was full.
-            cut_stream_request(hooks, slot.conn, &slot.client);
         }
     }
 
     fn can_accept(&self) -> bool {
-        !self.slots.is_full() || self.eviction_candidate(self.last_pass).is_some()
+        let state = &self.state;
+        state.free_slot().is_some()
+            || (state.queued.is_none() && state.eviction_candidate(state.last_pass).is_some())
     }
 
     fn wait<W: Wait<L, L::Conn>>(
@@ -230,52 +402,62 @@ where
         listener: Option<&L>,
         deadline: Option<Instant>,
     ) -> Result<(), W::Error> {
-        let deadline = match (deadline, self.next_idle_deadline()) {
+        let state = &self.state;
+        let ready = state
+            .meta
+            .iter()
+            .flatten()
+            .any(|m| m.id.is_ready() || m.cancel_polls.is_some());
+        let next = state
+            .meta
+            .iter()
+            .flatten()
+            .filter_map(|m| m.activity.deadline(&state.policy))
+            .min();
+        let deadline = match (deadline, next) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let conns = self.slots.iter().map(|s| (&s.conn, s.handler.interest()));
-        waiter.wait(listener, conns, deadline)
+        let deadline = if ready { Some(waiter.now()) } else { deadline };
+        waiter.wait(listener, core::iter::empty(), deadline)
     }
 
     fn poll_requests(&mut self, hooks: &K, now: Instant) -> bool {
-        self.last_pass = now;
+        let (state, mut futures) = self.as_mut().project();
+        state.last_pass = now;
         let mut moved = false;
-        let mut index = 0;
-        while index < self.slots.len() {
-            match self.step_slot(index, now) {
-                Ok(None) => index += 1,
-                Ok(Some(Progress::Continue)) => {
-                    moved = true;
-                    index += 1;
-                }
-                // `end_slot` swap-removes: the same index now holds another
-                // slot, which is stepped next in this same pass.
-                Ok(Some(Progress::Done)) => {
-                    moved = true;
-                    self.end_slot(hooks, index, None);
-                }
-                Err(e) => {
-                    moved = true;
-                    self.end_slot(hooks, index, Some(e));
-                }
+        for index in 0..N {
+            moved |= state.step(slot(futures.as_mut(), index), index, hooks, now);
+            if state.meta[index].is_none()
+                && let Some((conn, client)) = state.queued.take()
+            {
+                state.start(slot(futures.as_mut(), index), index, hooks, conn, client);
+                moved = true;
             }
         }
         moved
     }
 
     fn in_flight(&self) -> usize {
-        self.slots.len()
+        self.active() + usize::from(self.state.queued.is_some())
     }
 
     fn cut_in_flight(&mut self, hooks: &K) {
-        while !self.slots.is_empty() {
-            self.end_slot(hooks, 0, Some(Error::Cut));
+        let (state, _) = self.as_mut().project();
+        for index in 0..N {
+            state.cancel(index);
+        }
+        if let Some((conn, client)) = state.queued.take() {
+            cut_stream_request(hooks, conn, &client);
+        }
+        // Each cancelled request gets its polls to run `finish`, then goes.
+        for _ in 0..=CANCEL_POLLS {
+            let now = self.state.last_pass;
+            StreamStrategy::<L, K>::poll_requests(self, hooks, now);
         }
     }
 
     fn server_close(&mut self, hooks: &K) {
-        // Requests still in flight when the server closes did not complete.
         StreamStrategy::<L, K>::cut_in_flight(self, hooks);
     }
 }

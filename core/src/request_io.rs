@@ -15,9 +15,12 @@ use core::task::{Context, Poll};
 use embedded_io::ErrorType;
 
 use crate::error::Error;
-use crate::metered::STEP_BUDGET;
 use crate::transport::{Connection, Interest};
 use crate::wake::SlotOf;
+
+/// Bytes one request may move (read plus written) in one poll before it
+/// yields to the others.
+pub const STEP_BUDGET: usize = 64 * 1024;
 
 /// How a request's calls wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! How a server processes requests: Python's mix-ins as values.
 //!
-//! `Sync` (here) serves each request inline; `Multiplexed<N>` (here) steps N
-//! non-blocking requests from one thread; `Threading` and `Forking` live in
+//! `Sync` (here) serves each request inline; `Multiplexed<N>` (here) polls N
+//! async requests from one thread; `Threading` and `Forking` live in
 //! `socketserver-std`. A strategy owns the handler value it clones per request.
 
 use crate::hooks::ServerHooks;

@@ -29,7 +29,7 @@ use smoltcp::iface::SocketStorage;
 use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr};
 use socketserver_core::time::Clock;
 use socketserver_core::{
-    AsyncMultiplexed, DatagramServer, DefaultHooks, Echo, EchoDatagram, IdlePolicy, ShutdownFlag,
+    DatagramServer, DefaultHooks, Echo, EchoDatagram, IdlePolicy, Multiplexed, ShutdownFlag,
     StreamServer, Sync,
 };
 use socketserver_smoltcp::{
@@ -215,7 +215,7 @@ pub fn run(args: &Args) -> ExitCode {
             // on pinned slots woken by the sockets' wakers. The stack's own
             // idle timeout and eviction (`TcpConfig`) bound idle peers.
             let strategy = pin!(
-                AsyncMultiplexed::<_, _, _, MULTIPLEXED_SLOTS>::new(Echo::<4096>)
+                Multiplexed::<_, _, _, MULTIPLEXED_SLOTS>::new(Echo::<4096>)
                     .with_idle_policy(IdlePolicy::unbounded())
             );
             let mut server = StreamServer::new(listener, waiter, strategy, DefaultHooks);

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use socketserver::{
-    AsyncMultiplexed, DatagramStrategy, DefaultHooks, Echo, EchoDatagram, StreamStrategy, Sync,
+    DatagramStrategy, DefaultHooks, Echo, EchoDatagram, Multiplexed, StreamStrategy, Sync,
 };
 use socketserver_std::{
     Address, Attach, Forking, Hooks, Options, SocketConnection, SocketDatagram,
@@ -142,7 +142,7 @@ fn stream_forking<A: Address>(addr: A, given: &str, grace: Duration) -> ExitCode
 /// `SLOTS` pinned slots polled from this thread.
 #[inline(never)]
 fn stream_multiplexed<A: Address>(addr: A, given: &str, grace: Duration) -> ExitCode {
-    let multiplexed = pin!(AsyncMultiplexed::<SocketConnection<A>, _, _, SLOTS>::new(
+    let multiplexed = pin!(Multiplexed::<SocketConnection<A>, _, _, SLOTS>::new(
         Echo::<SLOT_CHUNK>
     ));
     stream_with(multiplexed, addr, given, grace)

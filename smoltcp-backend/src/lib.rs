@@ -59,9 +59,11 @@
 //! }
 //! ```
 //!
-//! In a firmware main loop, use core's `Multiplexed` with `NonBlockingEcho`
-//! and call [`poll`] with the servers' `poll` instead of `serve_forever`; it
-//! never blocks and returns how long the loop may sleep.
+//! To serve several clients at once, use core's `Multiplexed` (pinned,
+//! `core::pin::pin!`) with an async handler: its requests are woken by the
+//! sockets' wakers. In a firmware main loop call [`poll`] with the servers'
+//! `poll` instead of `serve_forever`; it never blocks and returns how long
+//! the loop may sleep.
 //!
 //! What this crate is *not*: a socket API for applications (use smoltcp
 //! directly), or a driver: the `Device` is yours. It never allocates; every

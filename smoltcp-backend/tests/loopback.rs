@@ -441,7 +441,7 @@ fn client_round_trip(
 #[test]
 fn async_handlers_served_concurrently_woken_by_the_sockets() {
     use core::pin::pin;
-    use socketserver_core::{AsyncMultiplexed, Upper};
+    use socketserver_core::{Multiplexed, Upper};
     static FLAG: ShutdownFlag = ShutdownFlag::new();
     let time = Time::default();
     let mut slots = [SocketStorage::EMPTY; 6];
@@ -449,7 +449,7 @@ fn async_handlers_served_concurrently_woken_by_the_sockets() {
     let mut pool = TcpStorage::<2, 512, 512>::new();
     let stack = stack(&mut slots, &mut backlog, &time);
     let listener = TcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
-    let mux = pin!(AsyncMultiplexed::<_, _, _, 2>::new(Upper::<64>));
+    let mux = pin!(Multiplexed::<_, _, _, 2>::new(Upper::<64>));
     let mut server = StreamServer::new(listener, Waiter::new(&stack, &FLAG), mux, DefaultHooks);
     let a = client(&stack, 40001);
     let b = client(&stack, 40002);

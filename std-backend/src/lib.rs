@@ -49,7 +49,7 @@ mod waiter;
 
 use std::net::SocketAddr;
 
-use socketserver_core::{DefaultHooks, Multiplexed, Sync};
+use socketserver_core::{DefaultHooks, Sync};
 
 pub use error::WorkerError;
 pub use hooks::Hooks;
@@ -74,9 +74,6 @@ pub type TCPServer<H, K = DefaultHooks> = SocketStreamServer<SocketAddr, Sync<H>
 pub type ThreadingTCPServer<H, K = DefaultHooks> = SocketStreamServer<SocketAddr, Threading<H>, K>;
 /// Python's `ForkingTCPServer`.
 pub type ForkingTCPServer<H, K = DefaultHooks> = SocketStreamServer<SocketAddr, Forking<H>, K>;
-/// A TCP server serving `N` non-blocking handlers from one thread.
-pub type MultiplexedTCPServer<H, const N: usize, K = DefaultHooks> =
-    SocketStreamServer<SocketAddr, Multiplexed<TcpConnection, H, N>, K>;
 
 /// Python's `UDPServer`.
 pub type UDPServer<H, K = DefaultHooks> = SocketDatagramServer<SocketAddr, Sync<H>, K>;
@@ -93,9 +90,6 @@ pub type ThreadingUnixStreamServer<H, K = DefaultHooks> =
     SocketStreamServer<UnixAddr, Threading<H>, K>;
 /// Python's `ForkingUnixStreamServer` (3.12+).
 pub type ForkingUnixStreamServer<H, K = DefaultHooks> = SocketStreamServer<UnixAddr, Forking<H>, K>;
-/// A Unix stream server serving `N` non-blocking handlers from one thread.
-pub type MultiplexedUnixStreamServer<H, const N: usize, K = DefaultHooks> =
-    SocketStreamServer<UnixAddr, Multiplexed<UnixConnection, H, N>, K>;
 
 /// Python's `UnixDatagramServer`.
 pub type UnixDatagramServer<H, K = DefaultHooks> = SocketDatagramServer<UnixAddr, Sync<H>, K>;

@@ -17,8 +17,7 @@ use std::time::Duration;
 use smoltcp::iface::SocketStorage;
 use smoltcp::wire::{IpAddress, IpCidr};
 use socketserver_core::{
-    DatagramServer, DefaultHooks, Echo, EchoDatagram, Multiplexed, NonBlockingEcho, ShutdownFlag,
-    StreamServer, Sync,
+    DatagramServer, DefaultHooks, Echo, EchoDatagram, Multiplexed, ShutdownFlag, StreamServer, Sync,
 };
 use socketserver_smoltcp::{
     GateStats, Net, NetRef, PoolStats, Stack, SynSlot, TapConfig, TcpConfig, TcpListener,
@@ -39,7 +38,7 @@ pub const PORT: u16 = 7;
 pub enum Strategy {
     /// Core's `Sync` with core's blocking `Echo`.
     Sync,
-    /// Core's `Multiplexed<N>` with core's `NonBlockingEcho`, N = the pool size.
+    /// Core's `Multiplexed<N>` with core's async `Echo`, N = the pool size.
     Multiplexed,
     /// Core's `DatagramServer` with `EchoDatagram`, `max_packet_size` 8192.
     Udp,
@@ -211,8 +210,9 @@ fn serve_tcp<const N: usize>(
     let listener = TcpListener::bind(net, PORT, storage.sockets()).expect("bind TCP pool");
     let waiter = Waiter::new(net, flag);
     if spec.strategy == Strategy::Multiplexed {
-        let strategy = Multiplexed::<_, _, N>::new(NonBlockingEcho::<4096>::default())
-            .with_idle_timeout(spec.idle_timeout);
+        let strategy = std::pin::pin!(
+            Multiplexed::<_, _, _, N>::new(Echo::<4096>).with_idle_timeout(spec.idle_timeout)
+        );
         let mut server = StreamServer::new(listener, waiter, strategy, DefaultHooks);
         let _ = ready.send(Ok(()));
         server

@@ -1,6 +1,6 @@
 //! The services, built from the project's own pieces: core's async `Echo`
 //! (RFC 862, TCP port 7) and line handler `Upper` (TCP port 8), each served
-//! by `AsyncMultiplexed` on its own pool of four sockets, and `EchoDatagram`
+//! by `Multiplexed` on its own pool of four sockets, and `EchoDatagram`
 //! under `Sync` for UDP port 7, through socketserver-smoltcp. No protocol
 //! code lives here: only the types and the hooks.
 
@@ -11,7 +11,7 @@ use core::pin::Pin;
 
 use cortex_m_semihosting::hprintln;
 use socketserver_core::{
-    AsyncMultiplexed, DatagramServer, Echo, EchoDatagram, IdlePolicy, Served, ServerHooks,
+    Multiplexed, DatagramServer, Echo, EchoDatagram, IdlePolicy, Served, ServerHooks,
     ShutdownFlag, StreamServer, Sync, Upper,
 };
 use socketserver_smoltcp::smoltcp::wire::IpEndpoint;
@@ -32,12 +32,12 @@ pub const MAX_LINE: usize = 128;
 
 type Conn<'s> = TcpConnection<'s, 'static>;
 
-/// A TCP server whose strategy is `AsyncMultiplexed` pinned in `main`.
+/// A TCP server whose strategy is `Multiplexed` pinned in `main`.
 pub type TcpServer<'s, 'p, H, F> = StreamServer<
     TcpListener<'s, 'static>,
     Waiter<'s, 'static>,
     Hooks,
-    Pin<&'p mut AsyncMultiplexed<Conn<'s>, H, F, POOL>>,
+    Pin<&'p mut Multiplexed<Conn<'s>, H, F, POOL>>,
 >;
 
 pub type UdpEcho<'s> = DatagramServer<
@@ -49,31 +49,31 @@ pub type UdpEcho<'s> = DatagramServer<
 >;
 
 /// The echo's slots, to pin in `main`.
-pub fn echo_slots<'s>() -> AsyncMultiplexed<
+pub fn echo_slots<'s>() -> Multiplexed<
     Conn<'s>,
     Echo<ECHO_CHUNK>,
     impl Future<Output = Option<Served<Conn<'s>>>>,
     POOL,
 > {
     // The echo reads whole chunks: no read-ahead buffer needed.
-    AsyncMultiplexed::with_rbufsize::<0>(Echo::<ECHO_CHUNK>).with_idle_policy(IdlePolicy::default())
+    Multiplexed::with_rbufsize::<0>(Echo::<ECHO_CHUNK>).with_idle_policy(IdlePolicy::default())
 }
 
 /// The line handler's slots, to pin in `main`.
-pub fn upper_slots<'s>() -> AsyncMultiplexed<
+pub fn upper_slots<'s>() -> Multiplexed<
     Conn<'s>,
     Upper<MAX_LINE>,
     impl Future<Output = Option<Served<Conn<'s>>>>,
     POOL,
 > {
-    AsyncMultiplexed::with_rbufsize::<MAX_LINE>(Upper::<MAX_LINE>)
+    Multiplexed::with_rbufsize::<MAX_LINE>(Upper::<MAX_LINE>)
         .with_idle_policy(IdlePolicy::default())
 }
 
 /// A TCP server over a bound pool listener and pinned slots.
 pub fn tcp_server<'s, 'p, H, F>(
     listener: TcpListener<'s, 'static>,
-    slots: Pin<&'p mut AsyncMultiplexed<Conn<'s>, H, F, POOL>>,
+    slots: Pin<&'p mut Multiplexed<Conn<'s>, H, F, POOL>>,
     flag: &'s ShutdownFlag,
 ) -> TcpServer<'s, 'p, H, F>
 where

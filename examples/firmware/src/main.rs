@@ -3,7 +3,7 @@
 //! (socketserver-core) served through socketserver-smoltcp on a hand-written
 //! driver, all storage static, no heap. Address 192.168.69.1/24; core's
 //! async `Echo` on TCP port 7 and its line handler `Upper` on TCP port 8,
-//! each under `AsyncMultiplexed` (4 connections at once, more wait in the
+//! each under `Multiplexed` (4 connections at once, more wait in the
 //! SYN backlog), UDP echo on port 7.
 //!
 //! The main loop never blocks: each turn polls the stack (whose sockets wake

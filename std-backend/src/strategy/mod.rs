@@ -9,9 +9,9 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use socketserver_core::{
-    AsyncMultiplexed, Connection, DatagramRequestHandler, DatagramSocket, IdlePolicy, Multiplexed,
-    ServerHooks, StreamRequestHandler, Sync, close_stream_request, end_stream_request,
-    finish_stream_request, report_request_error, run_datagram_request,
+    Connection, DatagramRequestHandler, DatagramSocket, IdlePolicy, Multiplexed, ServerHooks,
+    StreamRequestHandler, Sync, close_stream_request, end_stream_request, finish_stream_request,
+    report_request_error, run_datagram_request,
 };
 
 use crate::error::WorkerError;
@@ -44,17 +44,7 @@ pub trait Attach {
 
 impl<H, const RBUF: usize, const WBUF: usize> Attach for Sync<H, RBUF, WBUF> {}
 
-impl<C: Connection, H, const N: usize> Attach for Multiplexed<C, H, N> {
-    fn nonblocking_connections(&self) -> bool {
-        true
-    }
-
-    fn adopt_idle_policy(&mut self, policy: IdlePolicy) {
-        self.set_idle_policy(policy);
-    }
-}
-
-impl<C, H, F, const N: usize> Attach for core::pin::Pin<&mut AsyncMultiplexed<C, H, F, N>>
+impl<C, H, F, const N: usize> Attach for core::pin::Pin<&mut Multiplexed<C, H, F, N>>
 where
     C: Connection,
     H: socketserver_core::AsyncStreamRequestHandler<C>,

@@ -1,4 +1,4 @@
-//! Core's `AsyncMultiplexed` on real sockets: the same async handler values
+//! Core's `Multiplexed` on real sockets: the same async handler values
 //! (`Upper`, `Echo`) served concurrently from one thread over TCP and Unix
 //! streams, woken by the std waiter's readiness (poll(2) on the connections
 //! whose requests wait), a client beyond the slots served when one frees,
@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use socketserver::{AsyncMultiplexed, Echo, Upper};
+use socketserver::{Echo, Multiplexed, Upper};
 use socketserver_std::{ShutdownHandle, SocketStreamServer, TcpConnection, UnixConnection};
 use support::behaviour;
 
@@ -25,7 +25,7 @@ fn with_tcp_upper<const N: usize>(clients: impl FnOnce(SocketAddr)) {
     thread::scope(|scope| {
         let (tx, rx) = mpsc::channel::<(ShutdownHandle, SocketAddr)>();
         scope.spawn(move || {
-            let mux = pin!(AsyncMultiplexed::<TcpConnection, _, _, N>::new(Upper::<64>));
+            let mux = pin!(Multiplexed::<TcpConnection, _, _, N>::new(Upper::<64>));
             let mut server = SocketStreamServer::new("127.0.0.1:0", mux).expect("bind");
             tx.send((server.shutdown_handle(), *server.server_address()))
                 .unwrap();
@@ -109,9 +109,7 @@ fn echo_over_unix_streams_with_a_large_transfer() {
     thread::scope(|scope| {
         let (tx, rx) = mpsc::channel::<ShutdownHandle>();
         scope.spawn(move || {
-            let mux = pin!(AsyncMultiplexed::<UnixConnection, _, _, 4>::new(
-                Echo::<4096>
-            ));
+            let mux = pin!(Multiplexed::<UnixConnection, _, _, 4>::new(Echo::<4096>));
             let mut server = SocketStreamServer::new(&socket_path, mux).expect("bind");
             tx.send(server.shutdown_handle()).unwrap();
             server.serve_forever(POLL).expect("serve");
@@ -131,7 +129,7 @@ fn a_shutdown_cuts_requests_in_flight_with_a_reset() {
     thread::scope(|scope| {
         let (tx, rx) = mpsc::channel::<(ShutdownHandle, SocketAddr)>();
         let serving = scope.spawn(move || {
-            let mux = pin!(AsyncMultiplexed::<TcpConnection, _, _, 4>::new(Upper::<64>));
+            let mux = pin!(Multiplexed::<TcpConnection, _, _, 4>::new(Upper::<64>));
             let mut server = SocketStreamServer::new("127.0.0.1:0", mux).expect("bind");
             tx.send((server.shutdown_handle(), *server.server_address()))
                 .unwrap();
@@ -166,9 +164,7 @@ fn a_client_that_never_reads_does_not_stall_the_others() {
     thread::scope(|scope| {
         let (tx, rx) = mpsc::channel::<(ShutdownHandle, SocketAddr)>();
         scope.spawn(move || {
-            let mux = pin!(AsyncMultiplexed::<TcpConnection, _, _, 4>::new(
-                Echo::<4096>
-            ));
+            let mux = pin!(Multiplexed::<TcpConnection, _, _, 4>::new(Echo::<4096>));
             let mut server = SocketStreamServer::new("127.0.0.1:0", mux).expect("bind");
             tx.send((server.shutdown_handle(), *server.server_address()))
                 .unwrap();
