@@ -3,6 +3,8 @@
 //! burst), a peer that is reading slowly is not taken for an idle one, and
 //! the minimum rate never throws away bytes a read returned.
 
+mod support;
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::thread;
@@ -11,6 +13,7 @@ use std::time::{Duration, Instant};
 use socketserver::time::Duration as CoreDuration;
 use socketserver::{Connection, Echo, Error, IdlePolicy, StreamRequest, StreamRequestHandler};
 use socketserver_std::{Options, SocketStreamServer, Threading, ThreadingTCPServer};
+use support::running::{serve_tcp, spawn_tcp_server};
 
 /// A client with a 10 s read timeout.
 fn connect(addr: SocketAddr) -> TcpStream {
@@ -21,8 +24,7 @@ fn connect(addr: SocketAddr) -> TcpStream {
 
 #[test]
 fn an_eviction_burst_keeps_the_thread_bound() {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let th = thread::spawn(move || {
+    let (running, addr) = spawn_tcp_server(1 << 20, move |ready| {
         let strategy = Threading::new(Echo::<1024>)
             .max_threads(2)
             .stack_size(Some(256 * 1024));
@@ -30,13 +32,8 @@ fn an_eviction_burst_keeps_the_thread_bound() {
         let server: ThreadingTCPServer<Echo<1024>> =
             SocketStreamServer::with_options("127.0.0.1:0", strategy, Default::default(), options)
                 .expect("bind");
-        tx.send((server.shutdown_handle(), *server.server_address()))
-            .unwrap();
-        let mut server = server;
-        server.serve_forever(Duration::from_millis(500)).unwrap();
-        server.server_close();
+        serve_tcp(server, &ready);
     });
-    let (stop, addr) = rx.recv().unwrap();
     let mut idle: Vec<TcpStream> = (0..2).map(|_| connect(addr)).collect();
     for s in &mut idle {
         s.write_all(b"hi").unwrap();
@@ -71,10 +68,10 @@ fn an_eviction_burst_keeps_the_thread_bound() {
         "within {:?}: {served} of 30 new clients served at once with max_threads 2; {resets} idle reset",
         start.elapsed()
     );
-    stop.shutdown();
+    // Clients first: closing the server waits for their handlers.
     drop(burst);
     drop(idle);
-    th.join().unwrap();
+    drop(running);
     assert!(served <= 2, "{served} served at once with max_threads(2)");
 }
 
@@ -96,8 +93,7 @@ impl<C: Connection> StreamRequestHandler<C> for Patient {
 
 #[test]
 fn a_slow_window_keeps_the_bytes_read_and_lets_the_handler_answer() {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let th = thread::spawn(move || {
+    let (running, addr) = spawn_tcp_server(1 << 20, move |ready| {
         // The default policy scaled down 100x: 600 ms idle, 64 B per 600 ms.
         let policy = IdlePolicy::default()
             .idle_timeout(Some(Duration::from_millis(600)))
@@ -110,13 +106,8 @@ fn a_slow_window_keeps_the_bytes_read_and_lets_the_handler_answer() {
         let server: ThreadingTCPServer<Patient> =
             SocketStreamServer::with_options("127.0.0.1:0", strategy, Default::default(), options)
                 .expect("bind");
-        let mut server = server;
-        tx.send((server.shutdown_handle(), *server.server_address()))
-            .unwrap();
-        server.serve_forever(Duration::from_millis(500)).unwrap();
-        server.server_close();
+        serve_tcp(server, &ready);
     });
-    let (stop, addr) = rx.recv().unwrap();
     let mut c = TcpStream::connect(addr).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     // Within the handler's 10 s, beyond the policy's 600 ms.
@@ -125,8 +116,8 @@ fn a_slow_window_keeps_the_bytes_read_and_lets_the_handler_answer() {
     let mut buf = [0u8; 6];
     let res = c.read_exact(&mut buf);
     eprintln!("reply: {res:?}");
-    stop.shutdown();
-    th.join().unwrap();
+    drop(c);
+    drop(running);
     // The peer moved 6 bytes in a 600 ms window (below 64): too slow, but
     // the bytes it sent still reach the handler, which answers them.
     res.expect("the handler answers what it read");
@@ -155,20 +146,14 @@ impl<C: Connection> StreamRequestHandler<C> for Big {
 
 #[test]
 fn a_peer_reading_slowly_is_not_evicted() {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let th = thread::spawn(move || {
+    let (running, addr) = spawn_tcp_server(1 << 20, move |ready| {
         let strategy = Threading::new(Big).max_threads(1);
         let options = Options::default().idle_policy(IdlePolicy::default());
         let server: ThreadingTCPServer<Big> =
             SocketStreamServer::with_options("127.0.0.1:0", strategy, Default::default(), options)
                 .expect("bind");
-        let mut server = server;
-        tx.send((server.shutdown_handle(), *server.server_address()))
-            .unwrap();
-        server.serve_forever(Duration::from_millis(500)).unwrap();
-        server.server_close();
+        serve_tcp(server, &ready);
     });
-    let (stop, addr) = rx.recv().unwrap();
     let mut big = TcpStream::connect(addr).unwrap();
     big.write_all(b"g").unwrap();
     let reader = thread::spawn(move || {
@@ -197,9 +182,8 @@ fn a_peer_reading_slowly_is_not_evicted() {
     eprintln!(
         "big reader: {got} of {BIG} bytes, end {end:?} after {took:?}; other client: {other_res:?}"
     );
-    stop.shutdown();
     drop(other);
-    th.join().unwrap();
+    drop(running);
     assert_eq!(end, Ok(()), "a connection moving ~1 MB/s was cut");
     assert_eq!(got, BIG);
     // The newcomer was served once the handler had handed its last bytes to

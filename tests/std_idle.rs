@@ -15,12 +15,10 @@ use std::time::{Duration, Instant};
 use socketserver::{DefaultHooks, Echo, IdlePolicy, MinRate, Multiplexed};
 use socketserver_std::{Options, SocketStreamServer, TcpConnection, Threading, ThreadingTCPServer};
 
-use support::running::Running;
-
-const POLL: Duration = Duration::from_millis(500);
+use support::running::{Running, serve_tcp, spawn_tcp_server};
 
 fn threading(policy: IdlePolicy, max_threads: usize) -> (Running, SocketAddr) {
-    serve(move || {
+    spawn_tcp_server(1 << 20, move |ready| {
         let strategy = Threading::new(Echo::<1024>)
             .max_threads(max_threads)
             .stack_size(Some(64 * 1024));
@@ -28,66 +26,20 @@ fn threading(policy: IdlePolicy, max_threads: usize) -> (Running, SocketAddr) {
         let server: ThreadingTCPServer<Echo<1024>> =
             SocketStreamServer::with_options("127.0.0.1:0", strategy, Default::default(), options)
                 .expect("bind");
-        server
+        serve_tcp(server, &ready);
     })
 }
 
 /// Core's async `Echo` on `N` `Multiplexed` slots, pinned in the serving
 /// thread (with a large stack: the slots live inline).
 fn multiplexed<const N: usize>(policy: IdlePolicy) -> (Running, SocketAddr) {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let thread = thread::Builder::new()
-        .stack_size(256 << 20)
-        .spawn(move || {
-            let slots = std::pin::pin!(Multiplexed::<TcpConnection, _, _, N>::new(Echo::<64>));
-            let options = Options::default().idle_policy(policy);
-            let mut server =
-                SocketStreamServer::with_options("127.0.0.1:0", slots, DefaultHooks, options)
-                    .expect("bind");
-            tx.send((server.shutdown_handle(), *server.server_address()))
-                .unwrap();
-            server.serve_forever(POLL).expect("serve_forever");
-            server.server_close();
-        })
-        .unwrap();
-    let (stop, addr) = rx.recv().unwrap();
-    (
-        Running {
-            stop,
-            thread: Some(thread),
-        },
-        addr,
-    )
-}
-
-fn serve<P, F>(build: F) -> (Running, SocketAddr)
-where
-    F: FnOnce() -> SocketStreamServer<SocketAddr, P> + Send + 'static,
-    P: socketserver::StreamStrategy<
-            socketserver_std::TcpListener,
-            socketserver_std::Hooks<socketserver::DefaultHooks>,
-        > + socketserver_std::Attach
-        + 'static,
-{
-    let (tx, rx) = std::sync::mpsc::channel();
-    let thread = thread::Builder::new()
-        .stack_size(64 << 20)
-        .spawn(move || {
-            let mut server = build();
-            tx.send((server.shutdown_handle(), *server.server_address()))
-                .unwrap();
-            server.serve_forever(POLL).expect("serve_forever");
-            server.server_close();
-        })
-        .unwrap();
-    let (stop, addr) = rx.recv().unwrap();
-    (
-        Running {
-            stop,
-            thread: Some(thread),
-        },
-        addr,
-    )
+    spawn_tcp_server(256 << 20, move |ready| {
+        let slots = std::pin::pin!(Multiplexed::<TcpConnection, _, _, N>::new(Echo::<64>));
+        let options = Options::default().idle_policy(policy);
+        let server = SocketStreamServer::with_options("127.0.0.1:0", slots, DefaultHooks, options)
+            .expect("bind");
+        serve_tcp(server, &ready);
+    })
 }
 
 fn connect(addr: SocketAddr) -> TcpStream {

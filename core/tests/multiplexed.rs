@@ -24,6 +24,20 @@ fn hooks(journal: &Journal) -> RecordingHooks {
     }
 }
 
+/// A server over a fresh in-memory listener with `mux` as its strategy,
+/// journaling into `journal`.
+fn serve<S: socketserver_core::StreamStrategy<MockListener, RecordingHooks>>(
+    mux: S,
+    journal: &Journal,
+) -> (
+    StreamServer<MockListener, MockWaiter, RecordingHooks, S>,
+    MockListener,
+) {
+    let listener = MockListener::default();
+    let server = StreamServer::new(listener.clone(), MockWaiter::default(), mux, hooks(journal));
+    (server, listener)
+}
+
 fn out(pipe: &Arc<Mutex<Pipe>>) -> String {
     String::from_utf8_lossy(&pipe.lock().unwrap().to_client).into_owned()
 }
@@ -31,14 +45,8 @@ fn out(pipe: &Arc<Mutex<Pipe>>) -> String {
 #[test]
 fn three_clients_on_two_slots_all_served_in_turn_no_byte_lost() {
     let journal = Journal::default();
-    let listener = MockListener::default();
     let mux = pin!(Multiplexed::<MockConn, _, _, 2>::new(Echo::<64>));
-    let mut server = StreamServer::new(
-        listener.clone(),
-        MockWaiter::default(),
-        mux,
-        hooks(&journal),
-    );
+    let (mut server, listener) = serve(mux, &journal);
     let a = listener.connect(b"aaaa", false);
     let b = listener.connect(b"bbbb", false);
     let big: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
@@ -70,14 +78,8 @@ fn three_clients_on_two_slots_all_served_in_turn_no_byte_lost() {
 #[test]
 fn only_woken_slots_are_polled() {
     let journal = Journal::default();
-    let listener = MockListener::default();
     let mux = pin!(Multiplexed::<MockConn, _, _, 4>::new(Upper::<64>));
-    let mut server = StreamServer::new(
-        listener.clone(),
-        MockWaiter::default(),
-        mux,
-        hooks(&journal),
-    );
+    let (mut server, listener) = serve(mux, &journal);
     let quiet = listener.connect(b"", false);
     let talker = listener.connect(b"", false);
     for _ in 0..3 {
@@ -129,18 +131,12 @@ impl<C: Connection> AsyncStreamRequestHandler<C> for Journaled {
 fn a_request_done_on_its_first_poll_and_a_failure_that_still_runs_finish() {
     for fail in [false, true] {
         let journal = Journal::default();
-        let listener = MockListener::default();
         let handler = Journaled {
             journal: journal.clone(),
             fail,
         };
         let mux = pin!(Multiplexed::<MockConn, _, _, 2>::new(handler));
-        let mut server = StreamServer::new(
-            listener.clone(),
-            MockWaiter::default(),
-            mux,
-            hooks(&journal),
-        );
+        let (mut server, listener) = serve(mux, &journal);
         let pipe = listener.connect(b"ready\n", true);
         server.poll();
         assert_eq!(
@@ -161,18 +157,12 @@ fn a_request_done_on_its_first_poll_and_a_failure_that_still_runs_finish() {
 #[test]
 fn server_close_cuts_requests_in_flight_and_their_finish_runs() {
     let journal = Journal::default();
-    let listener = MockListener::default();
     let handler = Journaled {
         journal: journal.clone(),
         fail: false,
     };
     let mux = pin!(Multiplexed::<MockConn, _, _, 2>::new(handler));
-    let mut server = StreamServer::new(
-        listener.clone(),
-        MockWaiter::default(),
-        mux,
-        hooks(&journal),
-    );
+    let (mut server, listener) = serve(mux, &journal);
     let waiting = listener.connect(b"no newline yet", false);
     for _ in 0..3 {
         server.poll();
@@ -192,14 +182,8 @@ fn server_close_cuts_requests_in_flight_and_their_finish_runs() {
 #[test]
 fn a_busy_connection_cannot_hold_the_serving_thread() {
     let journal = Journal::default();
-    let listener = MockListener::default();
     let mux = pin!(Multiplexed::<MockConn, _, _, 2>::new(Echo::<4096>));
-    let mut server = StreamServer::new(
-        listener.clone(),
-        MockWaiter::default(),
-        mux,
-        hooks(&journal),
-    );
+    let (mut server, listener) = serve(mux, &journal);
     // 4 MiB already waiting: a handler that loops "while there is data"
     // would echo all of it in one poll.
     let flood = listener.connect(&vec![b'x'; 4 << 20], false);
@@ -221,17 +205,11 @@ fn a_busy_connection_cannot_hold_the_serving_thread() {
 #[test]
 fn a_silent_client_is_cut_at_the_idle_timeout_and_the_next_one_served() {
     let journal = Journal::default();
-    let listener = MockListener::default();
     let mux = pin!(
         Multiplexed::<MockConn, _, _, 1>::new(Upper::<64>)
             .with_idle_timeout(Some(Duration::from_millis(30)))
     );
-    let mut server = StreamServer::new(
-        listener.clone(),
-        MockWaiter::default(),
-        mux,
-        hooks(&journal),
-    );
+    let (mut server, listener) = serve(mux, &journal);
     let silent = listener.connect(b"", false);
     let next = listener.connect(b"next\n", true);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);

@@ -46,3 +46,48 @@ macro_rules! run_server {
         )
     }};
 }
+
+/// Where a server's thread reports that it listens.
+pub type Ready = std::sync::mpsc::Sender<(ShutdownHandle, std::net::SocketAddr)>;
+
+/// Runs `body` on a new thread with a `stack`-byte stack (a multiplexed
+/// server's pinned slots live on it) and waits until it hands a built TCP
+/// server to [`serve_tcp`]; returns the guard and the server's address.
+/// The server is built inside the thread because a pinned strategy cannot
+/// move to it.
+pub fn spawn_tcp_server(
+    stack: usize,
+    body: impl FnOnce(Ready) + Send + 'static,
+) -> (Running, std::net::SocketAddr) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .stack_size(stack)
+        .spawn(move || body(tx))
+        .expect("server thread");
+    let (stop, addr) = rx.recv().expect("the server thread reports its address");
+    (
+        Running {
+            stop,
+            thread: Some(thread),
+        },
+        addr,
+    )
+}
+
+/// Reports `server` as listening, serves it until stopped, closes it.
+pub fn serve_tcp<P, K>(
+    mut server: socketserver_std::SocketStreamServer<std::net::SocketAddr, P, K>,
+    ready: &Ready,
+) where
+    K: socketserver::ServerHooks<std::net::SocketAddr>,
+    P: socketserver::StreamStrategy<socketserver_std::TcpListener, socketserver_std::Hooks<K>>
+        + socketserver_std::Attach,
+{
+    ready
+        .send((server.shutdown_handle(), *server.server_address()))
+        .expect("the test waits for the address");
+    server
+        .serve_forever(std::time::Duration::from_millis(100))
+        .expect("serve_forever");
+    server.server_close();
+}
