@@ -16,26 +16,22 @@ use std::time::{Duration, Instant};
 use socketserver::{Echo, Multiplexed, Upper};
 use socketserver_std::{ShutdownHandle, SocketStreamServer, TcpConnection, UnixConnection};
 use support::behaviour;
+use support::running::{serve_tcp, spawn_tcp_server};
 
 const POLL: Duration = Duration::from_millis(100);
 
-/// Serves `Upper` on `N` slots over TCP in a scoped thread while `clients`
+/// Serves `Upper` on `N` slots over TCP in its own thread while `clients`
 /// runs; then stops the server.
 fn with_tcp_upper<const N: usize>(clients: impl FnOnce(SocketAddr)) {
-    thread::scope(|scope| {
-        let (tx, rx) = mpsc::channel::<(ShutdownHandle, SocketAddr)>();
-        scope.spawn(move || {
-            let mux = pin!(Multiplexed::<TcpConnection, _, _, N>::new(Upper::<64>));
-            let mut server = SocketStreamServer::new("127.0.0.1:0", mux).expect("bind");
-            tx.send((server.shutdown_handle(), *server.server_address()))
-                .unwrap();
-            server.serve_forever(POLL).expect("serve");
-            server.server_close();
-        });
-        let (stop, addr) = rx.recv().unwrap();
-        clients(addr);
-        stop.shutdown();
+    let (running, addr) = spawn_tcp_server(8 << 20, |ready| {
+        let mux = pin!(Multiplexed::<TcpConnection, _, _, N>::new(Upper::<64>));
+        serve_tcp(
+            SocketStreamServer::new("127.0.0.1:0", mux).expect("bind"),
+            &ready,
+        );
     });
+    clients(addr);
+    drop(running);
 }
 
 fn answer_lines(s: &mut TcpStream, lines: &[&str]) -> Vec<String> {
@@ -161,48 +157,43 @@ fn a_shutdown_cuts_requests_in_flight_with_a_reset() {
 
 #[test]
 fn a_client_that_never_reads_does_not_stall_the_others() {
-    thread::scope(|scope| {
-        let (tx, rx) = mpsc::channel::<(ShutdownHandle, SocketAddr)>();
-        scope.spawn(move || {
-            let mux = pin!(Multiplexed::<TcpConnection, _, _, 4>::new(Echo::<4096>));
-            let mut server = SocketStreamServer::new("127.0.0.1:0", mux).expect("bind");
-            tx.send((server.shutdown_handle(), *server.server_address()))
-                .unwrap();
-            server.serve_forever(POLL).expect("serve");
-            server.server_close();
-        });
-        let (stop, addr) = rx.recv().unwrap();
-        // It sends 8 MiB and reads nothing: the echo back fills both socket
-        // buffers and its request waits to write, for as long as it likes.
-        let mut hog = TcpStream::connect(addr).unwrap();
-        hog.set_write_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        let block = vec![0u8; 64 * 1024];
-        let mut sent = 0usize;
-        while sent < 8 << 20 {
-            match hog.write(&block) {
-                Ok(n) => sent += n,
-                Err(_) => break, // its own send buffer is full: the server stopped reading it
-            }
-        }
-        // Meanwhile another client is served at once, round after round.
-        let mut other = TcpStream::connect(addr).unwrap();
-        other
-            .set_read_timeout(Some(Duration::from_secs(2)))
-            .unwrap();
-        let start = Instant::now();
-        for i in 0..100u32 {
-            other.write_all(&i.to_be_bytes()).unwrap();
-            let mut back = [0u8; 4];
-            other
-                .read_exact(&mut back)
-                .expect("echo beside a stalled peer");
-            assert_eq!(back, i.to_be_bytes());
-        }
-        let took = start.elapsed();
-        eprintln!("100 round trips beside a peer that never reads ({sent} B sent): {took:?}");
-        assert!(took < Duration::from_secs(2), "{took:?}");
-        stop.shutdown();
-        drop(hog);
+    let (running, addr) = spawn_tcp_server(8 << 20, |ready| {
+        let mux = pin!(Multiplexed::<TcpConnection, _, _, 4>::new(Echo::<4096>));
+        serve_tcp(
+            SocketStreamServer::new("127.0.0.1:0", mux).expect("bind"),
+            &ready,
+        );
     });
+    // It sends 8 MiB and reads nothing: the echo back fills both socket
+    // buffers and its request waits to write, for as long as it likes.
+    let mut hog = TcpStream::connect(addr).unwrap();
+    hog.set_write_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let block = vec![0u8; 64 * 1024];
+    let mut sent = 0usize;
+    while sent < 8 << 20 {
+        match hog.write(&block) {
+            Ok(n) => sent += n,
+            Err(_) => break, // its own send buffer is full: the server stopped reading it
+        }
+    }
+    // Meanwhile another client is served at once, round after round.
+    let mut other = TcpStream::connect(addr).unwrap();
+    other
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let start = Instant::now();
+    for i in 0..100u32 {
+        other.write_all(&i.to_be_bytes()).unwrap();
+        let mut back = [0u8; 4];
+        other
+            .read_exact(&mut back)
+            .expect("echo beside a stalled peer");
+        assert_eq!(back, i.to_be_bytes());
+    }
+    let took = start.elapsed();
+    eprintln!("100 round trips beside a peer that never reads ({sent} B sent): {took:?}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    drop(hog);
+    drop(running);
 }
