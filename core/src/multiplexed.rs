@@ -121,7 +121,7 @@ struct State<C: Connection, H, F, const N: usize> {
 /// use core::pin::pin;
 /// use socketserver_core::{Multiplexed, DefaultHooks, Listener, StreamServer, Upper, Wait};
 ///
-/// fn serve<L: Listener, W: Wait<L, L::Conn>>(listener: L, waiter: W) -> Result<(), W::Error> {
+/// fn serve<L: Listener, W: Wait<L>>(listener: L, waiter: W) -> Result<(), W::Error> {
 ///     let mux = pin!(Multiplexed::<L::Conn, _, _, 4>::new(Upper::<256>));
 ///     let mut server = StreamServer::new(listener, waiter, mux, DefaultHooks);
 ///     server.serve_forever(core::time::Duration::from_millis(500))
@@ -396,7 +396,7 @@ where
             || (state.queued.is_none() && state.eviction_candidate(state.last_pass).is_some())
     }
 
-    fn wait<W: Wait<L, L::Conn>>(
+    fn wait<W: Wait<L>>(
         &mut self,
         waiter: &mut W,
         listener: Option<&L>,
@@ -419,7 +419,7 @@ where
             (a, b) => a.or(b),
         };
         let deadline = if ready { Some(waiter.now()) } else { deadline };
-        waiter.wait(listener, core::iter::empty(), deadline)
+        waiter.wait(listener, deadline)
     }
 
     fn poll_requests(&mut self, hooks: &K, now: Instant) -> bool {

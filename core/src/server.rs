@@ -8,7 +8,7 @@ use crate::shutdown::ShutdownFlag;
 use crate::strategy::{AddrOf, DatagramStrategy, StreamStrategy};
 use crate::time::{Duration, Instant};
 use crate::trace::{step, trace_warn};
-use crate::transport::{DatagramSocket, Listener, NoConnection, Wait};
+use crate::transport::{DatagramSocket, Listener, Wait};
 
 /// How long accepting pauses after an accept error (EMFILE, ENOBUFS): long
 /// enough not to spin on a listener that stays readable, short enough that
@@ -32,7 +32,7 @@ pub struct StreamServer<L, W, K, P> {
 impl<L, W, K, P> StreamServer<L, W, K, P>
 where
     L: Listener,
-    W: Wait<L, L::Conn>,
+    W: Wait<L>,
     K: ServerHooks<AddrOf<L>>,
     P: StreamStrategy<L, K>,
 {
@@ -191,7 +191,7 @@ where
 impl<L, W, K, P> Pass for StreamServer<L, W, K, P>
 where
     L: Listener,
-    W: Wait<L, L::Conn>,
+    W: Wait<L>,
     K: ServerHooks<AddrOf<L>>,
     P: StreamStrategy<L, K>,
 {
@@ -273,7 +273,7 @@ pub struct DatagramServer<D, W, K, P, B> {
 impl<D, W, K, P, B> DatagramServer<D, W, K, P, B>
 where
     D: DatagramSocket,
-    W: Wait<D, NoConnection>,
+    W: Wait<D>,
     K: ServerHooks<D::Addr>,
     P: DatagramStrategy<D, K>,
     B: AsMut<[u8]> + AsRef<[u8]>,
@@ -412,7 +412,7 @@ where
 impl<D, W, K, P, B> Pass for DatagramServer<D, W, K, P, B>
 where
     D: DatagramSocket,
-    W: Wait<D, NoConnection>,
+    W: Wait<D>,
     K: ServerHooks<D::Addr>,
     P: DatagramStrategy<D, K>,
     B: AsMut<[u8]> + AsRef<[u8]>,

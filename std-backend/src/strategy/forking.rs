@@ -8,8 +8,8 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use socketserver_core::time::{Duration, Instant};
 use socketserver_core::{
-    AddrOf, DatagramRequestHandler, DatagramSocket, DatagramStrategy, Listener, NoConnection,
-    ServerHooks, StreamRequestHandler, StreamStrategy, Wait, end_stream_request,
+    AddrOf, DatagramRequestHandler, DatagramSocket, DatagramStrategy, Listener, ServerHooks,
+    StreamRequestHandler, StreamStrategy, Wait, end_stream_request,
 };
 
 use crate::error::WorkerError;
@@ -283,14 +283,14 @@ where
         self.children.len() < self.max_children
     }
 
-    fn wait<W: Wait<L, L::Conn>>(
+    fn wait<W: Wait<L>>(
         &mut self,
         waiter: &mut W,
         listener: Option<&L>,
         deadline: Option<Instant>,
     ) -> Result<(), W::Error> {
         let deadline = self.reap_deadline(listener.is_some(), deadline, waiter.now());
-        waiter.wait(listener, core::iter::empty(), deadline)
+        waiter.wait(listener, deadline)
     }
 
     fn in_flight(&self) -> usize {
@@ -348,14 +348,14 @@ where
         self.children.len() < self.max_children
     }
 
-    fn wait<W: Wait<D, NoConnection>>(
+    fn wait<W: Wait<D>>(
         &mut self,
         waiter: &mut W,
         socket: Option<&D>,
         deadline: Option<Instant>,
     ) -> Result<(), W::Error> {
         let deadline = self.reap_deadline(socket.is_some(), deadline, waiter.now());
-        waiter.wait(socket, core::iter::empty(), deadline)
+        waiter.wait(socket, deadline)
     }
 
     fn service_actions(&mut self, _hooks: &K) {
