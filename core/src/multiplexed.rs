@@ -23,7 +23,7 @@ use crate::strategy::{AddrOf, StreamStrategy};
 use crate::time::Instant;
 use crate::trace::{step, trace_warn};
 use crate::transport::{Connection, Listener, Wait};
-use crate::wake::SlotId;
+use crate::wake::{SlotId, SlotIds};
 
 /// Polls a cancelled request gets to run its `finish` before it is dropped
 /// (dropping it resets its connection).
@@ -92,7 +92,6 @@ where
 /// One request in flight: what the server knows of it besides its future.
 #[derive(Debug)]
 struct Meta<A> {
-    id: SlotId,
     client: A,
     activity: Activity,
     /// Cancelled by the server: polls left before it is dropped.
@@ -100,15 +99,40 @@ struct Meta<A> {
 }
 
 /// Everything but the futures: free to move and to borrow mutably.
+///
+/// A pass costs little with many idle requests: woken slots are found one
+/// atomic load per 32 slots ([`SlotIds`]); the idle policy is checked for a
+/// request when it is polled, and for all only when the earliest deadline
+/// (`next_check`) or eviction time (`evict_check`) comes. A request's
+/// deadlines only move later when it is not polled, so both are lower bounds.
 #[derive(Debug)]
 struct State<C: Connection, H, F, const N: usize> {
     handler: H,
     make: fn(H, C, C::Addr) -> F,
     meta: [Option<Meta<C::Addr>>; N],
+    /// The slots' ids, taken when the first request starts.
+    ids: Option<SlotIds>,
+    /// Slots in use, and those of them being cancelled.
+    active: usize,
+    cancelling: usize,
     /// A client accepted at capacity, waiting for the slot an eviction frees.
     queued: Option<(C, C::Addr)>,
     policy: IdlePolicy,
     last_pass: Instant,
+    /// No request can outlive the policy before this (`None`: none can).
+    next_check: Option<Instant>,
+    /// No request can become evictable before this (`None`: none can).
+    evict_check: Option<Instant>,
+    /// At capacity: the request an arriving client would evict.
+    candidate: Option<usize>,
+}
+
+/// The earlier of two optional instants (`None`: never).
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Serves up to `N` requests at once with an [`AsyncStreamRequestHandler`],
@@ -168,9 +192,15 @@ where
                 handler,
                 make: serve::<C, H, RBUF>,
                 meta: [const { None }; N],
+                ids: None,
+                active: 0,
+                cancelling: 0,
                 queued: None,
                 policy: IdlePolicy::default(),
                 last_pass: Instant::from_micros(0),
+                next_check: None,
+                evict_check: None,
+                candidate: None,
             },
             futures: [const { None }; N],
             _pinned: PhantomPinned,
@@ -198,12 +228,49 @@ where
 
     /// Replaces the idle policy (for requests in flight too).
     pub fn set_idle_policy(self: Pin<&mut Self>, policy: IdlePolicy) {
-        self.project().0.policy = policy;
+        let state = self.project().0;
+        state.policy = policy;
+        // Every request is checked against it at the next pass.
+        state.next_check = Some(state.last_pass);
+        state.evict_check = Some(state.last_pass);
     }
 
     /// Requests being served now.
     pub fn active(&self) -> usize {
-        self.state.meta.iter().flatten().count()
+        self.state.active
+    }
+
+    /// Requests taken and not finished: those being served, and a client
+    /// waiting for the slot an eviction frees.
+    pub fn in_flight(&self) -> usize {
+        self.state.active + usize::from(self.state.queued.is_some())
+    }
+
+    /// When the server must next poll this strategy, whatever its sockets
+    /// do: now (an instant already past) when a request is ready or being
+    /// ended, else the earliest idle deadline or eviction time; `None`: only
+    /// readiness can wake it.
+    pub fn next_poll(&self) -> Option<Instant> {
+        let state = &self.state;
+        let ready = state.cancelling > 0
+            || (state.queued.is_some() && state.active < N)
+            || state.ids.as_ref().is_some_and(SlotIds::any_ready);
+        if ready {
+            return Some(state.last_pass);
+        }
+        let eviction = (state.active == N && state.candidate.is_none())
+            .then_some(state.evict_check)
+            .flatten();
+        earliest(state.next_check, eviction)
+    }
+
+    /// At capacity, how long the request an arriving client would evict has
+    /// been idle (`None`: none would be evicted): lets a caller holding
+    /// several strategies evict the longest idle of all.
+    pub fn eviction_idle(&self) -> Option<core::time::Duration> {
+        let state = &self.state;
+        let meta = state.meta.get(state.candidate?)?.as_ref()?;
+        Some(meta.activity.idle_for(state.last_pass))
     }
 
     /// The movable state, and the futures, pinned.
@@ -242,28 +309,104 @@ where
     F: Future<Output = Option<Served<C>>>,
 {
     fn free_slot(&self) -> Option<usize> {
+        if self.active == N {
+            return None;
+        }
         self.meta.iter().position(Option::is_none)
     }
 
-    /// The slot a waiting client may evict: the longest idle, if idle enough.
-    fn eviction_candidate(&self, now: Instant) -> Option<usize> {
-        self.meta
-            .iter()
-            .enumerate()
-            .filter_map(|(i, m)| Some((i, m.as_ref()?)))
-            .filter(|(_, m)| m.cancel_polls.is_none() && m.activity.is_evictable(now, &self.policy))
-            .max_by_key(|(_, m)| m.activity.idle_for(now))
-            .map(|(i, _)| i)
+    fn slot_id(&self, index: usize) -> Option<SlotId> {
+        self.ids.as_ref().map(|ids| ids.slot(index))
+    }
+
+    /// At capacity, finds the request a waiting client may evict (the
+    /// longest idle, if idle enough), scanning only when one may have
+    /// become evictable since the last look.
+    fn refresh_candidate(&mut self, now: Instant) {
+        if self.active < N || self.queued.is_some() {
+            self.candidate = None;
+            return;
+        }
+        let still = self
+            .candidate
+            .and_then(|i| self.meta[i].as_ref())
+            .is_some_and(|m| {
+                m.cancel_polls.is_none() && m.activity.is_evictable(now, &self.policy)
+            });
+        if still || self.evict_check.is_none_or(|t| now < t) {
+            if !still {
+                self.candidate = None;
+            }
+            return;
+        }
+        let mut best: Option<(usize, core::time::Duration)> = None;
+        let mut next = None;
+        for (i, m) in self.meta.iter().enumerate() {
+            let Some(m) = m.as_ref().filter(|m| m.cancel_polls.is_none()) else {
+                continue;
+            };
+            if m.activity.is_evictable(now, &self.policy) {
+                let idle = m.activity.idle_for(now);
+                if best.is_none_or(|(_, longest)| idle > longest) {
+                    best = Some((i, idle));
+                }
+            } else {
+                next = earliest(next, m.activity.evictable_at(&self.policy));
+            }
+        }
+        self.candidate = best.map(|(i, _)| i);
+        self.evict_check = next;
+    }
+
+    /// Checks every request against the idle policy, when the earliest
+    /// deadline has come; cancels those that outlived it.
+    fn sweep(&mut self, now: Instant) {
+        if self.next_check.is_none_or(|t| now < t) {
+            return;
+        }
+        let mut next = None;
+        for index in 0..N {
+            let Some(meta) = self.meta[index].as_mut() else {
+                continue;
+            };
+            if meta.cancel_polls.is_some() {
+                continue;
+            }
+            if meta.activity.check(now, &self.policy).is_err() {
+                self.cancel(index);
+            } else {
+                next = earliest(next, meta.activity.deadline(&self.policy));
+            }
+        }
+        self.next_check = next;
     }
 
     /// Starts ending slot `index`: its pending call fails with `Cut`.
     fn cancel(&mut self, index: usize) {
-        if let Some(meta) = self.meta[index].as_mut()
+        let id = self.slot_id(index);
+        if let (Some(meta), Some(id)) = (self.meta[index].as_mut(), id)
             && meta.cancel_polls.is_none()
         {
             meta.cancel_polls = Some(CANCEL_POLLS);
-            meta.id.cancel();
+            self.cancelling += 1;
+            if self.candidate == Some(index) {
+                self.candidate = None;
+            }
+            id.cancel();
         }
+    }
+
+    /// Empties slot `index` after its request ended.
+    fn vacate(&mut self, index: usize) -> Option<Meta<C::Addr>> {
+        let meta = self.meta[index].take()?;
+        self.active -= 1;
+        if meta.cancel_polls.is_some() {
+            self.cancelling -= 1;
+        }
+        if self.candidate == Some(index) {
+            self.candidate = None;
+        }
+        Some(meta)
     }
 
     /// Puts a new request in free slot `index`: `finish_request`, then its
@@ -276,8 +419,11 @@ where
         conn: C,
         client: C::Addr,
     ) {
-        let Some(id) = SlotId::take() else {
-            // Every slot id of the process is in use: end this one now.
+        if self.ids.is_none() {
+            self.ids = SlotIds::take(N);
+        }
+        let Some(id) = self.slot_id(index) else {
+            // The process's slot ids are all taken: end this one now.
             cut_stream_request(hooks, conn, &client);
             return;
         };
@@ -289,48 +435,47 @@ where
             conn,
             client.clone(),
         )));
-        id.wake();
+        id.reset();
+        let activity = Activity::new(self.last_pass);
+        self.next_check = earliest(self.next_check, activity.deadline(&self.policy));
+        self.evict_check = earliest(self.evict_check, activity.evictable_at(&self.policy));
         self.meta[index] = Some(Meta {
-            id,
             client,
-            activity: Activity::new(self.last_pass),
+            activity,
             cancel_polls: None,
         });
+        self.active += 1;
         let now = self.last_pass;
-        self.step(slot, index, hooks, now);
+        self.poll_slot(slot, index, hooks, now);
     }
 
-    /// Polls slot `index` if it was woken or is being cancelled, ends it if
-    /// it completed, cancels it if it outlived the idle policy. Returns
-    /// whether it moved.
-    fn step<K: ServerHooks<C::Addr>>(
+    /// Polls slot `index` (woken, or being cancelled), ends it if it
+    /// completed or ignored its cancel too long, cancels it if it outlived
+    /// the idle policy. Returns whether it moved.
+    fn poll_slot<K: ServerHooks<C::Addr>>(
         &mut self,
         mut slot: Pin<&mut Option<F>>,
         index: usize,
         hooks: &K,
         now: Instant,
     ) -> bool {
+        let Some(id) = self.slot_id(index) else {
+            return false;
+        };
         let Some(meta) = self.meta[index].as_mut() else {
             return false;
         };
-        let cancelling = meta.cancel_polls.is_some();
-        if !meta.id.take_ready() && !cancelling {
-            if meta.activity.check(now, &self.policy).is_err() {
-                self.cancel(index);
-            }
-            return false;
-        }
-        let waker = meta.id.waker();
         let Some(future) = slot.as_mut().as_pin_mut() else {
             return false;
         };
+        let waker = id.waker();
         let polled = future.poll(&mut Context::from_waker(&waker));
-        let moved = meta.id.take_moved();
+        let moved = id.take_moved();
         meta.activity.record(now, moved);
         match polled {
             Poll::Ready(served) => {
                 slot.set(None);
-                if let (Some(meta), Some(served)) = (self.meta[index].take(), served) {
+                if let (Some(meta), Some(served)) = (self.vacate(index), served) {
                     if let Err(e) = &served.result {
                         report_request_error::<C, K>(hooks, &meta.client, e);
                     }
@@ -343,7 +488,7 @@ where
                     Some(left) if left <= 1 => {
                         // It ignores the cut: dropping it resets its connection.
                         slot.set(None);
-                        if let Some(meta) = self.meta[index].take() {
+                        if let Some(meta) = self.vacate(index) {
                             report_request_error::<C, K>(hooks, &meta.client, &Error::Cut);
                             hooks.shutdown_request(&meta.client);
                             hooks.close_request(&meta.client);
@@ -351,17 +496,46 @@ where
                     }
                     Some(left) => {
                         meta.cancel_polls = Some(left - 1);
-                        meta.id.wake();
+                        id.wake();
                     }
                     None => {
                         if meta.activity.check(now, &self.policy).is_err() {
                             self.cancel(index);
+                        } else {
+                            let deadline = meta.activity.deadline(&self.policy);
+                            self.next_check = earliest(self.next_check, deadline);
                         }
                     }
                 }
                 moved > 0
             }
         }
+    }
+
+    /// One pass: idle checks when due, every woken slot polled, a queued
+    /// client started in a freed slot, the eviction candidate refreshed.
+    fn pass<K: ServerHooks<C::Addr>>(
+        &mut self,
+        mut futures: PinnedFutures<'_, F, N>,
+        hooks: &K,
+        now: Instant,
+    ) -> bool {
+        self.last_pass = now;
+        self.sweep(now);
+        let mut moved = false;
+        let ready = self.ids.as_ref().map(SlotIds::take_ready);
+        for index in ready.into_iter().flatten() {
+            moved |= self.poll_slot(slot(futures.as_mut(), index), index, hooks, now);
+        }
+        if self.queued.is_some()
+            && let Some(index) = self.free_slot()
+            && let Some((conn, client)) = self.queued.take()
+        {
+            self.start(slot(futures.as_mut(), index), index, hooks, conn, client);
+            moved = true;
+        }
+        self.refresh_candidate(now);
+        moved
     }
 }
 
@@ -379,7 +553,7 @@ where
             None => {
                 // `can_accept` let it in to evict an idle request: it waits
                 // for the slot that request frees.
-                if let Some(victim) = state.eviction_candidate(state.last_pass) {
+                if let Some(victim) = state.candidate {
                     state.cancel(victim);
                 }
                 match state.queued {
@@ -392,8 +566,7 @@ where
 
     fn can_accept(&self) -> bool {
         let state = &self.state;
-        state.free_slot().is_some()
-            || (state.queued.is_none() && state.eviction_candidate(state.last_pass).is_some())
+        state.active < N || (state.queued.is_none() && state.candidate.is_some())
     }
 
     fn wait<W: Wait<L>>(
@@ -402,44 +575,17 @@ where
         listener: Option<&L>,
         deadline: Option<Instant>,
     ) -> Result<(), W::Error> {
-        let state = &self.state;
-        let ready = state
-            .meta
-            .iter()
-            .flatten()
-            .any(|m| m.id.is_ready() || m.cancel_polls.is_some());
-        let next = state
-            .meta
-            .iter()
-            .flatten()
-            .filter_map(|m| m.activity.deadline(&state.policy))
-            .min();
-        let deadline = match (deadline, next) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let deadline = if ready { Some(waiter.now()) } else { deadline };
+        let deadline = earliest(deadline, self.next_poll());
         waiter.wait(listener, deadline)
     }
 
     fn poll_requests(&mut self, hooks: &K, now: Instant) -> bool {
-        let (state, mut futures) = self.as_mut().project();
-        state.last_pass = now;
-        let mut moved = false;
-        for index in 0..N {
-            moved |= state.step(slot(futures.as_mut(), index), index, hooks, now);
-            if state.meta[index].is_none()
-                && let Some((conn, client)) = state.queued.take()
-            {
-                state.start(slot(futures.as_mut(), index), index, hooks, conn, client);
-                moved = true;
-            }
-        }
-        moved
+        let (state, futures) = self.as_mut().project();
+        state.pass(futures, hooks, now)
     }
 
     fn in_flight(&self) -> usize {
-        self.active() + usize::from(self.state.queued.is_some())
+        Multiplexed::in_flight(self)
     }
 
     fn cut_in_flight(&mut self, hooks: &K) {

@@ -45,43 +45,165 @@ fn bit(id: usize) -> (usize, u32) {
     (id / 32, 1 << (id % 32))
 }
 
-/// One slot id, returned to the pool when dropped.
-#[derive(Debug, PartialEq, Eq)]
-pub struct SlotId(usize);
+/// The bits of word `word` that ids `first..first + len` own.
+fn run_mask(word: usize, first: usize, len: usize) -> u32 {
+    let lo = first.max(word * 32);
+    let hi = (first + len).min(word * 32 + 32);
+    if lo >= hi {
+        return 0;
+    }
+    let width = hi - lo;
+    let ones = if width == 32 {
+        u32::MAX
+    } else {
+        (1 << width) - 1
+    };
+    ones << (lo - word * 32)
+}
 
-impl SlotId {
-    /// Takes a free id, or `None` when the pool is exhausted.
-    pub fn take() -> Option<Self> {
+/// Claims `mask` in word `word` if all its bits are free.
+fn claim(word: usize, mask: u32) -> bool {
+    POOL.used[word]
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+            (used & mask == 0).then_some(used | mask)
+        })
+        .is_ok()
+}
+
+fn release(word: usize, mask: u32) {
+    POOL.used[word].fetch_and(!mask, Ordering::AcqRel);
+}
+
+/// A run of consecutive slot ids, one per slot of a multiplexed server, owned
+/// for the server's life and returned to the pool when dropped.
+///
+/// Consecutive ids make finding the woken slots cheap: one atomic load per 32
+/// slots, and a slot's index is its id minus the first.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct SlotIds {
+    first: usize,
+    len: usize,
+}
+
+impl SlotIds {
+    /// Takes `len` consecutive free ids (`len` ≤ 32 within one word, longer
+    /// runs from a word's start), or `None` when the pool has no such run.
+    pub(crate) fn take(len: usize) -> Option<Self> {
+        if len == 0 || len > SLOT_IDS {
+            return None;
+        }
+        if len > 32 {
+            return (0..WORDS)
+                .take_while(|word| word * 32 + len <= SLOT_IDS)
+                .find_map(|word| Self::claim_run(word * 32, len));
+        }
+        let ones = if len == 32 { u32::MAX } else { (1 << len) - 1 };
         for (word, used) in POOL.used.iter().enumerate() {
-            let mut current = used.load(Ordering::Relaxed);
-            while current != u32::MAX {
-                let free = (!current).trailing_zeros();
-                let claimed = current | (1 << free);
-                match used.compare_exchange_weak(
-                    current,
-                    claimed,
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                ) {
-                    Ok(_) => {
-                        let id = SlotId(word * 32 + free as usize);
-                        id.reset();
-                        return Some(id);
-                    }
-                    Err(now) => current = now,
+            let mut shift = 0;
+            while shift + len <= 32 {
+                if (used.load(Ordering::Acquire) >> shift) & ones == 0
+                    && let Some(ids) = Self::claim_run(word * 32 + shift, len)
+                {
+                    return Some(ids);
                 }
+                shift += 1;
             }
         }
         None
     }
 
-    /// The id as a number.
-    pub fn index(&self) -> usize {
-        self.0
+    /// Claims ids `first..first + len` word by word, undoing on a conflict.
+    fn claim_run(first: usize, len: usize) -> Option<Self> {
+        let words = first / 32..(first + len - 1) / 32 + 1;
+        for word in words.clone() {
+            if !claim(word, run_mask(word, first, len)) {
+                for done in words.start..word {
+                    release(done, run_mask(done, first, len));
+                }
+                return None;
+            }
+        }
+        let ids = Self { first, len };
+        for index in 0..len {
+            ids.slot(index).reset();
+        }
+        Some(ids)
     }
 
+    /// The id of slot `index` (`index < len`).
+    pub(crate) fn slot(&self, index: usize) -> SlotId {
+        SlotId(self.first + index.min(self.len - 1))
+    }
+
+    fn words(&self) -> core::ops::Range<usize> {
+        self.first / 32..(self.first + self.len - 1) / 32 + 1
+    }
+
+    /// Whether any slot was woken and not yet taken.
+    pub(crate) fn any_ready(&self) -> bool {
+        self.words().any(|word| {
+            POOL.ready[word].load(Ordering::Acquire) & run_mask(word, self.first, self.len) != 0
+        })
+    }
+
+    /// The slots woken since the last call, clearing their marks: one load
+    /// per 32 slots, one more per word that has woken slots.
+    pub(crate) fn take_ready(&self) -> ReadySlots {
+        ReadySlots {
+            first: self.first,
+            len: self.len,
+            word: self.first / 32,
+            bits: 0,
+        }
+    }
+}
+
+impl Drop for SlotIds {
+    fn drop(&mut self) {
+        for word in self.words() {
+            release(word, run_mask(word, self.first, self.len));
+        }
+    }
+}
+
+/// The indices of woken slots, word by word (see [`SlotIds::take_ready`]).
+#[derive(Debug)]
+pub(crate) struct ReadySlots {
+    first: usize,
+    len: usize,
+    word: usize,
+    bits: u32,
+}
+
+impl Iterator for ReadySlots {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        let end = (self.first + self.len - 1) / 32 + 1;
+        while self.bits == 0 {
+            if self.word >= end {
+                return None;
+            }
+            let mask = run_mask(self.word, self.first, self.len);
+            let ready = &POOL.ready[self.word];
+            if ready.load(Ordering::Acquire) & mask != 0 {
+                self.bits = ready.fetch_and(!mask, Ordering::AcqRel) & mask;
+            }
+            self.word += 1;
+        }
+        let bit = self.bits.trailing_zeros() as usize;
+        self.bits &= self.bits - 1;
+        Some((self.word - 1) * 32 + bit - self.first)
+    }
+}
+
+/// One slot's id: a copyable name for its bits in the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SlotId(usize);
+
+impl SlotId {
     /// Clears ready, cancel and the byte count (a new request in the slot).
-    pub fn reset(&self) {
+    pub(crate) fn reset(self) {
         let (word, mask) = bit(self.0);
         POOL.ready[word].fetch_and(!mask, Ordering::AcqRel);
         POOL.cancel[word].fetch_and(!mask, Ordering::AcqRel);
@@ -89,44 +211,25 @@ impl SlotId {
     }
 
     /// A waker that marks this slot ready.
-    pub fn waker(&self) -> Waker {
+    pub(crate) fn waker(self) -> Waker {
         waker_for(self.0)
     }
 
     /// Marks the slot ready (to be polled), as its waker does.
-    pub fn wake(&self) {
+    pub(crate) fn wake(self) {
         wake(self.0);
     }
 
-    /// Whether the slot was woken and not yet taken (the mark stays).
-    pub fn is_ready(&self) -> bool {
-        let (word, mask) = bit(self.0);
-        POOL.ready[word].load(Ordering::Acquire) & mask != 0
-    }
-
-    /// Whether the slot was woken since the last call; clears the mark.
-    pub fn take_ready(&self) -> bool {
-        let (word, mask) = bit(self.0);
-        POOL.ready[word].fetch_and(!mask, Ordering::AcqRel) & mask != 0
-    }
-
     /// Asks the slot's request to end: its pending and later I/O fail.
-    pub fn cancel(&self) {
+    pub(crate) fn cancel(self) {
         let (word, mask) = bit(self.0);
         POOL.cancel[word].fetch_or(mask, Ordering::AcqRel);
         self.wake();
     }
 
     /// Bytes the slot's I/O moved since the last call; resets the count.
-    pub fn take_moved(&self) -> usize {
+    pub(crate) fn take_moved(self) -> usize {
         POOL.moved[self.0].swap(0, Ordering::AcqRel) as usize
-    }
-}
-
-impl Drop for SlotId {
-    fn drop(&mut self) {
-        let (word, mask) = bit(self.0);
-        POOL.used[word].fetch_and(!mask, Ordering::AcqRel);
     }
 }
 
@@ -194,21 +297,29 @@ fn waker_for(id: usize) -> Waker {
 mod tests {
     use super::*;
 
+    fn is_ready(id: SlotId) -> bool {
+        let (word, mask) = bit(id.0);
+        POOL.ready[word].load(Ordering::Acquire) & mask != 0
+    }
+
     #[test]
     fn a_waker_marks_its_slot_ready_once() {
-        let id = SlotId::take().unwrap();
-        assert!(!id.take_ready());
-        let waker = id.waker();
+        let ids = SlotIds::take(3).unwrap();
+        assert_eq!(ids.take_ready().count(), 0);
+        let waker = ids.slot(1).waker();
         waker.wake_by_ref();
         let clone = waker.clone();
         clone.wake();
-        assert!(id.take_ready());
-        assert!(!id.take_ready(), "cleared");
+        assert!(ids.any_ready());
+        assert!(ids.take_ready().eq([1]));
+        assert!(!ids.any_ready(), "cleared");
+        assert!(!is_ready(ids.slot(1)));
     }
 
     #[test]
     fn io_finds_its_slot_through_the_waker() {
-        let id = SlotId::take().unwrap();
+        let ids = SlotIds::take(1).unwrap();
+        let id = ids.slot(0);
         let waker = id.waker();
         let slot = SlotOf::of(&waker).expect("ours");
         assert!(!slot.is_cancelled());
@@ -217,16 +328,46 @@ mod tests {
         assert_eq!(id.take_moved(), 15);
         id.cancel();
         assert!(slot.is_cancelled());
-        assert!(id.take_ready(), "a cancel wakes the slot");
+        assert_eq!(ids.take_ready().count(), 1, "a cancel wakes the slot");
         assert!(SlotOf::of(Waker::noop()).is_none());
     }
 
     #[test]
-    fn ids_are_unique_and_go_back_to_the_pool() {
-        let a = SlotId::take().unwrap();
-        let b = SlotId::take().unwrap();
-        assert_ne!(a.index(), b.index());
-        drop(a);
-        assert!(POOL.used[bit(b.index()).0].load(Ordering::Acquire) & bit(b.index()).1 != 0);
+    fn runs_are_disjoint_consecutive_and_go_back_to_the_pool() {
+        let small = SlotIds::take(5).unwrap();
+        let long = SlotIds::take(70).unwrap();
+        assert_eq!(long.first % 32, 0, "a long run starts a word");
+        let (a, b) = (small.first..small.first + 5, long.first..long.first + 70);
+        assert!(
+            a.end <= b.start || b.end <= a.start,
+            "{a:?} and {b:?} overlap"
+        );
+        for index in [0, 31, 32, 69] {
+            long.slot(index).wake();
+        }
+        small.slot(4).wake();
+        assert!(long.take_ready().eq([0, 31, 32, 69]));
+        assert!(small.take_ready().eq([4]));
+        let first = long.first;
+        drop(long);
+        assert_eq!(
+            POOL.used[first / 32].load(Ordering::Acquire) & run_mask(first / 32, first, 70),
+            0,
+            "released"
+        );
+    }
+
+    #[test]
+    fn a_new_run_starts_with_no_stale_marks() {
+        let ids = SlotIds::take(2).unwrap();
+        ids.slot(0).wake();
+        ids.slot(1).cancel();
+        let first = ids.first;
+        drop(ids);
+        let again = SlotIds::take(2).unwrap();
+        if again.first == first {
+            assert!(!again.any_ready());
+            assert!(!SlotOf(first + 1).is_cancelled());
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! what every std strategy shares: the waker hook and panic-safe requests.
 
 pub(crate) mod forking;
+pub(crate) mod heap_multiplexed;
 mod live_count;
 pub(crate) mod threading;
 
