@@ -114,6 +114,8 @@ struct State<C: Connection, H, F, const N: usize> {
     ids: Option<SlotIds>,
     /// Slots in use, and those of them being cancelled.
     active: usize,
+    /// Requests it may hold at once (at most `N`).
+    limit: usize,
     cancelling: usize,
     /// A client accepted at capacity, waiting for the slot an eviction frees.
     queued: Option<(C, C::Addr)>,
@@ -194,6 +196,7 @@ where
                 meta: [const { None }; N],
                 ids: None,
                 active: 0,
+                limit: N,
                 cancelling: 0,
                 queued: None,
                 policy: IdlePolicy::default(),
@@ -235,6 +238,20 @@ where
         state.evict_check = Some(state.last_pass);
     }
 
+    /// Serves at most `max` requests at once (at most `N`, its slots);
+    /// clients beyond wait in the backlog, or evict an idle request.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.state.limit = max.min(N);
+        self
+    }
+
+    /// Changes the limit of [`max_connections`](Self::max_connections) while
+    /// serving: lowering it below the requests in flight ends none of them,
+    /// it only stops new ones (until evictions or ends bring it under).
+    pub fn set_max_connections(self: Pin<&mut Self>, max: usize) {
+        self.project().0.limit = max.min(N);
+    }
+
     /// Requests being served now.
     pub fn active(&self) -> usize {
         self.state.active
@@ -253,12 +270,12 @@ where
     pub fn next_poll(&self) -> Option<Instant> {
         let state = &self.state;
         let ready = state.cancelling > 0
-            || (state.queued.is_some() && state.active < N)
+            || (state.queued.is_some() && !state.full())
             || state.ids.as_ref().is_some_and(SlotIds::any_ready);
         if ready {
             return Some(state.last_pass);
         }
-        let eviction = (state.active == N && state.candidate.is_none())
+        let eviction = (state.full() && state.candidate.is_none())
             .then_some(state.evict_check)
             .flatten();
         earliest(state.next_check, eviction)
@@ -308,8 +325,13 @@ where
     H: AsyncStreamRequestHandler<C>,
     F: Future<Output = Option<Served<C>>>,
 {
+    /// Whether it holds as many requests as it may.
+    fn full(&self) -> bool {
+        self.active >= self.limit
+    }
+
     fn free_slot(&self) -> Option<usize> {
-        if self.active == N {
+        if self.full() {
             return None;
         }
         self.meta.iter().position(Option::is_none)
@@ -323,7 +345,7 @@ where
     /// longest idle, if idle enough), scanning only when one may have
     /// become evictable since the last look.
     fn refresh_candidate(&mut self, now: Instant) {
-        if self.active < N || self.queued.is_some() {
+        if !self.full() || self.queued.is_some() {
             self.candidate = None;
             return;
         }
@@ -566,7 +588,7 @@ where
 
     fn can_accept(&self) -> bool {
         let state = &self.state;
-        state.active < N || (state.queued.is_none() && state.candidate.is_some())
+        !state.full() || (state.queued.is_none() && state.candidate.is_some())
     }
 
     fn wait<W: Wait<L>>(

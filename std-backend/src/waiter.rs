@@ -235,6 +235,36 @@ impl Waiter {
     }
 }
 
+impl Waiter {
+    /// Wakes the requests whose connections became ready, without
+    /// blocking: for a caller's own loop that calls `poll`, not `wait`.
+    pub(crate) fn gather_ready(&mut self) -> io::Result<()> {
+        self.gather(Some(std::time::Duration::ZERO))
+    }
+
+    /// Waits for events until `timeout`, and acts on each: a connection's
+    /// wakes its request, the wake socket's is drained, the server socket's
+    /// disarms it (it is re-armed by the next wait that wants it).
+    fn gather(&mut self, timeout: Option<std::time::Duration>) -> io::Result<()> {
+        let mut woken = false;
+        let mut server_fired = false;
+        let connections = &self.control.connections;
+        self.readiness
+            .wait(&mut self.events, timeout, |ready| match ready.key {
+                WAKE_KEY => woken = true,
+                SERVER_KEY => server_fired = true,
+                _ => connections.wake(ready),
+            })?;
+        if woken {
+            self.drain_wakes();
+        }
+        if server_fired && let Some((raw, _)) = self.server {
+            self.server = Some((raw, false));
+        }
+        Ok(())
+    }
+}
+
 impl Drop for Waiter {
     fn drop(&mut self) {
         self.readiness.forget(self.wake_rx.as_fd());
@@ -257,22 +287,7 @@ impl<S: Pollable + ?Sized> Wait<S> for Waiter {
         // A request made before this wait left a byte in the wake socket, so
         // the flag need not be checked here: the wait returns at once.
         let timeout = deadline.map(|d| d.saturating_duration_since(self.now()));
-        let mut woken = false;
-        let mut server_fired = false;
-        let connections = &self.control.connections;
-        self.readiness
-            .wait(&mut self.events, timeout, |ready| match ready.key {
-                WAKE_KEY => woken = true,
-                SERVER_KEY => server_fired = true,
-                _ => connections.wake(ready),
-            })?;
-        if woken {
-            self.drain_wakes();
-        }
-        if server_fired && let Some((raw, _)) = self.server {
-            self.server = Some((raw, false));
-        }
-        Ok(())
+        self.gather(timeout)
     }
 
     fn shutdown_flag(&self) -> &ShutdownFlag {

@@ -163,8 +163,13 @@ where
         self.core.handle_request()
     }
 
-    /// One pass that does not wait (for a caller's own loop).
+    /// One pass that does not wait (for a caller's own loop): collects the
+    /// readiness of the connections multiplexed requests wait on, then
+    /// advances them and takes the new requests waiting.
     pub fn poll(&mut self) -> bool {
+        // An epoll error here (it has none to give in practice) shows again
+        // at the next wait, which reports it.
+        let _ = self.core.waiter_mut().gather_ready();
         self.core.poll()
     }
 

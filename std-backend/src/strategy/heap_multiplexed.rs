@@ -119,6 +119,21 @@ where
         self.chunks.len() * CHUNK_SLOTS
     }
 
+    /// At the limit, each chunk may hold only what it holds, so that a new
+    /// client evicts (in whichever chunk holds the longest idle request)
+    /// rather than filling a free slot; below it, every slot is open.
+    fn apply_limit(&mut self) {
+        let at_limit = self.active() >= self.max_connections;
+        for chunk in &mut self.chunks {
+            let max = if at_limit {
+                chunk.active()
+            } else {
+                CHUNK_SLOTS
+            };
+            chunk.as_mut().set_max_connections(max);
+        }
+    }
+
     /// The chunk a new request goes to: one with a free slot, else a new one.
     fn chunk_with_room(&mut self) -> &mut Boxed<C, H, F> {
         match self
@@ -174,6 +189,7 @@ where
     F: Future<Output = Option<Served<L::Conn>>>,
 {
     fn process_request(&mut self, hooks: &K, conn: L::Conn, client: AddrOf<L>) {
+        self.apply_limit();
         let chunk = if self.active() < self.max_connections {
             Some(self.chunk_with_room())
         } else {
@@ -209,6 +225,7 @@ where
     }
 
     fn poll_requests(&mut self, hooks: &K, now: Instant) -> bool {
+        self.apply_limit();
         let mut moved = false;
         for chunk in &mut self.chunks {
             moved |= StreamStrategy::<L, K>::poll_requests(&mut chunk.as_mut(), hooks, now);
