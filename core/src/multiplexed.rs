@@ -94,8 +94,41 @@ where
 struct Meta<A> {
     client: A,
     activity: Activity,
+    /// The handler's own `timeout`: the request times out when it moved
+    /// nothing for that long.
+    timeout: Option<core::time::Duration>,
     /// Cancelled by the server: polls left before it is dropped.
     cancel_polls: Option<usize>,
+}
+
+/// Why a request in flight must end now.
+enum Ending {
+    /// It outlived the server's idle policy: cut.
+    Cut,
+    /// Its handler's `timeout` passed: its I/O fails with `TimedOut`.
+    TimedOut,
+}
+
+impl<A> Meta<A> {
+    /// Whether it must end at `now` (the idle policy first).
+    fn ending(&mut self, now: Instant, policy: &IdlePolicy) -> Option<Ending> {
+        if self.activity.check(now, policy).is_err() {
+            return Some(Ending::Cut);
+        }
+        let idle = self.activity.idle_for(now);
+        self.timeout
+            .is_some_and(|t| idle >= t)
+            .then_some(Ending::TimedOut)
+    }
+
+    /// The next instant at which [`Meta::ending`] may say so, if nothing moves.
+    fn deadline(&self, now: Instant, policy: &IdlePolicy) -> Option<Instant> {
+        let idle = self.activity.idle_for(now);
+        let timeout = self
+            .timeout
+            .map(|t| now.saturating_add(t.saturating_sub(idle)));
+        earliest(self.activity.deadline(policy), timeout)
+    }
 }
 
 /// Everything but the futures: free to move and to borrow mutably.
@@ -158,7 +191,9 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 /// yields), so no connection delays the others or a new client by more than
 /// one pass; idle requests are ended and, at capacity, the longest idle
 /// evicted ([`IdlePolicy`]); a request the server ends sees [`Error::Cut`]
-/// on its pending call, its `finish` runs, and its connection is reset;
+/// on its pending call (or [`Error::TimedOut`] when its handler's own
+/// `timeout` passed with nothing moved), its `finish` runs, and its
+/// connection is reset;
 /// clients beyond `N` wait in the backlog. A backend's connections must
 /// register wakers ([`Connection::register_waker`]) for the server to sleep
 /// while requests wait.
@@ -394,10 +429,9 @@ where
             if meta.cancel_polls.is_some() {
                 continue;
             }
-            if meta.activity.check(now, &self.policy).is_err() {
-                self.cancel(index);
-            } else {
-                next = earliest(next, meta.activity.deadline(&self.policy));
+            match meta.ending(now, &self.policy) {
+                Some(ending) => self.end(index, ending),
+                None => next = earliest(next, meta.deadline(now, &self.policy)),
             }
         }
         self.next_check = next;
@@ -405,6 +439,12 @@ where
 
     /// Starts ending slot `index`: its pending call fails with `Cut`.
     fn cancel(&mut self, index: usize) {
+        self.end(index, Ending::Cut);
+    }
+
+    /// Starts ending slot `index`: its pending call fails as `ending` says,
+    /// its `finish` gets [`CANCEL_POLLS`] polls, then its connection is reset.
+    fn end(&mut self, index: usize, ending: Ending) {
         let id = self.slot_id(index);
         if let (Some(meta), Some(id)) = (self.meta[index].as_mut(), id)
             && meta.cancel_polls.is_none()
@@ -414,7 +454,10 @@ where
             if self.candidate == Some(index) {
                 self.candidate = None;
             }
-            id.cancel();
+            match ending {
+                Ending::Cut => id.cancel(),
+                Ending::TimedOut => id.time_out(),
+            }
         }
     }
 
@@ -458,16 +501,17 @@ where
             client.clone(),
         )));
         id.reset();
-        let activity = Activity::new(self.last_pass);
-        self.next_check = earliest(self.next_check, activity.deadline(&self.policy));
-        self.evict_check = earliest(self.evict_check, activity.evictable_at(&self.policy));
-        self.meta[index] = Some(Meta {
-            client,
-            activity,
-            cancel_polls: None,
-        });
-        self.active += 1;
         let now = self.last_pass;
+        let meta = Meta {
+            client,
+            activity: Activity::new(now),
+            timeout: self.handler.timeout(),
+            cancel_polls: None,
+        };
+        self.next_check = earliest(self.next_check, meta.deadline(now, &self.policy));
+        self.evict_check = earliest(self.evict_check, meta.activity.evictable_at(&self.policy));
+        self.meta[index] = Some(meta);
+        self.active += 1;
         self.poll_slot(slot, index, hooks, now);
     }
 
@@ -520,14 +564,13 @@ where
                         meta.cancel_polls = Some(left - 1);
                         id.wake();
                     }
-                    None => {
-                        if meta.activity.check(now, &self.policy).is_err() {
-                            self.cancel(index);
-                        } else {
-                            let deadline = meta.activity.deadline(&self.policy);
+                    None => match meta.ending(now, &self.policy) {
+                        Some(ending) => self.end(index, ending),
+                        None => {
+                            let deadline = meta.deadline(now, &self.policy);
                             self.next_check = earliest(self.next_check, deadline);
                         }
-                    }
+                    },
                 }
                 moved > 0
             }

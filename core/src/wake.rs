@@ -26,11 +26,12 @@ pub const SLOT_IDS: usize = 256;
 
 const WORDS: usize = SLOT_IDS / 32;
 
-/// Bits of ids in use, ready, cancelled; bytes moved per id.
+/// Bits of ids in use, ready, cancelled, timed out; bytes moved per id.
 struct Pool {
     used: [AtomicU32; WORDS],
     ready: [AtomicU32; WORDS],
     cancel: [AtomicU32; WORDS],
+    timed_out: [AtomicU32; WORDS],
     moved: [AtomicU32; SLOT_IDS],
 }
 
@@ -38,6 +39,7 @@ static POOL: Pool = Pool {
     used: [const { AtomicU32::new(0) }; WORDS],
     ready: [const { AtomicU32::new(0) }; WORDS],
     cancel: [const { AtomicU32::new(0) }; WORDS],
+    timed_out: [const { AtomicU32::new(0) }; WORDS],
     moved: [const { AtomicU32::new(0) }; SLOT_IDS],
 };
 
@@ -207,6 +209,7 @@ impl SlotId {
         let (word, mask) = bit(self.0);
         POOL.ready[word].fetch_and(!mask, Ordering::AcqRel);
         POOL.cancel[word].fetch_and(!mask, Ordering::AcqRel);
+        POOL.timed_out[word].fetch_and(!mask, Ordering::AcqRel);
         POOL.moved[self.0].store(0, Ordering::Relaxed);
     }
 
@@ -225,6 +228,14 @@ impl SlotId {
         let (word, mask) = bit(self.0);
         POOL.cancel[word].fetch_or(mask, Ordering::AcqRel);
         self.wake();
+    }
+
+    /// Ends the slot's request because its handler's `timeout` passed: as
+    /// [`cancel`](Self::cancel), but its I/O fails with `TimedOut`.
+    pub(crate) fn time_out(self) {
+        let (word, mask) = bit(self.0);
+        POOL.timed_out[word].fetch_or(mask, Ordering::AcqRel);
+        self.cancel();
     }
 
     /// Bytes the slot's I/O moved since the last call; resets the count.
@@ -249,6 +260,14 @@ impl SlotOf {
     pub(crate) fn is_cancelled(self) -> bool {
         let (word, mask) = bit(self.0);
         POOL.cancel
+            .get(word)
+            .is_some_and(|w| w.load(Ordering::Acquire) & mask != 0)
+    }
+
+    /// Whether it is being ended because its handler's timeout passed.
+    pub(crate) fn is_timed_out(self) -> bool {
+        let (word, mask) = bit(self.0);
+        POOL.timed_out
             .get(word)
             .is_some_and(|w| w.load(Ordering::Acquire) & mask != 0)
     }
