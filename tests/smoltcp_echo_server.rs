@@ -138,11 +138,14 @@ fn echo_server_smoltcp_tcp_multiplexed() {
 #[test]
 fn echo_server_smoltcp_udp() {
     in_tap_netns("echo_server_smoltcp_udp", || {
-        let (server, addr) = Server::start("smoltcp-udp", "sync");
-        let target = behaviour::udp(addr);
-        check("echo", behaviour::datagram_echo(&target));
-        check("truncation", behaviour::datagram_truncation(&target, 8192));
-        assert_eq!(server.stop(), 0);
+        // `multiplexed` serves each datagram inline, as `sync`.
+        for strategy in ["sync", "multiplexed"] {
+            let (server, addr) = Server::start("smoltcp-udp", strategy);
+            let target = behaviour::udp(addr);
+            check("echo", behaviour::datagram_echo(&target));
+            check("truncation", behaviour::datagram_truncation(&target, 8192));
+            assert_eq!(server.stop(), 0, "{strategy}");
+        }
     });
 }
 
@@ -163,6 +166,9 @@ fn echo_server_smoltcp_errors() {
             let args = [&tcp[..], &["--strategy", strategy], &TAP_ARGS[..]].concat();
             assert_eq!(status(&args), Some(2), "--strategy {strategy} with smoltcp");
         }
+        let too_many = [&tcp[..], &TAP_ARGS[..], &["--strategy", "multiplexed"]].concat();
+        let too_many = [&too_many[..], &["--max-connections", "17"]].concat();
+        assert_eq!(status(&too_many), Some(2), "--max-connections beyond the pool");
         assert_eq!(status(&tcp), Some(2), "no --tap/--ip");
         let bad_ip = [&tcp[..], &["--tap", "tap0", "--ip", "192.168.69.1"]].concat();
         assert_eq!(status(&bad_ip), Some(2), "--ip without prefix");
