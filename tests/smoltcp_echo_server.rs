@@ -168,7 +168,11 @@ fn echo_server_smoltcp_errors() {
         }
         let too_many = [&tcp[..], &TAP_ARGS[..], &["--strategy", "multiplexed"]].concat();
         let too_many = [&too_many[..], &["--max-connections", "17"]].concat();
-        assert_eq!(status(&too_many), Some(2), "--max-connections beyond the pool");
+        assert_eq!(
+            status(&too_many),
+            Some(2),
+            "--max-connections beyond the pool"
+        );
         assert_eq!(status(&tcp), Some(2), "no --tap/--ip");
         let bad_ip = [&tcp[..], &["--tap", "tap0", "--ip", "192.168.69.1"]].concat();
         assert_eq!(status(&bad_ip), Some(2), "--ip without prefix");

@@ -149,9 +149,9 @@ fn stream_multiplexed<A: Address>(addr: A, given: &str, grace: Duration, max: us
     stream_with(multiplexed, addr, given, grace)
 }
 
-/// Binds, announces, serves until a signal, drains for the grace period,
-/// cuts what remains (the signal thread cuts at the deadline too, for a
-/// request served inline), closes, exits 0.
+/// Binds, announces, serves until a signal; `serve_forever` returns once
+/// the requests in flight finished or were cut at the end of the grace
+/// period (a graceful stop, see `signals`); closes, exits 0.
 fn stream_with<A, P>(strategy: P, addr: A, given: &str, grace: Duration) -> ExitCode
 where
     A: Address,
@@ -163,18 +163,14 @@ where
         Err(e) => return runtime_error(given, &e),
     };
     // Handlers first: a client may signal as soon as it reads the first line.
-    let graceful = match signals::install(server.shutdown_handle(), grace) {
-        Ok(g) => g,
-        Err(e) => return runtime_error(given, &e),
-    };
+    if let Err(e) = signals::install(server.shutdown_handle(), grace) {
+        return runtime_error(given, &e);
+    }
     if announce(&shown(server.server_address(), given)).is_err() {
         return ExitCode::FAILURE;
     }
     if let Err(e) = server.serve_forever(POLL_INTERVAL) {
         return runtime_error(given, &e);
-    }
-    if !server.drain(graceful.remaining(grace)).unwrap_or(false) {
-        server.cut_in_flight();
     }
     server.server_close();
     ExitCode::SUCCESS

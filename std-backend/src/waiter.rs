@@ -37,6 +37,9 @@ impl<A: Address> Pollable for SocketDatagram<A> {
     }
 }
 
+/// A grace period longer than any wait: "never cut" (a century).
+const FAR: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// What a server's loop, its shutdown handles and its workers share.
 #[derive(Debug)]
 pub(crate) struct Control {
@@ -44,6 +47,8 @@ pub(crate) struct Control {
     wake_tx: WakeSocket,
     stopped: Mutex<Option<ThreadId>>,
     stopped_changed: Condvar,
+    /// The end of the grace period of a graceful stop, once one is asked.
+    grace_deadline: Mutex<Option<std::time::Instant>>,
     connections: LiveConnections,
 }
 
@@ -59,6 +64,51 @@ impl Control {
         let mut serving = self.stopped.lock().unwrap_or_else(PoisonError::into_inner);
         *serving = thread;
         self.stopped_changed.notify_all();
+    }
+
+    /// The end of the grace period, if a graceful stop was asked for (once:
+    /// a later loop starts with none).
+    pub(crate) fn take_grace_deadline(&self) -> Option<std::time::Instant> {
+        self.grace_deadline
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    /// A graceful stop: the loop stops accepting at once; requests in
+    /// flight get until `deadline` (the serving thread drains them after
+    /// its loop returns); at the deadline, what is left is cut from here, so
+    /// a request served inline ends too. Returns when the server has stopped
+    /// serving, or at once when called from the serving thread.
+    fn stop_by(&self, deadline: std::time::Instant) {
+        {
+            let mut ends = self
+                .grace_deadline
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            // A second, shorter stop shortens the grace; a longer one does not extend it.
+            *ends = Some(ends.map_or(deadline, |d| d.min(deadline)));
+        }
+        self.flag.request();
+        self.wake();
+        let serving = self.stopped.lock().unwrap_or_else(PoisonError::into_inner);
+        if *serving == Some(thread::current().id()) {
+            return; // the serving thread: its loop stops after this request
+        }
+        let timeout = deadline.saturating_duration_since(std::time::Instant::now());
+        let (serving, _) = self
+            .stopped_changed
+            .wait_timeout_while(serving, timeout, |serving| serving.is_some())
+            .unwrap_or_else(PoisonError::into_inner);
+        if serving.is_none() {
+            return;
+        }
+        // The grace is over and the server still serves: end what remains.
+        self.connections.cut_all();
+        let _stopped = self
+            .stopped_changed
+            .wait_while(serving, |serving| serving.is_some())
+            .unwrap_or_else(PoisonError::into_inner);
     }
 
     /// Requests a stop and waits until no loop runs.
@@ -135,6 +185,63 @@ impl ShutdownHandle {
         self.control.shutdown();
     }
 
+    /// A graceful stop: stops accepting at once, lets the requests in flight
+    /// finish within `grace`, then cuts (resets) those still open, so each
+    /// of their handlers sees an error and `finish` runs (threads: their
+    /// connections are reset; children: SIGTERM, then SIGKILL; multiplexed
+    /// slots: ended). Returns once the server has stopped serving:
+    /// `serve_forever` returns after the requests finished or were cut.
+    ///
+    /// Python's `shutdown()` waits for the loop but not for the requests;
+    /// this is the stop a service wants on SIGTERM. From the serving thread
+    /// itself (a handler under `Sync`) it cannot wait: it asks, and the loop
+    /// stops after that request. A second call can only shorten the grace.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use socketserver_core::Echo;
+    /// use socketserver_std::{ThreadingTCPServer, Threading};
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let mut server = ThreadingTCPServer::new("127.0.0.1:0", Threading::new(Echo::<1024>))?;
+    /// let stop = server.shutdown_handle();
+    /// std::thread::spawn(move || {
+    ///     std::thread::sleep(Duration::from_secs(60));
+    ///     stop.shutdown_within(Duration::from_secs(10));
+    /// });
+    /// server.serve_forever(Duration::from_millis(500))?; // drains, then cuts
+    /// server.server_close();
+    /// # Ok(()) }
+    /// ```
+    pub fn shutdown_within(&self, grace: std::time::Duration) {
+        let now = std::time::Instant::now();
+        self.control
+            .stop_by(now.checked_add(grace).unwrap_or(now + FAR));
+    }
+
+    /// As [`shutdown_within`](Self::shutdown_within), without waiting: for
+    /// a signal-handling thread, which must stay free for a second signal
+    /// (call [`cut_in_flight`](Self::cut_in_flight) then to end at once). A
+    /// watchdog thread cuts at the deadline; if it cannot be started, the
+    /// serving thread still cuts at the deadline after its loop returns
+    /// (all strategies but a request served inline under `Sync`).
+    pub fn request_within(&self, grace: std::time::Duration) {
+        let now = std::time::Instant::now();
+        let deadline = now.checked_add(grace).unwrap_or(now + FAR);
+        let control = Arc::clone(&self.control);
+        let watchdog = thread::Builder::new()
+            .name("socketserver-grace".into())
+            .spawn(move || control.stop_by(deadline));
+        if watchdog.is_err() {
+            *self
+                .control
+                .grace_deadline
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(deadline);
+            self.request();
+        }
+    }
+
     /// Asks the loop to stop and wakes it, without waiting: for a signal
     /// handling thread that must not block.
     pub fn request(&self) -> bool {
@@ -185,6 +292,7 @@ impl Waiter {
             wake_tx,
             stopped: Mutex::new(None),
             stopped_changed: Condvar::new(),
+            grace_deadline: Mutex::new(None),
             connections: LiveConnections::new(Arc::clone(&readiness)),
         });
         Ok(Self {

@@ -152,9 +152,22 @@ where
     /// Python's `serve_forever`: serves until a [`ShutdownHandle`] stops it.
     /// A stop wakes the wait at once; `poll_interval` only paces
     /// `service_actions` (Python's default is 0.5 s).
+    ///
+    /// After a graceful stop ([`ShutdownHandle::shutdown_within`]) it
+    /// returns only once the requests in flight finished or, at the end of
+    /// the grace period, were cut.
     pub fn serve_forever(&mut self, poll_interval: Duration) -> io::Result<()> {
         let _serving = Serving::new(self.core.waiter().control());
-        self.core.serve_forever(poll_interval)
+        // A deadline left by a stop that came after an earlier loop ended.
+        self.core.waiter().control().take_grace_deadline();
+        self.core.serve_forever(poll_interval)?;
+        if let Some(deadline) = self.core.waiter().control().take_grace_deadline() {
+            let grace = deadline.saturating_duration_since(std::time::Instant::now());
+            if !self.drain(grace)? {
+                self.cut_in_flight();
+            }
+        }
+        Ok(())
     }
 
     /// Python's `handle_request`: one request, or `handle_timeout` after the
