@@ -75,6 +75,15 @@ where
         serve_loop::poll(self)
     }
 
+    /// Sleeps until the server socket (while it can take a request) or a
+    /// request in flight may be ready, or until `deadline`, taking nothing:
+    /// one `select()` of Python's loop, for a caller's own loop, which then
+    /// calls [`poll`](Self::poll). With `deadline` now it only collects
+    /// readiness (std: and arms the server socket's next event).
+    pub fn wait_ready(&mut self, deadline: Option<Instant>) -> Result<(), W::Error> {
+        Pass::wait_until(self, deadline)
+    }
+
     /// Serves the requests already taken, accepting no new one, until none is
     /// left or `deadline` passes: the graceful part of a shutdown. Returns
     /// whether every request finished.
@@ -308,6 +317,15 @@ where
     /// One pass that never waits; see [`StreamServer::poll`].
     pub fn poll(&mut self) -> bool {
         serve_loop::poll(self)
+    }
+
+    /// Sleeps until the server socket (while it can take a request) or a
+    /// request in flight may be ready, or until `deadline`, taking nothing:
+    /// one `select()` of Python's loop, for a caller's own loop, which then
+    /// calls [`poll`](Self::poll). With `deadline` now it only collects
+    /// readiness (std: and arms the server socket's next event).
+    pub fn wait_ready(&mut self, deadline: Option<Instant>) -> Result<(), W::Error> {
+        Pass::wait_until(self, deadline)
     }
 
     /// Python's `server_close`; see [`StreamServer::server_close`].

@@ -42,6 +42,7 @@
 
 mod clock;
 mod error;
+mod group;
 mod hooks;
 mod net;
 mod options;
@@ -55,6 +56,7 @@ use std::net::SocketAddr;
 use socketserver_core::{DefaultHooks, Sync};
 
 pub use error::WorkerError;
+pub use group::{GroupMember, ServerGroup};
 pub use hooks::Hooks;
 pub use net::address::{Address, ToAddress, UnixAddr};
 pub use net::connection::{Interrupter, SocketConnection, TcpConnection, UnixConnection};

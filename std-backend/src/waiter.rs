@@ -322,6 +322,11 @@ impl Waiter {
         &self.control
     }
 
+    /// The shutdown flag its handles request.
+    pub(crate) fn flag(&self) -> &ShutdownFlag {
+        &self.control.flag
+    }
+
     /// The live connections of the server this waiter serves.
     pub(crate) fn connections(&self) -> LiveConnections {
         self.control.connections.clone()
@@ -370,6 +375,14 @@ impl Waiter {
             self.server = Some((raw, false));
         }
         Ok(())
+    }
+}
+
+impl AsFd for Waiter {
+    /// The epoll descriptor: readable while the server has something to do
+    /// (a client at its socket, a request's connection ready, a wake-up).
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.readiness.as_fd()
     }
 }
 

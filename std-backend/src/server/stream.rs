@@ -1,7 +1,7 @@
 //! Stream servers: Python's `TCPServer` and `UnixStreamServer`.
 
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
 use socket2::{Socket, Type};
@@ -176,13 +176,17 @@ where
         self.core.handle_request()
     }
 
-    /// One pass that does not wait (for a caller's own loop): collects the
-    /// readiness of the connections multiplexed requests wait on, then
-    /// advances them and takes the new requests waiting.
+    /// One pass that does not wait, for a caller's own loop (see
+    /// [`ServerGroup`](crate::ServerGroup)): collects what is ready, then
+    /// advances the requests in flight and takes the new ones waiting.
+    /// Returns whether anything moved: while it does, call it again before
+    /// sleeping; then sleep until [`as_fd`](AsFd::as_fd) is readable.
     pub fn poll(&mut self) -> bool {
-        // An epoll error here (it has none to give in practice) shows again
-        // at the next wait, which reports it.
-        let _ = self.core.waiter_mut().gather_ready();
+        // A zero wait: gathers readiness and arms the socket's next event,
+        // so the descriptor of `as_fd` wakes the caller's loop. An epoll
+        // error (it has none to give in practice) shows at the next wait.
+        let now = self.core.waiter().now();
+        let _ = self.core.wait_ready(Some(now));
         self.core.poll()
     }
 
@@ -276,6 +280,21 @@ where
 {
     fn as_raw_fd(&self) -> RawFd {
         self.core.listener().socket().map_or(-1, AsRawFd::as_raw_fd)
+    }
+}
+
+/// The server's epoll descriptor (not the socket: that is
+/// [`fileno`](SocketStreamServer::fileno), Python's): readable while the server has
+/// something to do, for a loop serving several servers, which then calls
+/// [`poll`](SocketStreamServer::poll).
+impl<A, P, K> AsFd for SocketStreamServer<A, P, K>
+where
+    A: Address,
+    K: ServerHooks<A>,
+    P: StreamStrategy<SocketListener<A>, Hooks<K>>,
+{
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.core.waiter().as_fd()
     }
 }
 

@@ -112,6 +112,13 @@ impl Readiness {
         Ok(())
     }
 
+    /// The epoll descriptor: readable while any event is pending, so an
+    /// outside loop can watch this instance.
+    pub(crate) fn as_fd(&self) -> BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.poller.as_fd()
+    }
+
     /// An event buffer for [`Readiness::wait`].
     pub(crate) fn events() -> Events {
         Events::with_capacity(NonZeroUsize::MIN.saturating_add(EVENTS_PER_WAIT - 1))
