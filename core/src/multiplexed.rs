@@ -407,9 +407,10 @@ where
                 if best.is_none_or(|(_, longest)| idle > longest) {
                     best = Some((i, idle));
                 }
-            } else {
-                next = earliest(next, m.activity.evictable_at(&self.policy));
             }
+            // The evictable ones too (their instant has passed): should the
+            // candidate move before a client comes, the next pass looks again.
+            next = earliest(next, m.activity.evictable_at(&self.policy));
         }
         self.candidate = best.map(|(i, _)| i);
         self.evict_check = next;

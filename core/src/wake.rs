@@ -22,7 +22,7 @@ pub const SLOT_IDS: usize = 65_536;
 /// Slot ids in the process: with `std`, enough for tens of thousands of
 /// connections; without, a firmware's few.
 #[cfg(not(feature = "std"))]
-pub const SLOT_IDS: usize = 256;
+pub const SLOT_IDS: usize = 64;
 
 const WORDS: usize = SLOT_IDS / 32;
 

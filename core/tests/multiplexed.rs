@@ -265,3 +265,42 @@ fn a_handlers_own_timeout_ends_its_silent_request_with_timed_out() {
     assert_eq!(journal.count("handle_error(timed out)"), 1);
     assert!(!silent.lock().unwrap().shut_write, "reset, not half-closed");
 }
+
+/// At capacity, the request an arriving client would evict may move before
+/// one comes: another idle request is then the one evicted.
+#[test]
+fn when_the_eviction_candidate_moves_another_idle_request_is_evicted() {
+    let journal = Journal::default();
+    let policy =
+        socketserver_core::IdlePolicy::default().evict_after(Some(Duration::from_millis(30)));
+    let mux = pin!(Multiplexed::<MockConn, _, _, 2>::new(Upper::<64>).with_idle_policy(policy));
+    let (mut server, listener) = serve(mux, &journal);
+    let a = listener.connect(b"", false);
+    let b = listener.connect(b"", false);
+    server.poll();
+    assert_eq!(server.strategy().active(), 2);
+    // Both idle past `evict_after`: one of them is the candidate.
+    std::thread::sleep(std::time::Duration::from_millis(60));
+    server.poll();
+    // Both talk, so neither is evictable; then only `b` falls idle again.
+    Pipe::send(&a, b"a\n", false);
+    Pipe::send(&b, b"b\n", false);
+    server.poll();
+    std::thread::sleep(std::time::Duration::from_millis(60));
+    Pipe::send(&a, b"again\n", false);
+    server.poll();
+    server.poll();
+    let c = listener.connect(b"c\n", true);
+    let started = std::time::Instant::now();
+    while out(&c) != "C\n" {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "the newcomer was never let in: {} active",
+            server.strategy().active()
+        );
+        server.poll();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    assert!(b.lock().unwrap().closed, "the idle one was evicted");
+    assert!(!a.lock().unwrap().closed, "the busy one stays");
+}
