@@ -16,12 +16,14 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use core::task::{RawWaker, RawWakerVTable, Waker};
 
 /// Slot ids in the process: with `std`, enough for tens of thousands of
-/// connections; without, a firmware's few.
-#[cfg(feature = "std")]
+/// connections; without, a firmware's few (each costs 4.5 bytes of static
+/// RAM). Unit tests, which run in parallel, get the large pool.
+#[cfg(any(feature = "std", test))]
 pub const SLOT_IDS: usize = 65_536;
 /// Slot ids in the process: with `std`, enough for tens of thousands of
-/// connections; without, a firmware's few.
-#[cfg(not(feature = "std"))]
+/// connections; without, a firmware's few (each costs 4.5 bytes of static
+/// RAM).
+#[cfg(not(any(feature = "std", test)))]
 pub const SLOT_IDS: usize = 64;
 
 const WORDS: usize = SLOT_IDS / 32;
