@@ -6,7 +6,9 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::UnixDatagram as WakeSocket;
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::process;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::thread::{self, ThreadId};
 
 use polling::Events;
@@ -17,6 +19,7 @@ use crate::net::address::Address;
 use crate::net::datagram::SocketDatagram;
 use crate::net::listener::SocketListener;
 use crate::net::live::LiveConnections;
+use crate::strategy::child_stop::StopSender;
 use crate::sys::readiness::{Readiness, SERVER_KEY, WAKE_KEY};
 
 /// A socket the [`Waiter`] can wait on.
@@ -50,6 +53,14 @@ pub(crate) struct Control {
     /// The end of the grace period of a graceful stop, once one is asked.
     grace_deadline: Mutex<Option<std::time::Instant>>,
     connections: LiveConnections,
+    /// Empty in the server's process. Set by the `Forking` strategy in a
+    /// forked child's private copy of this: where that child's stop
+    /// requests go, since its copy of `flag` stops nothing.
+    parent: OnceLock<StopSender>,
+    /// The process whose thread runs `serve_forever`, 0 when none: a copy
+    /// of this in any other process (forked while the loop ran) has no loop
+    /// to wait for.
+    serving_pid: AtomicU32,
 }
 
 impl Control {
@@ -62,6 +73,8 @@ impl Control {
     /// and wakes whoever waits for the loop to stop.
     pub(crate) fn set_serving_thread(&self, thread: Option<ThreadId>) {
         let mut serving = self.stopped.lock().unwrap_or_else(PoisonError::into_inner);
+        let pid = if thread.is_some() { process::id() } else { 0 };
+        self.serving_pid.store(pid, Ordering::Release);
         *serving = thread;
         self.stopped_changed.notify_all();
     }
@@ -81,6 +94,9 @@ impl Control {
     /// a request served inline ends too. Returns when the server has stopped
     /// serving, or at once when called from the serving thread.
     fn stop_by(&self, deadline: std::time::Instant) {
+        if self.request_from_child().is_some() {
+            return; // a forked child: the parent stops (its children are waited for)
+        }
         {
             let mut ends = self
                 .grace_deadline
@@ -111,12 +127,35 @@ impl Control {
             .unwrap_or_else(PoisonError::into_inner);
     }
 
-    /// Requests a stop and waits until no loop runs.
+    /// In a forked child: passes a stop request to the parent's loop and
+    /// wakes it, and returns whether the request is queued. `None` in the
+    /// server's own process.
+    fn request_from_child(&self) -> Option<bool> {
+        let parent = self.parent.get()?;
+        let queued = parent.send();
+        // After the send: the parent's wait returns with the request there.
+        self.wake();
+        Some(queued)
+    }
+
+    /// Requests a stop and waits until no loop runs; in a forked child,
+    /// passes the request to the parent and returns at once (the child is
+    /// not the loop, and the parent waits for the child).
     pub(crate) fn shutdown(&self) {
+        if self.request_from_child().is_some() {
+            return;
+        }
         if !self.flag.request() {
             return; // stale: no loop runs, one already did
         }
         self.wake();
+        let loop_pid = self.serving_pid.load(Ordering::Acquire);
+        if loop_pid != 0 && loop_pid != process::id() {
+            // A forked copy of a process whose loop runs, not made by this
+            // server's `Forking` (that one forwards above): nothing here
+            // will ever stop, and the lock may have been held at the fork.
+            return;
+        }
         let serving = self.stopped.lock().unwrap_or_else(PoisonError::into_inner);
         if *serving == Some(thread::current().id()) {
             // Called from the serving thread (a sync handler): waiting would
@@ -165,6 +204,13 @@ impl Waker {
     pub(crate) fn connections(&self) -> &LiveConnections {
         &self.control.connections
     }
+
+    /// Called in a forked child, whose copy of the server's state is its
+    /// own: from now on its shutdown handles send their requests to the
+    /// parent through `parent`.
+    pub(crate) fn enter_forked_child(&self, parent: StopSender) {
+        let _ = self.control.parent.set(parent);
+    }
 }
 
 /// Stops a running `serve_forever` from any thread, Python's `shutdown()`.
@@ -181,6 +227,13 @@ impl ShutdownHandle {
     /// loop (that loop then returns at once), after the loop has stopped (a
     /// stale request, dropped), or from the serving thread itself (where
     /// Python deadlocks; here the loop stops after the current request).
+    ///
+    /// In a child forked by [`Forking`](crate::Forking) (a handler's own
+    /// call), the request goes to the parent's loop, which stops at once as
+    /// if `shutdown()` were called there, and this returns without waiting:
+    /// the parent's `server_close` waits for this child. In any other
+    /// process forked while the loop ran, it returns at once and stops
+    /// nothing: the child's copy of the server is not the loop.
     pub fn shutdown(&self) {
         self.control.shutdown();
     }
@@ -243,8 +296,13 @@ impl ShutdownHandle {
     }
 
     /// Asks the loop to stop and wakes it, without waiting: for a signal
-    /// handling thread that must not block.
+    /// handling thread that must not block. Returns whether a loop will see
+    /// the request; in a child forked by [`Forking`](crate::Forking), whether
+    /// it was passed to the parent's loop.
     pub fn request(&self) -> bool {
+        if let Some(queued) = self.control.request_from_child() {
+            return queued;
+        }
         let seen = self.control.flag.request();
         self.control.wake();
         seen
@@ -294,6 +352,8 @@ impl Waiter {
             stopped_changed: Condvar::new(),
             grace_deadline: Mutex::new(None),
             connections: LiveConnections::new(Arc::clone(&readiness)),
+            parent: OnceLock::new(),
+            serving_pid: AtomicU32::new(0),
         });
         Ok(Self {
             control,

@@ -1,5 +1,6 @@
-//! The OS calls that socket2 does not wrap (or not safely): epoll, poll(2), fork
-//! and `_exit`, the reset of a connection another thread or process holds,
+//! The OS calls that socket2 does not wrap (or not safely): epoll, poll(2),
+//! fork (with the signal state a child starts with) and `_exit`, the reset
+//! of a connection another thread or process holds,
 //! `SIOCOUTQ`, and a datagram received into an initialised buffer.
 
 pub(crate) mod fork;
