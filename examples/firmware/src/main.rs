@@ -126,6 +126,7 @@ unsafe fn DefaultHandler(irqn: i16) {
 
 #[entry]
 fn main() -> ! {
+    watermark::check_room();
     watermark::paint();
     // Invariant: `take` succeeds on its first call, and this is the only one.
     let core = cortex_m::Peripherals::take().expect("core peripherals taken once");
