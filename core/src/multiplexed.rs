@@ -94,9 +94,10 @@ where
 struct Meta<A> {
     client: A,
     activity: Activity,
-    /// The handler's own `timeout`: the request times out when it moved
-    /// nothing for that long.
-    timeout: Option<core::time::Duration>,
+    /// The handler's own `timeout`, in microseconds: the request times out
+    /// when it moved nothing for that long (plain integers: firmware pays
+    /// for `Duration` arithmetic in flash).
+    timeout_us: Option<u64>,
     /// Cancelled by the server: polls left before it is dropped.
     cancel_polls: Option<usize>,
 }
@@ -115,18 +116,20 @@ impl<A> Meta<A> {
         if self.activity.check(now, policy).is_err() {
             return Some(Ending::Cut);
         }
-        let idle = self.activity.idle_for(now);
-        self.timeout
-            .is_some_and(|t| idle >= t)
+        let idle_us = now
+            .as_micros()
+            .saturating_sub(self.activity.last_moved().as_micros());
+        self.timeout_us
+            .is_some_and(|t| idle_us >= t)
             .then_some(Ending::TimedOut)
     }
 
     /// The next instant at which [`Meta::ending`] may say so, if nothing moves.
-    fn deadline(&self, now: Instant, policy: &IdlePolicy) -> Option<Instant> {
-        let idle = self.activity.idle_for(now);
+    fn deadline(&self, policy: &IdlePolicy) -> Option<Instant> {
+        let last = self.activity.last_moved().as_micros();
         let timeout = self
-            .timeout
-            .map(|t| now.saturating_add(t.saturating_sub(idle)));
+            .timeout_us
+            .map(|t| Instant::from_micros(last.saturating_add(t)));
         earliest(self.activity.deadline(policy), timeout)
     }
 }
@@ -432,7 +435,7 @@ where
             }
             match meta.ending(now, &self.policy) {
                 Some(ending) => self.end(index, ending),
-                None => next = earliest(next, meta.deadline(now, &self.policy)),
+                None => next = earliest(next, meta.deadline(&self.policy)),
             }
         }
         self.next_check = next;
@@ -506,10 +509,13 @@ where
         let meta = Meta {
             client,
             activity: Activity::new(now),
-            timeout: self.handler.timeout(),
+            timeout_us: self
+                .handler
+                .timeout()
+                .map(|t| u64::try_from(t.as_micros()).unwrap_or(u64::MAX)),
             cancel_polls: None,
         };
-        self.next_check = earliest(self.next_check, meta.deadline(now, &self.policy));
+        self.next_check = earliest(self.next_check, meta.deadline(&self.policy));
         self.evict_check = earliest(self.evict_check, meta.activity.evictable_at(&self.policy));
         self.meta[index] = Some(meta);
         self.active += 1;
@@ -568,7 +574,7 @@ where
                     None => match meta.ending(now, &self.policy) {
                         Some(ending) => self.end(index, ending),
                         None => {
-                            let deadline = meta.deadline(now, &self.policy);
+                            let deadline = meta.deadline(&self.policy);
                             self.next_check = earliest(self.next_check, deadline);
                         }
                     },
@@ -589,9 +595,10 @@ where
         self.last_pass = now;
         self.sweep(now);
         let mut moved = false;
-        let ready = self.ids.as_ref().map(SlotIds::take_ready);
-        for index in ready.into_iter().flatten() {
-            moved |= self.poll_slot(slot(futures.as_mut(), index), index, hooks, now);
+        if let Some(ready) = self.ids.as_ref().map(SlotIds::take_ready) {
+            for index in ready {
+                moved |= self.poll_slot(slot(futures.as_mut(), index), index, hooks, now);
+            }
         }
         if self.queued.is_some()
             && let Some(index) = self.free_slot()
