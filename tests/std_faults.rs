@@ -69,10 +69,14 @@ fn a_thread_that_cannot_start_is_reported_its_client_closed_and_serving_goes_on(
         assert!(started.elapsed() < Duration::from_secs(2));
     }
     let reported = reports.0.lock().unwrap().clone();
-    assert_eq!(reported.len(), 3, "each failure reaches handle_error: {reported:?}");
+    assert_eq!(
+        reported.len(),
+        3,
+        "each failure reaches handle_error: {reported:?}"
+    );
     assert!(
-        reported.iter().all(|r| r.contains("thread")),
-        "the report names the thread that could not start: {reported:?}"
+        reported.iter().all(|r| r.contains("cannot start a worker")),
+        "the report says the worker could not start: {reported:?}"
     );
     drop(running);
 }
@@ -118,7 +122,11 @@ fn a_forked_child_killed_mid_request_resets_its_client_and_is_reaped() {
         .contains(&child)),
         "the killed child is reaped"
     );
-    assert_eq!(echo_once(addr, b"next").unwrap(), b"next", "serving goes on");
+    assert_eq!(
+        echo_once(addr, b"next").unwrap(),
+        b"next",
+        "serving goes on"
+    );
     drop(running);
     assert!(support::eventually(Duration::from_secs(5), || {
         support::children_of(std::process::id()) == before
@@ -141,7 +149,10 @@ fn a_forked_child_stopped_mid_request_holds_no_one_up_and_a_graceful_stop_ends_i
     // Others are served beside the stopped child.
     for i in 0..3 {
         let message = format!("other {i}");
-        assert_eq!(echo_once(addr, message.as_bytes()).unwrap(), message.as_bytes());
+        assert_eq!(
+            echo_once(addr, message.as_bytes()).unwrap(),
+            message.as_bytes()
+        );
     }
     // A graceful stop's deadline ends it (SIGKILL reaches a stopped process).
     let started = Instant::now();

@@ -49,6 +49,16 @@ fn bit(id: usize) -> (usize, u32) {
     (id / 32, 1 << (id % 32))
 }
 
+/// Slot ids in use now, across the process: each multiplexed server holds
+/// one per slot while it lives, so a count that does not return to its
+/// baseline after the servers are gone is a leak (a check for tests).
+pub fn slot_ids_in_use() -> usize {
+    POOL.used
+        .iter()
+        .map(|word| word.load(Ordering::Acquire).count_ones() as usize)
+        .sum()
+}
+
 /// The bits of word `word` that ids `first..first + len` own.
 fn run_mask(word: usize, first: usize, len: usize) -> u32 {
     let lo = first.max(word * 32);
