@@ -118,4 +118,4 @@ pub use sync::Sync;
 pub use transport::{
     Accepted, Connection, DatagramSocket, Interest, Listener, Received, Sent, Wait,
 };
-pub use wake::{SLOT_IDS, slot_ids_in_use};
+pub use wake::{SLOT_IDS, slot_ids_in_use, wake_count};

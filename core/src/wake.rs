@@ -292,11 +292,23 @@ impl SlotOf {
     }
 }
 
+/// Wake-ups so far, process-wide (wrapping); see [`wake_count`].
+static WAKES: AtomicU32 = AtomicU32::new(0);
+
 fn wake(id: usize) {
     let (word, mask) = bit(id);
     if let Some(ready) = POOL.ready.get(word) {
         ready.fetch_or(mask, Ordering::AcqRel);
+        WAKES.fetch_add(1, Ordering::Release);
     }
+}
+
+/// How many times multiplexed requests have been woken in this process
+/// (wrapping). A waiter that drives its network stack itself (smoltcp)
+/// compares it before and after a receive: a waker that fired means a
+/// request can move, so the waiter must return rather than idle.
+pub fn wake_count() -> u32 {
+    WAKES.load(Ordering::Acquire)
 }
 
 // The vtable's functions never dereference `data`: it is a slot id, not a

@@ -3,7 +3,7 @@
 use core::time::Duration;
 
 use socketserver_core::time::{Clock, Instant};
-use socketserver_core::{ShutdownFlag, Wait};
+use socketserver_core::{ShutdownFlag, Wait, wake_count};
 
 use crate::drive::drive;
 use crate::error::Error;
@@ -44,7 +44,13 @@ impl<'s, 'a> Waiter<'s, 'a> {
             return;
         }
         let flag = self.flag;
-        drive(self.net, deadline, || ready() || flag.is_requested());
+        // A multiplexed request woken by a frame this drive received can
+        // move now: idling until the next frame or timer would leave it
+        // asleep (its waker fired inside the stack, not in `ready`).
+        let woken = wake_count();
+        drive(self.net, deadline, || {
+            ready() || flag.is_requested() || wake_count() != woken
+        });
     }
 }
 
