@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::thread::{self, ThreadId};
 
-use polling::Events;
 use socketserver_core::time::{Clock, Instant};
 use socketserver_core::{ShutdownFlag, Wait};
 
@@ -20,7 +19,7 @@ use crate::net::datagram::SocketDatagram;
 use crate::net::listener::SocketListener;
 use crate::net::live::LiveConnections;
 use crate::strategy::child_stop::StopSender;
-use crate::sys::readiness::{Readiness, SERVER_KEY, WAKE_KEY};
+use crate::sys::readiness::{Events, Readiness, SERVER_KEY, WAKE_KEY};
 
 /// A socket the [`Waiter`] can wait on.
 pub trait Pollable {
@@ -359,7 +358,7 @@ impl Waiter {
             control,
             wake_rx,
             readiness,
-            events: Readiness::events(),
+            events: Events::new(),
             server: None,
         })
     }

@@ -52,7 +52,7 @@ impl LiveConnections {
     pub(crate) fn register(&self, interrupter: Interrupter) -> Registered {
         // Ids are event keys too: wrapping into the waiter's own keys would
         // take 2^64 connections.
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed) % CONNECTION_KEYS as u64;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) % CONNECTION_KEYS;
         self.lock().insert(id, interrupter);
         Registered {
             live: self.clone(),
@@ -65,9 +65,7 @@ impl LiveConnections {
     /// Wakes the request waiting on the connection an event is for, if the
     /// event is what it waits for (an error or hang-up reads as both).
     pub(crate) fn wake(&self, ready: Ready) {
-        let Ok(id) = u64::try_from(ready.key) else {
-            return;
-        };
+        let id = ready.key;
         let mut wakers = self.lock_wakers();
         let wanted = wakers.get(&id).is_some_and(|(interest, _)| {
             (interest.is_read() && ready.readable) || (interest.is_write() && ready.writable)
@@ -120,9 +118,7 @@ impl Registered {
             .lock_wakers()
             .insert(self.id, (interest, waker.clone()));
         if !self.watched {
-            // The key is below CONNECTION_KEYS (see `register`).
-            let key = usize::try_from(self.id).unwrap_or(CONNECTION_KEYS - 1);
-            match self.live.readiness.watch_edges(fd, key) {
+            match self.live.readiness.watch_edges(fd, self.id) {
                 Ok(()) => self.watched = true,
                 // Not watched (the kernel's epoll limits): the request is
                 // polled again at once and retries, rather than sleeping

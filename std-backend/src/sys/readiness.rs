@@ -1,5 +1,5 @@
-//! epoll through the `polling` crate: the one place that registers
-//! descriptors, so the `unsafe` of `Poller::add` lives here alone.
+//! epoll, through nix's safe wrapper: the one place that registers
+//! descriptors with a server's epoll instance.
 //!
 //! Three kinds of registration, one per use:
 //! - the server socket, *oneshot*: re-armed by each wait that wants it, so a
@@ -10,83 +10,90 @@
 //!   first wait, and never re-armed; an edge wakes the request waiting on it.
 //!   A request registers its waker only after its call would block, and any
 //!   readiness after that is a new edge, so no wake-up is lost.
+//!
+//! A wait is one `epoll_wait` with a millisecond timeout (rounded up, so a
+//! short deadline never spins): no timer descriptor to arm per wait.
 
 use std::io;
-use std::num::NonZeroUsize;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
-use polling::{Event, Events, PollMode, Poller};
+use nix::errno::Errno;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
+
+use crate::sys::poll;
 
 /// The key of the server socket's events.
-pub(crate) const SERVER_KEY: usize = usize::MAX - 1;
+pub(crate) const SERVER_KEY: u64 = u64::MAX - 1;
 /// The key of the wake-up socket's events.
-pub(crate) const WAKE_KEY: usize = usize::MAX - 2;
-/// Keys below this are connections' (`polling` keeps `usize::MAX`).
-pub(crate) const CONNECTION_KEYS: usize = usize::MAX - 2;
+pub(crate) const WAKE_KEY: u64 = u64::MAX - 2;
+/// Keys below this are connections'.
+pub(crate) const CONNECTION_KEYS: u64 = u64::MAX - 2;
 
 /// Events one wait collects at most; more stay queued for the next.
 const EVENTS_PER_WAIT: usize = 1024;
 
-/// An epoll instance.
+/// An epoll instance, and the buffer its waits fill.
 #[derive(Debug)]
 pub(crate) struct Readiness {
-    poller: Poller,
+    epoll: Epoll,
 }
 
 /// What one event says.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Ready {
-    pub(crate) key: usize,
+    pub(crate) key: u64,
     pub(crate) readable: bool,
     pub(crate) writable: bool,
+}
+
+/// What counts as readable: data, EOF, a hang-up or an error (the next call
+/// reports it without blocking). Writable: room, or the same failures.
+fn ready_of(event: &EpollEvent) -> Ready {
+    let flags = event.events();
+    let failed = flags.intersects(EpollFlags::EPOLLERR | EpollFlags::EPOLLHUP);
+    Ready {
+        key: event.data(),
+        readable: failed || flags.intersects(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP),
+        writable: failed || flags.contains(EpollFlags::EPOLLOUT),
+    }
 }
 
 impl Readiness {
     pub(crate) fn new() -> io::Result<Self> {
         Ok(Self {
-            poller: Poller::new()?,
+            epoll: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?,
         })
     }
 
-    #[allow(unsafe_code)]
-    fn add(&self, fd: BorrowedFd<'_>, event: Event, mode: PollMode) -> io::Result<()> {
-        // SAFETY: `Poller::add` is unsafe because on some systems a
-        // descriptor closed while registered leaves the poller in a bad state.
-        // On Linux (epoll, the only poller this crate builds for) the kernel
-        // drops the registration of a closed descriptor itself; we delete
-        // registrations anyway before closing (`forget`), and `fd` is a live
-        // borrowed descriptor for the duration of the call.
-        unsafe { self.poller.add_with_mode(fd.as_raw_fd(), event, mode) }
-    }
-
     /// Watches `fd` for read readiness (level-triggered) under `key`.
-    pub(crate) fn watch_level(&self, fd: BorrowedFd<'_>, key: usize) -> io::Result<()> {
-        self.add(fd, Event::readable(key), PollMode::Level)
+    pub(crate) fn watch_level(&self, fd: BorrowedFd<'_>, key: u64) -> io::Result<()> {
+        let event = EpollEvent::new(EpollFlags::EPOLLIN, key);
+        Ok(self.epoll.add(fd, event)?)
     }
 
     /// Watches `fd` for every edge of read and write readiness under `key`.
-    pub(crate) fn watch_edges(&self, fd: BorrowedFd<'_>, key: usize) -> io::Result<()> {
-        self.add(fd, Event::all(key), PollMode::Edge)
+    pub(crate) fn watch_edges(&self, fd: BorrowedFd<'_>, key: u64) -> io::Result<()> {
+        let flags = EpollFlags::EPOLLIN
+            | EpollFlags::EPOLLOUT
+            | EpollFlags::EPOLLRDHUP
+            | EpollFlags::EPOLLET;
+        Ok(self.epoll.add(fd, EpollEvent::new(flags, key))?)
     }
 
     /// Arms one read event of `fd` under `key`, registering it if needed.
-    pub(crate) fn arm_once(&self, fd: BorrowedFd<'_>, key: usize) -> io::Result<()> {
-        match self
-            .poller
-            .modify_with_mode(fd, Event::readable(key), PollMode::Oneshot)
-        {
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                self.add(fd, Event::readable(key), PollMode::Oneshot)
-            }
-            other => other,
+    pub(crate) fn arm_once(&self, fd: BorrowedFd<'_>, key: u64) -> io::Result<()> {
+        let mut event = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLONESHOT, key);
+        match self.epoll.modify(fd, &mut event) {
+            Err(Errno::ENOENT) => Ok(self.epoll.add(fd, event)?),
+            other => Ok(other?),
         }
     }
 
     /// Stops watching `fd` (before it closes).
     pub(crate) fn forget(&self, fd: BorrowedFd<'_>) {
-        // ENOENT (never registered) and EBADF cannot matter here.
-        let _ = self.poller.delete(fd);
+        // ENOENT (never registered) cannot matter here.
+        let _ = self.epoll.delete(fd);
     }
 
     /// Waits until an event or `timeout`, and hands each event to `each`.
@@ -96,18 +103,13 @@ impl Readiness {
         timeout: Option<Duration>,
         mut each: impl FnMut(Ready),
     ) -> io::Result<()> {
-        events.clear();
-        match self.poller.wait(events, timeout) {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-        for event in events.iter() {
-            each(Ready {
-                key: event.key,
-                readable: event.readable,
-                writable: event.writable,
-            });
+        let n = match self.epoll.wait(&mut events.0, poll::timeout_for(timeout)) {
+            Ok(n) => n,
+            Err(Errno::EINTR) => 0,
+            Err(e) => return Err(e.into()),
+        };
+        for event in events.0.iter().take(n) {
+            each(ready_of(event));
         }
         Ok(())
     }
@@ -115,12 +117,16 @@ impl Readiness {
     /// The epoll descriptor: readable while any event is pending, so an
     /// outside loop can watch this instance.
     pub(crate) fn as_fd(&self) -> BorrowedFd<'_> {
-        use std::os::fd::AsFd;
-        self.poller.as_fd()
+        self.epoll.0.as_fd()
     }
+}
 
-    /// An event buffer for [`Readiness::wait`].
-    pub(crate) fn events() -> Events {
-        Events::with_capacity(NonZeroUsize::MIN.saturating_add(EVENTS_PER_WAIT - 1))
+/// The buffer one wait fills.
+#[derive(Debug)]
+pub(crate) struct Events(Vec<EpollEvent>);
+
+impl Events {
+    pub(crate) fn new() -> Self {
+        Self(vec![EpollEvent::empty(); EVENTS_PER_WAIT])
     }
 }
