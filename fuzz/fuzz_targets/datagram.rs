@@ -24,7 +24,7 @@ use socketserver_core::embedded_io::{ErrorKind, ErrorType};
 use socketserver_core::time::{Clock, Instant};
 use socketserver_core::{
     DatagramRequest, DatagramRequestHandler, DatagramServer, DatagramSocket, Error, HandlerError,
-    Interest, NoConnection, Received, Sent, ServerHooks, ShutdownFlag, Sync, Wait,
+    Received, Sent, ServerHooks, ShutdownFlag, Sync, Wait,
 };
 use socketserver_fuzz::MemError;
 use socketserver_fuzz::decode::{byte, bytes};
@@ -153,12 +153,11 @@ impl Clock for Waiter {
     }
 }
 
-impl Wait<Socket, NoConnection> for Waiter {
+impl Wait<Socket> for Waiter {
     type Error = MemError;
-    fn wait<'c>(
+    fn wait(
         &mut self,
         _server: Option<&Socket>,
-        _conns: impl Iterator<Item = (&'c NoConnection, Interest)>,
         _deadline: Option<Instant>,
     ) -> Result<(), MemError> {
         Ok(())

@@ -24,8 +24,8 @@ use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use socketserver_core::time::Duration;
 use socketserver_core::{
-    AsyncStreamRequestHandler, Echo, IdlePolicy, LINE_TOO_LONG, MinRate, Multiplexed,
-    StreamServer, StreamStrategy, Upper, slot_ids_in_use,
+    AsyncStreamRequestHandler, Echo, IdlePolicy, LINE_TOO_LONG, MinRate, Multiplexed, StreamServer,
+    StreamStrategy, Upper, slot_ids_in_use,
 };
 use socketserver_fuzz::decode::{byte, bytes, word};
 use socketserver_fuzz::mux::{

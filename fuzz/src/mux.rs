@@ -216,13 +216,12 @@ impl Clock for MuxWaiter {
     }
 }
 
-impl Wait<MuxListener, MuxConn> for MuxWaiter {
+impl Wait<MuxListener> for MuxWaiter {
     type Error = MemError;
 
-    fn wait<'c>(
+    fn wait(
         &mut self,
         _server: Option<&MuxListener>,
-        _conns: impl Iterator<Item = (&'c MuxConn, Interest)>,
         _deadline: Option<Instant>,
     ) -> Result<(), MemError> {
         Ok(())
