@@ -38,7 +38,8 @@ type Boxed<C, H, F> = Pin<Box<Chunk<C, H, F>>>;
 /// [`IdlePolicy`]).
 ///
 /// ```no_run
-/// /// use socketserver_core::Upper;
+/// use std::time::Duration;
+/// use socketserver_core::Upper;
 /// use socketserver_std::{HeapMultiplexed, SocketStreamServer, TcpConnection};
 ///
 /// # fn main() -> std::io::Result<()> {
