@@ -342,9 +342,13 @@ where
     }
     drop(counts);
     drop(server);
-
-    // Every slot id of the process is free again.
-    assert_eq!(slot_ids_in_use(), 0, "slot ids leaked");
+    // The strategy (pinned in this frame) still holds its run of N slot ids
+    // (taken with its first request): they go back to the pool when it is
+    // dropped, which the caller checks.
+    assert!(
+        slot_ids_in_use() <= N,
+        "at most a run of N ids while the strategy lives"
+    );
 }
 
 fuzz_target!(|input: Input| {
@@ -363,4 +367,6 @@ fuzz_target!(|input: Input| {
         (true, 4) => run::<_, 4, 5>(Upper::<MAX>, true, &input),
         (true, _) => run::<_, 1, 0>(Upper::<MAX>, true, &input),
     }
+    // Every slot id of the process is free again once the strategy is gone.
+    assert_eq!(slot_ids_in_use(), 0, "slot ids leaked");
 });
