@@ -237,6 +237,12 @@ where
         let now = self.waiter.now();
         let progressed = self.strategy.poll_requests(&self.hooks, now);
         let mut new_request = false;
+        // Nothing to accept since the last look: no `accept` call at all.
+        let batch = if self.waiter.server_may_be_ready() {
+            batch
+        } else {
+            0
+        };
         for _ in 0..batch {
             if !self.accept_one(now) {
                 break;
@@ -458,6 +464,11 @@ where
 
     fn take_ready(&mut self, batch: usize) -> Taken {
         let mut new_request = false;
+        let batch = if self.waiter.server_may_be_ready() {
+            batch
+        } else {
+            0
+        };
         for _ in 0..batch {
             if !self.receive_one() {
                 break;

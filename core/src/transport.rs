@@ -179,4 +179,12 @@ pub trait Wait<S: ?Sized>: Clock {
 
     /// The flag whose request must interrupt [`Wait::wait`].
     fn shutdown_flag(&self) -> &ShutdownFlag;
+
+    /// Whether the server socket may have a request waiting. `false` only
+    /// when the waiter knows it has not become ready since it was last
+    /// drained (an epoll event armed and not delivered): the loop then skips
+    /// an `accept` or `recv` that could only say "would block".
+    fn server_may_be_ready(&self) -> bool {
+        true
+    }
 }

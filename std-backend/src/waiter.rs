@@ -473,4 +473,10 @@ impl<S: Pollable + ?Sized> Wait<S> for Waiter {
     fn shutdown_flag(&self) -> &ShutdownFlag {
         &self.control.flag
     }
+
+    /// `false` while the server socket's oneshot event is armed and has not
+    /// fired: nothing arrived since the last accept loop drained it.
+    fn server_may_be_ready(&self) -> bool {
+        !matches!(self.server, Some((_, true)))
+    }
 }
