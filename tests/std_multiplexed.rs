@@ -342,3 +342,42 @@ fn heap_multiplexed_at_its_limit_evicts_the_longest_idle_for_a_new_client() {
     assert_eq!(answer_lines(&mut clients[0], &["still\n"]), ["STILL\n"]);
     drop(running);
 }
+
+/// A chunk added while serving times its requests from now: once the
+/// process has run longer than the idle timeout, the clients that land in
+/// a new chunk are served, not cut at once as idle since the clock began.
+#[test]
+fn heap_multiplexed_times_requests_in_a_new_chunk_from_now() {
+    let (running, addr) = spawn_tcp_server(8 << 20, |ready| {
+        let mux = HeapMultiplexed::<TcpConnection, _, _>::new(Upper::<64>);
+        let policy = IdlePolicy::default().idle_timeout(Some(Duration::from_millis(300)));
+        let options = Options::default().idle_policy(policy);
+        serve_tcp(
+            SocketStreamServer::with_options(
+                "127.0.0.1:0",
+                mux,
+                socketserver::DefaultHooks,
+                options,
+            )
+            .expect("bind"),
+            &ready,
+        );
+    });
+    // The server's clock runs past the idle timeout before anyone comes.
+    thread::sleep(Duration::from_millis(500));
+    let mut clients: Vec<TcpStream> = (0..CHUNK_SLOTS + 2)
+        .map(|_| {
+            let s = TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            s
+        })
+        .collect();
+    for (i, client) in clients.iter_mut().enumerate() {
+        assert_eq!(
+            answer_lines(client, &[&format!("c{i}\n")]),
+            [format!("C{i}\n")],
+            "client {i}"
+        );
+    }
+    drop(running);
+}

@@ -20,7 +20,7 @@ use crate::hooks::ServerHooks;
 use crate::lifecycle::{close_stream_request, cut_stream_request, report_request_error};
 use crate::liveness::{Activity, IdlePolicy};
 use crate::strategy::{AddrOf, StreamStrategy};
-use crate::time::Instant;
+use crate::time::{Instant, earliest};
 use crate::trace::{step, trace_warn};
 use crate::transport::{Connection, Listener, Wait};
 use crate::wake::{SlotId, SlotIds};
@@ -165,14 +165,6 @@ struct State<C: Connection, H, F, const N: usize> {
     candidate: Option<usize>,
 }
 
-/// The earlier of two optional instants (`None`: never).
-fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
 /// Serves up to `N` requests at once with an [`AsyncStreamRequestHandler`],
 /// from the thread that runs the server loop: Python's handler shape,
 /// written as plain sequential code, concurrent with no heap and no runtime.
@@ -290,6 +282,14 @@ where
         self.project().0.limit = max.min(N);
     }
 
+    /// Tells a strategy that has not had a pass yet what time it is, so a
+    /// request it takes before its first pass is timed from now (a caller
+    /// that adds strategies while serving, as `HeapMultiplexed` does).
+    pub fn set_now(self: Pin<&mut Self>, now: Instant) {
+        let state = self.project().0;
+        state.last_pass = state.last_pass.max(now);
+    }
+
     /// Requests being served now.
     pub fn active(&self) -> usize {
         self.state.active
@@ -313,7 +313,9 @@ where
         if ready {
             return Some(state.last_pass);
         }
-        let eviction = (state.full() && state.candidate.is_none())
+        // As `refresh_candidate`: with a client already queued, nobody more
+        // is evicted, so the eviction time does not call for a pass.
+        let eviction = (state.full() && state.candidate.is_none() && state.queued.is_none())
             .then_some(state.evict_check)
             .flatten();
         earliest(state.next_check, eviction)

@@ -6,11 +6,14 @@
 //! code after its server is gone can do no harm: waking it sets a bit that
 //! nobody reads, or, once the id is reused, causes one spurious poll.
 //!
-//! Per id the pool keeps three things: *ready* (woken since the last poll),
+//! Per id the pool keeps: *used* (owned by a server, which holds a run of
+//! consecutive ids for its slots), *ready* (woken since the last poll),
 //! *cancel* (the server is ending the request: its I/O fails with
-//! [`Error::Cut`](crate::Error::Cut)) and the bytes its I/O moved since the
-//! server last looked (the idle policy's input). The request's I/O finds its
-//! id through the waker of the `Context` it is polled with.
+//! [`Error::Cut`](crate::Error::Cut)), *timed out* (its handler's own
+//! `timeout` passed: the I/O fails with `TimedOut`) and the bytes its I/O
+//! moved since the server last looked (the idle policy's input). The
+//! request's I/O finds its id through the waker of the `Context` it is
+//! polled with.
 
 use core::sync::atomic::{AtomicU32, Ordering};
 use core::task::{RawWaker, RawWakerVTable, Waker};
@@ -144,8 +147,10 @@ impl SlotIds {
         Some(ids)
     }
 
-    /// The id of slot `index` (`index < len`).
+    /// The id of slot `index` (`index < len`: callers pass positions of
+    /// their own `N` slots; a larger one is a bug, caught in debug builds).
     pub(crate) fn slot(&self, index: usize) -> SlotId {
+        debug_assert!(index < self.len, "slot {index} of a run of {}", self.len);
         SlotId(self.first + index.min(self.len - 1))
     }
 
@@ -216,7 +221,8 @@ impl Iterator for ReadySlots {
 pub(crate) struct SlotId(usize);
 
 impl SlotId {
-    /// Clears ready, cancel and the byte count (a new request in the slot).
+    /// Clears ready, cancel, timed out and the byte count (a new request in
+    /// the slot).
     pub(crate) fn reset(self) {
         let (word, mask) = bit(self.0);
         POOL.ready[word].fetch_and(!mask, Ordering::AcqRel);

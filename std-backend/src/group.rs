@@ -4,6 +4,7 @@
 
 use std::io;
 use std::os::fd::AsFd;
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -18,7 +19,7 @@ use crate::server::datagram::SocketDatagramServer;
 use crate::server::stream::SocketStreamServer;
 use crate::strategy::Attach;
 use crate::sys::poll;
-use crate::waiter::{Serving, ShutdownHandle, Waiter};
+use crate::waiter::{Control, Serving, ShutdownHandle, Waiter};
 
 /// A server a [`ServerGroup`] serves: every std server (stream or
 /// datagram, TCP or Unix, any strategy) is one.
@@ -74,13 +75,27 @@ where
 /// ```
 ///
 /// Each server's own shutdown handle does not stop the group (the group's
-/// loop is not its `serve_forever`); close the servers after the group
-/// returns, as after `serve_forever`.
+/// loop is not its `serve_forever`), nor does a handler's stop from a
+/// forked child; close the servers after the group returns, as after
+/// `serve_forever`. A graceful stop of the group stops its loop as
+/// `shutdown` does: drain and cut each server afterwards
+/// ([`SocketStreamServer::drain`], [`SocketStreamServer::cut_in_flight`]).
+/// Strategy deadlines (idle cuts, a handler's `timeout`) are met within
+/// `poll_interval`.
 #[derive(Debug)]
 pub struct ServerGroup {
     /// Only its flag, wake-up socket and serving-thread record are used:
     /// what a [`ShutdownHandle`] needs to stop this loop and wait for it.
     waiter: Waiter,
+}
+
+/// Ends a loop's registration on its shutdown flag when dropped.
+struct Looping(Arc<Control>);
+
+impl Drop for Looping {
+    fn drop(&mut self) {
+        self.0.flag().end();
+    }
 }
 
 impl ServerGroup {
@@ -107,14 +122,15 @@ impl ServerGroup {
         poll_interval: Duration,
     ) -> io::Result<()> {
         let _serving = Serving::new(self.waiter.control());
-        let flag = self.waiter.flag();
-        if !flag.begin() {
-            flag.end();
+        // Ends the flag's loop even when a handler panics through it (`Sync`
+        // does not catch panics), as core's `serve_forever` does.
+        let looping = Looping(Arc::clone(self.waiter.control()));
+        if !looping.0.flag().begin() {
             return Ok(());
         }
         let result = self.run(servers, poll_interval);
-        let flag = self.waiter.flag();
-        flag.end();
+        self.waiter.control().take_grace_deadline();
+        drop(looping);
         result
     }
 

@@ -96,14 +96,10 @@ impl Control {
         if self.request_from_child().is_some() {
             return; // a forked child: the parent stops (its children are waited for)
         }
-        {
-            let mut ends = self
-                .grace_deadline
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            // A second, shorter stop shortens the grace; a longer one does not extend it.
-            *ends = Some(ends.map_or(deadline, |d| d.min(deadline)));
+        if self.in_other_process() {
+            return;
         }
+        self.shorten_grace(deadline);
         self.flag.request();
         self.wake();
         let serving = self.stopped.lock().unwrap_or_else(PoisonError::into_inner);
@@ -119,11 +115,38 @@ impl Control {
             return;
         }
         // The grace is over and the server still serves: end what remains.
+        // Asked again: a loop that began after the first request (which was
+        // then stale and dropped) must stop too.
         self.connections.cut_all();
+        self.flag.request();
+        self.wake();
         let _stopped = self
             .stopped_changed
             .wait_while(serving, |serving| serving.is_some())
             .unwrap_or_else(PoisonError::into_inner);
+    }
+
+    /// The shutdown flag its handles request.
+    pub(crate) fn flag(&self) -> &ShutdownFlag {
+        &self.flag
+    }
+
+    /// Whether this is a forked copy of a process whose loop runs, not made
+    /// by this server's `Forking` (that one forwards its requests): nothing
+    /// here will ever stop, and the lock may have been held at the fork.
+    fn in_other_process(&self) -> bool {
+        let loop_pid = self.serving_pid.load(Ordering::Acquire);
+        loop_pid != 0 && loop_pid != process::id()
+    }
+
+    /// Sets the grace period's end, or shortens it (a later, longer stop
+    /// does not extend it).
+    fn shorten_grace(&self, deadline: std::time::Instant) {
+        let mut ends = self
+            .grace_deadline
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *ends = Some(ends.map_or(deadline, |d| d.min(deadline)));
     }
 
     /// In a forked child: passes a stop request to the parent's loop and
@@ -148,11 +171,7 @@ impl Control {
             return; // stale: no loop runs, one already did
         }
         self.wake();
-        let loop_pid = self.serving_pid.load(Ordering::Acquire);
-        if loop_pid != 0 && loop_pid != process::id() {
-            // A forked copy of a process whose loop runs, not made by this
-            // server's `Forking` (that one forwards above): nothing here
-            // will ever stop, and the lock may have been held at the fork.
+        if self.in_other_process() {
             return;
         }
         let serving = self.stopped.lock().unwrap_or_else(PoisonError::into_inner);
@@ -278,6 +297,11 @@ impl ShutdownHandle {
     /// serving thread still cuts at the deadline after its loop returns
     /// (all strategies but a request served inline under `Sync`).
     pub fn request_within(&self, grace: std::time::Duration) {
+        // A forked child only forwards the request: no thread is started in
+        // it (a child of a threaded parent must stay with simple calls).
+        if self.control.request_from_child().is_some() {
+            return;
+        }
         let now = std::time::Instant::now();
         let deadline = now.checked_add(grace).unwrap_or(now + FAR);
         let control = Arc::clone(&self.control);
@@ -285,11 +309,7 @@ impl ShutdownHandle {
             .name("socketserver-grace".into())
             .spawn(move || control.stop_by(deadline));
         if watchdog.is_err() {
-            *self
-                .control
-                .grace_deadline
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = Some(deadline);
+            self.control.shorten_grace(deadline);
             self.request();
         }
     }

@@ -145,9 +145,16 @@ where
     }
 
     /// Python's `serve_forever`; see `SocketStreamServer::serve_forever`.
+    ///
+    /// A graceful stop ([`ShutdownHandle::shutdown_within`]) stops it as
+    /// `shutdown` does: a datagram request never waits on a peer, so there is
+    /// nothing to drain; `server_close` waits for workers still running.
     pub fn serve_forever(&mut self, poll_interval: Duration) -> io::Result<()> {
         let _serving = Serving::new(self.core.waiter().control());
-        self.core.serve_forever(poll_interval)
+        let served = self.core.serve_forever(poll_interval);
+        // Used up: a later loop starts with no grace period pending.
+        self.core.waiter().control().take_grace_deadline();
+        served
     }
 
     /// Python's `handle_request`.
