@@ -96,6 +96,7 @@ mod drive;
 mod error;
 mod gate;
 mod pool;
+mod recovery;
 mod stack;
 mod syn;
 #[cfg(feature = "std")]

@@ -55,6 +55,14 @@ pub const RST_GRACE: Duration = Duration::from_secs(1);
 /// slot to accept it in its next turn.
 pub const PENDING_PRESSURE: Duration = Duration::from_millis(100);
 
+/// How long a released connection's FIN may wait for the acknowledgement
+/// of the data before it, when the connection lost segments (see
+/// [`TcpConfig::loss_recovery`]): smoltcp counts no duplicate ACK once its
+/// FIN is out with the peer's already in (LAST-ACK), so a segment lost in
+/// the last window would wait for its retransmission timeout (1 s or more).
+/// Past this, the FIN goes and smoltcp's own timers take over.
+pub(crate) const FIN_HELD_AT_MOST: Duration = Duration::from_secs(2);
+
 /// Counters of what the pools did to keep their sockets available.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -79,7 +87,9 @@ enum Phase {
     HalfOpen,
     Connected,
     FinWait2,
-    /// FIN-WAIT-1, CLOSING, LAST-ACK: bounded by smoltcp's `timeout`.
+    /// FIN-WAIT-1, CLOSING, LAST-ACK: bounded by smoltcp's `timeout`; or
+    /// released with its FIN held back until its data is acknowledged (see
+    /// [`FIN_HELD_AT_MOST`]).
     Closing,
     /// Aborted: CLOSED with the RST not yet sent.
     Resetting,
@@ -130,6 +140,9 @@ struct Entry {
     quiet: bool,
     /// `phase` when [`Pool::refresh`] last re-armed and counted the sockets.
     counted: Phase,
+    /// Released with its FIN held back until its data is acknowledged, or
+    /// until this instant.
+    fin_held: Option<Instant>,
 }
 
 impl Entry {
@@ -170,6 +183,8 @@ pub(crate) struct Pool {
     /// A socket was added, released or orphaned since the last full
     /// [`Pool::refresh`]: the next one must re-arm and recount.
     dirty: bool,
+    /// Entries with `fin_held`.
+    held_fins: usize,
 }
 
 /// Which sockets are the pool's: `socket(handle)` for each.
@@ -201,6 +216,7 @@ impl Pool {
             active_at: now,
             quiet: false,
             counted: Phase::Listening,
+            fin_held: None,
         });
     }
 
@@ -256,6 +272,60 @@ impl Pool {
         self.dirty = true;
         if let Some(entry) = self.entries.iter_mut().find(|e| e.handle == handle) {
             entry.claimed = false;
+        }
+    }
+
+    /// Closes the connection on `handle` (FIN), or holds the FIN back while
+    /// its data is unacknowledged on a connection that needed loss recovery
+    /// (see [`FIN_HELD_AT_MOST`]), and gives the socket back.
+    pub(crate) fn close_and_release(
+        &mut self,
+        handle: SocketHandle,
+        sockets: &mut SocketSet<'_>,
+        gate: &Gate<'_, impl smoltcp::phy::Device>,
+        now: Instant,
+    ) {
+        let socket = tcp(sockets, handle);
+        let hold = socket.send_queue() > 0
+            && matches!(
+                socket.state(),
+                tcp::State::Established | tcp::State::CloseWait
+            )
+            && socket
+                .local_endpoint()
+                .zip(socket.remote_endpoint())
+                .is_some_and(|(local, remote)| gate.has_recovered(local.port, remote));
+        if !hold {
+            socket.close();
+            self.release(handle);
+            return;
+        }
+        self.held_fins += 1;
+        if let Some(entry) = self.entries.iter_mut().find(|e| e.handle == handle) {
+            entry.fin_held = Some(now.saturating_add(FIN_HELD_AT_MOST));
+            observe(entry, socket, now);
+        }
+        self.release(handle);
+    }
+
+    /// Sends the held FINs whose data is acknowledged, or whose time is up,
+    /// or whose connection ended otherwise.
+    pub(crate) fn release_fins(&mut self, sockets: &mut SocketSet<'_>, now: Instant) {
+        if self.held_fins == 0 {
+            return;
+        }
+        for entry in &mut self.entries {
+            let Some(until) = entry.fin_held else {
+                continue;
+            };
+            let socket = tcp(sockets, entry.handle);
+            if socket.send_queue() == 0 || now >= until || Phase::of(socket) != Phase::Connected {
+                socket.close();
+                entry.fin_held = None;
+                self.held_fins -= 1;
+                self.dirty = true;
+                observe(entry, socket, now);
+            }
         }
     }
 
@@ -461,6 +531,9 @@ impl Pool {
                     Phase::Connected if pressure => (e.active_at, config.evict_after),
                     Phase::Connected if e.claimed => (e.active_at, config.idle_timeout),
                     Phase::Connected => (e.since, Some(PENDING_PRESSURE)),
+                    Phase::Closing => {
+                        return e.fin_held.map(|until| until.saturating_duration_since(now));
+                    }
                     _ => return None,
                 };
                 Some(from.saturating_add(limit?).saturating_duration_since(now))
@@ -484,7 +557,11 @@ impl Pool {
 /// activity). A handshake may complete between two looks (LISTEN straight to
 /// ESTABLISHED), so any entry into `Connected` starts the idle clock afresh.
 fn observe(entry: &mut Entry, socket: &tcp::Socket<'_>, now: Instant) {
-    let phase = Phase::of(socket);
+    let phase = match Phase::of(socket) {
+        // Closed by its handler, its FIN held back: closing, not serving.
+        Phase::Connected if entry.fin_held.is_some() => Phase::Closing,
+        phase => phase,
+    };
     if phase != entry.phase {
         if phase == Phase::Connected {
             entry.active_at = now;

@@ -39,6 +39,11 @@ impl Results {
         Some((median(&rates)?, median(&cpu)?, samples.len()))
     }
 
+    /// The median rate of `server` on `load`, if it has samples.
+    pub fn median_rate(&self, server: &Server, load: Load) -> Option<f64> {
+        self.medians(server, load).map(|(rate, _, _)| rate)
+    }
+
     fn errors(&self, server: &Server, load: Load) -> (u64, u64) {
         self.samples.get(&key(server, load)).map_or((0, 0), |s| {
             (
