@@ -256,12 +256,15 @@ pub(crate) struct Gate<'a, D> {
     /// Borrowed by the receive and transmit tokens at once; each borrows it
     /// mutably only while looking at a frame, never across smoltcp's code.
     pub(crate) recovery: RefCell<Recovery>,
-    synthetic: [u8; FRAME_BYTES],
+    /// Where synthetic frames are written, and frames recovery rewrites.
+    scratch: [u8; FRAME_BYTES],
 }
 
 impl<'a, D: Device> Gate<'a, D> {
     pub(crate) fn new(inner: D, backlog: &'a mut [SynSlot]) -> Self {
-        let medium = inner.capabilities().medium;
+        let caps = inner.capabilities();
+        let medium = caps.medium;
+        let verify = caps.checksum.ipv4.rx() || caps.checksum.tcp.rx();
         Self {
             inner,
             medium,
@@ -272,8 +275,8 @@ impl<'a, D: Device> Gate<'a, D> {
             },
             ports: Ports::default(),
             stats: GateStats::default(),
-            recovery: RefCell::new(Recovery::new(medium)),
-            synthetic: [0; FRAME_BYTES],
+            recovery: RefCell::new(Recovery::new(medium, verify)),
+            scratch: [0; FRAME_BYTES],
         }
     }
 
@@ -338,7 +341,7 @@ impl<'a, D: Device> Device for Gate<'a, D> {
             ports,
             stats,
             recovery,
-            synthetic,
+            scratch,
         } = self;
         backlog.expire(timestamp, stats);
         if backlog.has_releasable(ports) {
@@ -354,9 +357,9 @@ impl<'a, D: Device> Device for Gate<'a, D> {
             r.poll(timestamp);
             if r.has_frame() {
                 let tx = inner.transmit(timestamp)?;
-                let len = r.next_frame(synthetic)?;
+                let len = r.next_frame(scratch)?;
                 return Some((
-                    RxToken::Held(&synthetic[..len]),
+                    RxToken::Held(&scratch[..len]),
                     TxToken::new(tx, recovery, timestamp),
                 ));
             }
@@ -369,6 +372,7 @@ impl<'a, D: Device> Device for Gate<'a, D> {
             ports,
             stats,
             recovery,
+            scratch,
         };
         Some((
             RxToken::Device { rx, filter },
@@ -395,15 +399,18 @@ pub(crate) struct Filter<'t, 'a> {
     ports: &'t mut Ports,
     stats: &'t mut GateStats,
     recovery: &'t RefCell<Recovery>,
+    scratch: &'t mut [u8; FRAME_BYTES],
 }
 
 impl Filter<'_, '_> {
-    /// Lets loss recovery see a frame smoltcp is about to process.
-    fn watch(&self, frame: &[u8]) {
-        if let Ok(mut recovery) = self.recovery.try_borrow_mut() {
-            let ports = &*self.ports;
-            recovery.on_incoming(frame, self.now, |port| ports.is_pool_port(port));
-        }
+    /// Lets loss recovery see a frame smoltcp is about to process; returns
+    /// the length of the frame rewritten into `scratch` when smoltcp should
+    /// see that one instead.
+    fn watch(&mut self, frame: &[u8]) -> Option<usize> {
+        let mut recovery = self.recovery.try_borrow_mut().ok()?;
+        let ports = &*self.ports;
+        let stale = recovery.on_incoming(frame, self.now, |port| ports.is_pool_port(port))?;
+        stale.rewrite(self.medium, frame, self.scratch)
     }
 
     /// Whether smoltcp may see `frame`; a SYN for a port with no free
@@ -445,11 +452,12 @@ impl<R: phy::RxToken> phy::RxToken for RxToken<'_, '_, R> {
         match self {
             RxToken::Device { rx, mut filter } => rx.consume(|frame| {
                 // smoltcp skips an empty frame (nothing to parse, no reply).
-                if filter.admits(frame) {
-                    filter.watch(frame);
-                    f(frame)
-                } else {
-                    f(&[])
+                if !filter.admits(frame) {
+                    return f(&[]);
+                }
+                match filter.watch(frame) {
+                    Some(len) => f(&filter.scratch[..len]),
+                    None => f(frame),
                 }
             }),
             RxToken::Held(frame) => f(frame),

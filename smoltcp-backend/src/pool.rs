@@ -239,6 +239,8 @@ impl Pool {
             .iter()
             .enumerate()
             .filter(|(_, e)| !e.claimed && !e.orphan && e.port == port)
+            // Released with its FIN held back: over for the server.
+            .filter(|(_, e)| e.fin_held.is_none())
             .filter(|(_, e)| {
                 let state = sockets.get::<tcp::Socket>(e.handle).state();
                 matches!(state, tcp::State::Established | tcp::State::CloseWait)
@@ -295,15 +297,16 @@ impl Pool {
                 .local_endpoint()
                 .zip(socket.remote_endpoint())
                 .is_some_and(|(local, remote)| gate.has_recovered(local.port, remote));
-        if !hold {
-            socket.close();
-            self.release(handle);
-            return;
-        }
-        self.held_fins += 1;
-        if let Some(entry) = self.entries.iter_mut().find(|e| e.handle == handle) {
-            entry.fin_held = Some(now.saturating_add(FIN_HELD_AT_MOST));
-            observe(entry, socket, now);
+        let entry = self.entries.iter_mut().find(|e| e.handle == handle);
+        match entry {
+            Some(entry) if hold => {
+                if entry.fin_held.is_none() {
+                    self.held_fins += 1;
+                    entry.fin_held = Some(now.saturating_add(FIN_HELD_AT_MOST));
+                }
+                observe(entry, socket, now);
+            }
+            _ => socket.close(),
         }
         self.release(handle);
     }

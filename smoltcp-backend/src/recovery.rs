@@ -46,11 +46,15 @@ pub(crate) const TRACKED: usize = 8;
 /// Segments SACKed above a hole before it counts as lost (RFC 6675's DupThresh).
 const DUP_THRESH: usize = 3;
 
-/// The shortest wait for ACK progress before a probe.
-const MIN_TIMEOUT: Duration = Duration::from_millis(10);
+/// The shortest wait for ACK progress before a probe: a little more than a
+/// LAN's round trip, well under the 10 ms of Linux's tail loss probe (a
+/// probe that was not needed costs one segment sent twice).
+const MIN_TIMEOUT: Duration = Duration::from_millis(5);
 
-/// Added to the wait when a single segment is outstanding: the peer may
-/// hold its ACK that long (Linux delays up to 200 ms).
+/// Added to the wait when a single segment is outstanding on a connection
+/// that has lost nothing yet: the peer may hold its ACK that long (Linux
+/// delays up to 200 ms). Once a connection has lost a segment, an early
+/// probe (one segment sent twice) is cheaper than a stall.
 const LONE_SEGMENT: Duration = Duration::from_millis(200);
 
 /// Probes stop once the wait would exceed this: smoltcp's own
@@ -61,8 +65,56 @@ const GIVE_UP: Duration = Duration::from_secs(1);
 /// duplicate count, then three duplicates.
 const INJECT: u8 = 4;
 
-/// Largest synthetic frame: Ethernet, IPv6, a TCP header without options.
-pub(crate) const FRAME_BYTES: usize = 14 + 40 + 20;
+/// The gate's buffer for synthetic frames and rewritten ones: an Ethernet
+/// frame of a 1500-byte MTU, with room to spare. Longer frames with a stale
+/// ACK pass unchanged (smoltcp drops their data as it would anyway).
+pub(crate) const FRAME_BYTES: usize = 1536;
+
+/// What to write into a segment sent before one smoltcp already took.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stale {
+    ack: TcpSeqNumber,
+    window: u16,
+}
+
+impl Stale {
+    /// `frame` with this ACK number and window, copied into `into`; its length.
+    pub(crate) fn rewrite(&self, medium: Medium, frame: &[u8], into: &mut [u8]) -> Option<usize> {
+        let copy = into.get_mut(..frame.len())?;
+        copy.copy_from_slice(frame);
+        let ip = match medium {
+            Medium::Ethernet => copy.get_mut(14..)?,
+            #[allow(unreachable_patterns)]
+            _ => copy,
+        };
+        let (src, dst, tcp) = match ip.first()? >> 4 {
+            4 => {
+                let packet = Ipv4Packet::new_checked(&*ip).ok()?;
+                (
+                    IpAddress::Ipv4(packet.src_addr()),
+                    IpAddress::Ipv4(packet.dst_addr()),
+                    usize::from(packet.header_len())..usize::from(packet.total_len()),
+                )
+            }
+            #[cfg(feature = "proto-ipv6")]
+            6 => {
+                let packet = Ipv6Packet::new_checked(&*ip).ok()?;
+                (
+                    IpAddress::Ipv6(packet.src_addr()),
+                    IpAddress::Ipv6(packet.dst_addr()),
+                    40..40 + usize::from(packet.payload_len()),
+                )
+            }
+            _ => return None,
+        };
+        let tcp = ip.get_mut(tcp)?;
+        let mut segment = TcpPacket::new_checked(tcp).ok()?;
+        segment.set_ack_number(self.ack);
+        segment.set_window_len(self.window);
+        segment.fill_checksum(&src, &dst);
+        Some(frame.len())
+    }
+}
 
 /// A TCP segment's header, read from a frame.
 #[derive(Debug, Clone, Copy)]
@@ -91,7 +143,11 @@ impl Segment {
     }
 }
 
-fn parse(medium: Medium, frame: &[u8]) -> Option<Segment> {
+/// The TCP segment in `frame`; with `verify`, `None` unless its IPv4 and
+/// TCP checksums hold: a frame damaged on the way must not lend recovery an
+/// ACK number the peer never sent, since recovery repeats ACK numbers to
+/// smoltcp, which would then drop data as acknowledged.
+fn parse(medium: Medium, frame: &[u8], verify: bool) -> Option<Segment> {
     let (ip, src_mac, dst_mac) = match medium {
         Medium::Ethernet => {
             let eth = EthernetFrame::new_checked(frame).ok()?;
@@ -116,6 +172,7 @@ fn parse(medium: Medium, frame: &[u8]) -> Option<Segment> {
             if packet.next_header() != IpProtocol::Tcp
                 || packet.more_frags()
                 || packet.frag_offset() != 0
+                || (verify && !packet.verify_checksum())
             {
                 return None;
             }
@@ -140,6 +197,9 @@ fn parse(medium: Medium, frame: &[u8]) -> Option<Segment> {
         _ => return None,
     };
     let segment = TcpPacket::new_checked(tcp).ok()?;
+    if verify && !segment.verify_checksum(&src, &dst) {
+        return None;
+    }
     Some(Segment {
         src_mac,
         dst_mac,
@@ -241,7 +301,7 @@ impl Flow {
             return None;
         }
         let mut wait = self.srtt.map_or(MIN_TIMEOUT, |s| (s * 2).max(MIN_TIMEOUT));
-        if self.hole.is_none() && self.outstanding() <= self.mss {
+        if !self.recovered && self.outstanding() <= self.mss {
             wait += LONE_SEGMENT;
         }
         let wait = wait * (1u32 << self.backoff.min(16));
@@ -286,15 +346,20 @@ pub(crate) struct Counts {
 pub(crate) struct Recovery {
     pub(crate) enabled: bool,
     medium: Medium,
+    verify: bool,
     flows: heapless::Vec<Flow, TRACKED>,
     pub(crate) counts: Counts,
 }
 
 impl Recovery {
-    pub(crate) fn new(medium: Medium) -> Self {
+    /// Recovery for a device of `medium`; `verify` when the stack checks
+    /// received checksums itself (the device's checksum capabilities), so
+    /// recovery must too.
+    pub(crate) fn new(medium: Medium, verify: bool) -> Self {
         Self {
             enabled: true,
             medium,
+            verify,
             flows: heapless::Vec::new(),
             counts: Counts::default(),
         }
@@ -307,21 +372,21 @@ impl Recovery {
     }
 
     /// Looks at a frame from the device, before smoltcp does. `pool_port`
-    /// says whether a local port is served by a pool.
+    /// says whether a local port is served by a pool. Returns the ACK
+    /// number and window to write into the frame when smoltcp would
+    /// otherwise drop its data (see [`Stale`]).
     pub(crate) fn on_incoming(
         &mut self,
         frame: &[u8],
         now: Instant,
         pool_port: impl Fn(u16) -> bool,
-    ) {
+    ) -> Option<Stale> {
         if !self.enabled {
-            return;
+            return None;
         }
-        let Some(seg) = parse(self.medium, frame) else {
-            return;
-        };
+        let seg = parse(self.medium, frame, self.verify)?;
         if !pool_port(seg.dst_port) {
-            return;
+            return None;
         }
         let found = self.find(seg.dst_port, seg.src, seg.src_port);
         if seg.syn || seg.rst {
@@ -329,11 +394,9 @@ impl Recovery {
             if let Some(i) = found {
                 self.flows.swap_remove(i);
             }
-            return;
+            return None;
         }
-        let Some(ack) = seg.ack else {
-            return;
-        };
+        let ack = seg.ack?;
         let flow = match found {
             Some(i) => &mut self.flows[i],
             None => self.insert(&seg, ack, now),
@@ -344,6 +407,17 @@ impl Recovery {
         if seg.len > 0 || seg.fin {
             // smoltcp's next ACK says how much of it it took.
             flow.rcv_nxt = None;
+        }
+        if ack < flow.peer_ack {
+            // Sent before a segment smoltcp already took (reordered, or a
+            // late duplicate): smoltcp ignores a segment whose ACK is older
+            // than the last, data included, so the peer would have to send
+            // the data again. Its window is as old as its ACK.
+            flow.seen_win = flow.peer_win;
+            return (seg.len > 0 || seg.fin).then_some(Stale {
+                ack: flow.peer_ack,
+                window: flow.peer_win,
+            });
         }
         flow.seen_win = seg.window;
         flow.peer_win = seg.window;
@@ -371,6 +445,7 @@ impl Recovery {
             flow.trigger(now);
             self.counts.fast_retransmits = self.counts.fast_retransmits.wrapping_add(1);
         }
+        None
     }
 
     /// A new flow for `seg`, in a free entry or the least recently active one's.
@@ -420,7 +495,8 @@ impl Recovery {
         if !self.enabled || self.flows.is_empty() {
             return;
         }
-        let Some(seg) = parse(self.medium, frame) else {
+        // smoltcp's own frames: nothing damaged them yet.
+        let Some(seg) = parse(self.medium, frame, false) else {
             return;
         };
         let Some(i) = self.find(seg.src_port, seg.dst, seg.dst_port) else {
@@ -502,7 +578,7 @@ impl Recovery {
     }
 
     /// Writes the next synthetic frame into `buf`; returns its length.
-    pub(crate) fn next_frame(&mut self, buf: &mut [u8; FRAME_BYTES]) -> Option<usize> {
+    pub(crate) fn next_frame(&mut self, buf: &mut [u8]) -> Option<usize> {
         let medium = self.medium;
         let flow = self
             .flows
@@ -517,12 +593,7 @@ impl Recovery {
 
 /// A pure ACK from the peer to smoltcp: the peer's ACK number, `inject_win`
 /// as the window, sequence number `seq`, no options.
-fn write_ack(
-    medium: Medium,
-    flow: &Flow,
-    seq: TcpSeqNumber,
-    buf: &mut [u8; FRAME_BYTES],
-) -> Option<usize> {
+fn write_ack(medium: Medium, flow: &Flow, seq: TcpSeqNumber, buf: &mut [u8]) -> Option<usize> {
     let ip = IpRepr::new(flow.remote, flow.local, IpProtocol::Tcp, 20, 64);
     let ip_at = match medium {
         Medium::Ethernet => 14,
@@ -555,4 +626,241 @@ fn write_ack(
     tcp.set_window_len(flow.inject_win);
     tcp.fill_checksum(&flow.remote, &flow.local);
     Some(len)
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::vec::Vec;
+
+    use smoltcp::wire::{
+        EthernetRepr, Ipv4Address, Ipv4Repr, TcpControl, TcpRepr, TcpSeqNumber as Seq,
+    };
+
+    use super::*;
+
+    const OURS: Ipv4Address = Ipv4Address::new(192, 168, 69, 1);
+    const PEER: Ipv4Address = Ipv4Address::new(192, 168, 69, 100);
+    const OUR_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
+    const PEER_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 2]);
+    const PORT: u16 = 7;
+    const PEER_PORT: u16 = 40000;
+    const MSS: usize = 1000;
+
+    /// An Ethernet + IPv4 + TCP frame; `sack` blocks as (left, right).
+    fn frame(
+        outgoing: bool,
+        seq: u32,
+        ack: u32,
+        window: u16,
+        payload: &[u8],
+        sack: &[(u32, u32)],
+    ) -> Vec<u8> {
+        let (src, dst, src_mac, dst_mac, src_port, dst_port) = if outgoing {
+            (OURS, PEER, OUR_MAC, PEER_MAC, PORT, PEER_PORT)
+        } else {
+            (PEER, OURS, PEER_MAC, OUR_MAC, PEER_PORT, PORT)
+        };
+        let mut ranges = [None; 3];
+        for (slot, range) in ranges.iter_mut().zip(sack) {
+            *slot = Some(*range);
+        }
+        let tcp = TcpRepr {
+            src_port,
+            dst_port,
+            control: TcpControl::None,
+            seq_number: Seq(seq as i32),
+            ack_number: Some(Seq(ack as i32)),
+            window_len: window,
+            window_scale: None,
+            max_seg_size: None,
+            sack_permitted: false,
+            sack_ranges: ranges,
+            timestamp: None,
+            payload,
+        };
+        let ip = Ipv4Repr {
+            src_addr: src,
+            dst_addr: dst,
+            next_header: IpProtocol::Tcp,
+            payload_len: tcp.buffer_len(),
+            hop_limit: 64,
+        };
+        let eth = EthernetRepr {
+            src_addr: src_mac,
+            dst_addr: dst_mac,
+            ethertype: EthernetProtocol::Ipv4,
+        };
+        let mut buf = std::vec![0u8; 14 + ip.buffer_len() + tcp.buffer_len()];
+        eth.emit(&mut EthernetFrame::new_unchecked(&mut buf[..]));
+        let caps = ChecksumCapabilities::default();
+        ip.emit(&mut Ipv4Packet::new_unchecked(&mut buf[14..34]), &caps);
+        tcp.emit(
+            &mut TcpPacket::new_unchecked(&mut buf[34..]),
+            &IpAddress::Ipv4(src),
+            &IpAddress::Ipv4(dst),
+            &caps,
+        );
+        buf
+    }
+
+    fn pool(port: u16) -> bool {
+        port == PORT
+    }
+
+    /// A tracked connection whose stack sent `segments` of `MSS` bytes from
+    /// sequence number 1000, none acknowledged; the peer's data ends at 500.
+    fn sending(segments: u32, now: Instant) -> Recovery {
+        let mut recovery = Recovery::new(Medium::Ethernet, true);
+        let handshake = frame(false, 500, 1000, 100, &[], &[]);
+        assert!(recovery.on_incoming(&handshake, now, pool).is_none());
+        let data = [0u8; MSS];
+        for i in 0..segments {
+            let seq = 1000 + i * MSS as u32;
+            recovery.on_outgoing(&frame(true, seq, 500, 200, &data, &[]), now);
+        }
+        recovery
+    }
+
+    fn tcp_of(frame: &[u8]) -> TcpPacket<&[u8]> {
+        TcpPacket::new_checked(&frame[34..]).unwrap()
+    }
+
+    #[test]
+    fn reads_the_highest_sack_edge() {
+        // NOP, NOP, SACK with two blocks.
+        let mut options = std::vec![1, 1, 5, 18];
+        for edge in [10u32, 20, 30, 40] {
+            options.extend_from_slice(&edge.to_be_bytes());
+        }
+        assert_eq!(sack_edge(&options), Some(Seq(40)));
+        assert_eq!(sack_edge(&[1, 1, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0]), None);
+        // A length running past the end, or zero, stops the walk.
+        assert_eq!(sack_edge(&[5, 40, 0, 0]), None);
+        assert_eq!(sack_edge(&[5, 0]), None);
+        assert_eq!(sack_edge(&[5]), None);
+    }
+
+    #[test]
+    fn three_segments_sacked_above_the_ack_trigger_a_fast_retransmit() {
+        let now = Instant::from_millis(10);
+        let mut recovery = sending(8, now);
+        // The first segment is lost; the next four arrived. The peer's ACK
+        // comes with 100 bytes of its own.
+        let ack = frame(false, 500, 1000, 100, &[7; 100], &[(2000, 6000)]);
+        assert!(recovery.on_incoming(&ack, now, pool).is_none());
+        assert_eq!(recovery.counts.fast_retransmits, 1);
+        // Not before the stack has acknowledged them: only its ACK number
+        // is sure to be in its window.
+        assert!(!recovery.has_frame());
+        assert_eq!(recovery.next_due(), None);
+        recovery.on_outgoing(&frame(true, 9000, 600, 200, &[], &[]), now);
+        assert!(recovery.has_frame());
+        assert_eq!(recovery.next_due(), Some(Instant::ZERO));
+        let mut buf = [0u8; FRAME_BYTES];
+        let mut windows = Vec::new();
+        while let Some(len) = recovery.next_frame(&mut buf) {
+            let f = &buf[..len];
+            let eth = EthernetFrame::new_checked(f).unwrap();
+            assert_eq!((eth.src_addr(), eth.dst_addr()), (PEER_MAC, OUR_MAC));
+            let tcp = tcp_of(f);
+            assert!(tcp.verify_checksum(&IpAddress::Ipv4(PEER), &IpAddress::Ipv4(OURS)));
+            assert_eq!(tcp.ack_number(), Seq(1000));
+            assert_eq!(tcp.seq_number(), Seq(600), "the stack's own ACK number");
+            assert!(tcp.ack() && !tcp.syn() && !tcp.fin() && tcp.payload().is_empty());
+            windows.push(tcp.window_len());
+        }
+        assert_eq!(
+            windows,
+            [99, 99, 99, 99],
+            "a window update, then three duplicates"
+        );
+        // The same hole does not trigger again on the next ACK.
+        let again = frame(false, 600, 1000, 100, &[], &[(2000, 7000)]);
+        assert!(recovery.on_incoming(&again, now, pool).is_none());
+        assert_eq!(recovery.counts.fast_retransmits, 1);
+        assert!(!recovery.has_frame());
+    }
+
+    #[test]
+    fn a_segment_reordered_by_one_or_two_is_not_lost() {
+        let now = Instant::from_millis(10);
+        let mut recovery = sending(8, now);
+        let ack = frame(false, 500, 1000, 100, &[], &[(2000, 4000)]);
+        recovery.on_incoming(&ack, now, pool);
+        assert_eq!(recovery.counts.fast_retransmits, 0);
+    }
+
+    #[test]
+    fn a_stalled_ack_is_probed_with_a_doubling_timer_that_gives_up() {
+        let start = Instant::from_millis(10);
+        let mut recovery = sending(4, start);
+        recovery.on_outgoing(&frame(true, 9000, 500, 200, &[], &[]), start);
+        let mut at = start;
+        let mut waits = Vec::new();
+        while let Some(due) = recovery.next_due() {
+            assert!(due > at, "a deadline in the future");
+            waits.push((due - at).total_millis());
+            at = due;
+            recovery.poll(at);
+            let mut buf = [0u8; FRAME_BYTES];
+            while recovery.next_frame(&mut buf).is_some() {}
+        }
+        // No round trip measured yet: 5 ms, doubling, until past 1 s.
+        assert_eq!(waits, [5, 10, 20, 40, 80, 160, 320, 640]);
+        assert_eq!(recovery.counts.probes, 8);
+        // ACK progress starts the timer afresh.
+        let ack = frame(false, 500, 2000, 100, &[], &[]);
+        recovery.on_incoming(&ack, at, pool);
+        assert_eq!(recovery.next_due(), Some(at + Duration::from_millis(5)));
+    }
+
+    #[test]
+    fn a_lone_segment_waits_for_a_delayed_ack_until_the_connection_lost_one() {
+        let now = Instant::from_millis(10);
+        let mut recovery = sending(1, now);
+        assert_eq!(recovery.next_due(), Some(now + MIN_TIMEOUT + LONE_SEGMENT));
+        recovery.poll(now + MIN_TIMEOUT + LONE_SEGMENT);
+        assert_eq!(recovery.counts.probes, 1);
+        let mut buf = [0u8; FRAME_BYTES];
+        while recovery.next_frame(&mut buf).is_some() {}
+        // Lost once: no allowance for a delayed ACK any more.
+        let later = now + Duration::from_secs(1);
+        recovery.on_incoming(&frame(false, 500, 2000, 100, &[], &[]), later, pool);
+        recovery.on_outgoing(&frame(true, 2000, 500, 200, &[0; 10], &[]), later);
+        assert_eq!(recovery.next_due(), Some(later + MIN_TIMEOUT));
+    }
+
+    #[test]
+    fn data_behind_an_old_ack_gets_the_latest_ack_and_window() {
+        let now = Instant::from_millis(10);
+        let mut recovery = sending(4, now);
+        let fresh = frame(false, 500, 3000, 100, &[], &[]);
+        assert!(recovery.on_incoming(&fresh, now, pool).is_none());
+        let late = frame(false, 500, 2000, 80, b"late data", &[]);
+        let stale = recovery.on_incoming(&late, now, pool).expect("rewritten");
+        let mut buf = [0u8; FRAME_BYTES];
+        let len = stale.rewrite(Medium::Ethernet, &late, &mut buf).unwrap();
+        let tcp = tcp_of(&buf[..len]);
+        assert!(tcp.verify_checksum(&IpAddress::Ipv4(PEER), &IpAddress::Ipv4(OURS)));
+        assert_eq!(tcp.ack_number(), Seq(3000));
+        assert_eq!(tcp.window_len(), 100);
+        assert_eq!(tcp.payload(), b"late data");
+        // A pure ACK that old changes nothing: smoltcp ignores it anyway.
+        let old_ack = frame(false, 509, 2000, 80, &[], &[]);
+        assert!(recovery.on_incoming(&old_ack, now, pool).is_none());
+    }
+
+    #[test]
+    fn other_ports_and_a_disabled_recovery_are_left_alone() {
+        let now = Instant::from_millis(10);
+        let mut recovery = sending(8, now);
+        let ack = frame(false, 500, 1000, 100, &[], &[(2000, 6000)]);
+        assert!(recovery.on_incoming(&ack, now, |_| false).is_none());
+        assert_eq!(recovery.counts.fast_retransmits, 0);
+        recovery.enabled = false;
+        recovery.on_incoming(&ack, now, pool);
+        assert_eq!(recovery.counts.fast_retransmits, 0);
+        assert_eq!(recovery.next_due(), None);
+    }
 }

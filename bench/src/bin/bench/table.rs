@@ -127,8 +127,11 @@ impl Results {
     }
 }
 
-/// `12345.6` as `12,346`; small values keep one decimal.
+/// `12345.6` as `12,346`; small values keep a decimal, two below 10.
 fn thousands(x: f64) -> String {
+    if x < 10.0 {
+        return format!("{x:.2}");
+    }
     if x < 100.0 {
         return format!("{x:.1}");
     }

@@ -193,7 +193,7 @@ fn report(mode: &str, mut outcome: Outcome) -> ExitCode {
     let ops = outcome.ops();
     let rate = if secs > 0.0 { ops / secs } else { 0.0 };
     println!(
-        "result mode={mode} ops={ops:.3} secs={secs:.3} rate={rate:.1} p50_us={} p99_us={} errors={} lost={}",
+        "result mode={mode} ops={ops:.3} secs={secs:.3} rate={rate:.3} p50_us={} p99_us={} errors={} lost={}",
         outcome.latencies.percentile(50.0),
         outcome.latencies.percentile(99.0),
         outcome.errors,
