@@ -141,8 +141,8 @@ struct Entry {
     /// `phase` when [`Pool::refresh`] last re-armed and counted the sockets.
     counted: Phase,
     /// Released with its FIN held back until its data is acknowledged, or
-    /// until this instant.
-    fin_held: Option<Instant>,
+    /// [`FIN_HELD_AT_MOST`] after `since` (the phase, `Closing`, began then).
+    fin_held: bool,
 }
 
 impl Entry {
@@ -216,7 +216,7 @@ impl Pool {
             active_at: now,
             quiet: false,
             counted: Phase::Listening,
-            fin_held: None,
+            fin_held: false,
         });
     }
 
@@ -240,7 +240,7 @@ impl Pool {
             .enumerate()
             .filter(|(_, e)| !e.claimed && !e.orphan && e.port == port)
             // Released with its FIN held back: over for the server.
-            .filter(|(_, e)| e.fin_held.is_none())
+            .filter(|(_, e)| !e.fin_held)
             .filter(|(_, e)| {
                 let state = sockets.get::<tcp::Socket>(e.handle).state();
                 matches!(state, tcp::State::Established | tcp::State::CloseWait)
@@ -300,9 +300,9 @@ impl Pool {
         let entry = self.entries.iter_mut().find(|e| e.handle == handle);
         match entry {
             Some(entry) if hold => {
-                if entry.fin_held.is_none() {
+                if !entry.fin_held {
                     self.held_fins += 1;
-                    entry.fin_held = Some(now.saturating_add(FIN_HELD_AT_MOST));
+                    entry.fin_held = true;
                 }
                 observe(entry, socket, now);
             }
@@ -318,13 +318,14 @@ impl Pool {
             return;
         }
         for entry in &mut self.entries {
-            let Some(until) = entry.fin_held else {
+            if !entry.fin_held {
                 continue;
-            };
+            }
             let socket = tcp(sockets, entry.handle);
-            if socket.send_queue() == 0 || now >= until || Phase::of(socket) != Phase::Connected {
+            let expired = now >= entry.since.saturating_add(FIN_HELD_AT_MOST);
+            if socket.send_queue() == 0 || expired || Phase::of(socket) != Phase::Connected {
                 socket.close();
-                entry.fin_held = None;
+                entry.fin_held = false;
                 self.held_fins -= 1;
                 self.dirty = true;
                 observe(entry, socket, now);
@@ -360,9 +361,13 @@ impl Pool {
         if !dirty {
             return;
         }
+        let held_fins = &mut self.held_fins;
         self.entries.retain_mut(|entry| {
             if !entry.orphan || entry.claimed || !entry.is_over(now) {
                 return true;
+            }
+            if entry.fin_held {
+                *held_fins -= 1;
             }
             // Removing drops a pending RST: RST_GRACE has passed.
             sockets.remove(entry.handle);
@@ -534,9 +539,7 @@ impl Pool {
                     Phase::Connected if pressure => (e.active_at, config.evict_after),
                     Phase::Connected if e.claimed => (e.active_at, config.idle_timeout),
                     Phase::Connected => (e.since, Some(PENDING_PRESSURE)),
-                    Phase::Closing => {
-                        return e.fin_held.map(|until| until.saturating_duration_since(now));
-                    }
+                    Phase::Closing if e.fin_held => (e.since, Some(FIN_HELD_AT_MOST)),
                     _ => return None,
                 };
                 Some(from.saturating_add(limit?).saturating_duration_since(now))
@@ -562,7 +565,7 @@ impl Pool {
 fn observe(entry: &mut Entry, socket: &tcp::Socket<'_>, now: Instant) {
     let phase = match Phase::of(socket) {
         // Closed by its handler, its FIN held back: closing, not serving.
-        Phase::Connected if entry.fin_held.is_some() => Phase::Closing,
+        Phase::Connected if entry.fin_held => Phase::Closing,
         phase => phase,
     };
     if phase != entry.phase {

@@ -21,15 +21,24 @@
 //! fast-retransmits the segment. A retransmission that is lost again, or a
 //! loss at the tail of a burst that no later segment reveals, is caught by a
 //! timer: data outstanding with no ACK progress for twice the smoothed
-//! round trip (at least 10 ms; 200 ms more when a single segment is
-//! outstanding, which a delayed ACK may hold) triggers the same, with the
-//! timer doubling until it passes 1 s, where smoltcp's own timeout rules.
+//! round trip (at least 5 ms; on a connection that has lost nothing yet,
+//! 200 ms more when a single segment is outstanding, which a delayed ACK may
+//! hold) triggers the same, the timer doubling until it passes 1 s, where
+//! smoltcp's own timeout rules.
+//!
+//! Two more habits of smoltcp are worked around here: it drops a segment
+//! whose ACK number is older than one it already took, data included (a
+//! reordered segment of a full-duplex peer), so such a segment is handed to
+//! it with the latest ACK number and window ([`Stale`]); and the pool holds
+//! back the FIN of a connection that needed recovery until its data is
+//! acknowledged, since in LAST-ACK smoltcp counts no duplicate ACK.
 //!
 //! The synthetic ACKs only repeat what the peer said (its ACK number, its
-//! window give or take one unit, a sequence number it has already used),
-//! so smoltcp's state stays the peer's. Frames are parsed with
-//! `smoltcp::wire`; nothing is allocated: a few flows are tracked in a
-//! fixed table, the least recently active giving way.
+//! window give or take one unit, smoltcp's own ACK number as the sequence
+//! number, the one it surely accepts), so smoltcp's state stays the peer's;
+//! and a frame is believed only when its checksums hold. Frames are parsed
+//! with `smoltcp::wire`; nothing is allocated: a few connections are tracked
+//! in a fixed table, the least recently active giving way.
 
 use smoltcp::phy::{ChecksumCapabilities, Medium};
 use smoltcp::time::{Duration, Instant};
@@ -41,7 +50,12 @@ use smoltcp::wire::{
 };
 
 /// Connections tracked at once; the least recently active gives way.
-pub(crate) const TRACKED: usize = 8;
+/// About 110 bytes each on a 32-bit target: firmware serves few at once.
+#[cfg(not(feature = "std"))]
+pub(crate) const TRACKED: usize = 4;
+/// Connections tracked at once; the least recently active gives way.
+#[cfg(feature = "std")]
+pub(crate) const TRACKED: usize = 16;
 
 /// Segments SACKed above a hole before it counts as lost (RFC 6675's DupThresh).
 const DUP_THRESH: usize = 3;
@@ -68,7 +82,13 @@ const INJECT: u8 = 4;
 /// The gate's buffer for synthetic frames and rewritten ones: an Ethernet
 /// frame of a 1500-byte MTU, with room to spare. Longer frames with a stale
 /// ACK pass unchanged (smoltcp drops their data as it would anyway).
+#[cfg(feature = "std")]
 pub(crate) const FRAME_BYTES: usize = 1536;
+/// Without `std` (firmware, where RAM is scarce) the buffer only holds
+/// synthetic ACKs (Ethernet, IPv6, TCP without options): data behind an
+/// old ACK is left to smoltcp, which drops it, and the peer sends it again.
+#[cfg(not(feature = "std"))]
+pub(crate) const FRAME_BYTES: usize = 14 + 40 + 20;
 
 /// What to write into a segment sent before one smoltcp already took.
 #[derive(Debug, Clone, Copy)]
