@@ -282,7 +282,12 @@ impl<'a, D: Device> Gate<'a, D> {
 
     /// What the gate did so far.
     pub(crate) fn stats(&self) -> GateStats {
-        let counts = self.recovery.borrow().counts;
+        // Never borrowed here: the device's tokens are gone between polls.
+        let counts = self
+            .recovery
+            .try_borrow()
+            .map(|r| r.counts)
+            .unwrap_or_default();
         GateStats {
             fast_retransmits: counts.fast_retransmits,
             loss_probes: counts.probes,
@@ -299,7 +304,7 @@ impl<'a, D: Device> Gate<'a, D> {
 
     /// When loss recovery needs a poll next, if it does.
     pub(crate) fn recovery_due(&self) -> Option<Instant> {
-        self.recovery.borrow().next_due()
+        self.recovery.try_borrow().ok()?.next_due()
     }
 
     /// Whether a held SYN could be released now.

@@ -336,11 +336,13 @@ impl Flow {
         self.sample = None;
         self.inject = INJECT;
         // Different from what smoltcp saw last, so the first frame is a
-        // window update and its duplicate count starts again.
-        self.inject_win = if self.seen_win == self.peer_win {
-            self.peer_win - 1
-        } else {
-            self.peer_win
+        // window update and its duplicate count starts again; never zero
+        // (callers check that the peer's window is open), which would stop
+        // smoltcp sending until the peer's next segment.
+        self.inject_win = match self.peer_win {
+            w if w != self.seen_win => w,
+            1 => 2,
+            w => w - 1,
         };
     }
 

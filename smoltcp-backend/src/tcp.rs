@@ -248,10 +248,13 @@ impl TcpConnection<'_, '_> {
     }
 
     /// Sends the FIN `shutdown_write` left for later (idempotent: smoltcp
-    /// ignores `close` once closing).
+    /// ignores `close` once closing). With the stack borrowed elsewhere it
+    /// waits for the next call, or the release.
     fn send_wanted_fin(&self) {
-        if self.fin_wanted {
-            self.net.borrow_mut().tcp(self.handle).close();
+        if self.fin_wanted
+            && let Ok(mut net) = self.net.try_borrow_mut()
+        {
+            net.tcp(self.handle).close();
         }
     }
 
@@ -424,9 +427,7 @@ impl Connection for TcpConnection<'_, '_> {
     /// socket returns to the pool is harmless: core's wakers are slot ids,
     /// so a stale one costs at most one spurious poll.
     fn register_waker(&mut self, interest: Interest, waker: &core::task::Waker) {
-        if self.fin_wanted {
-            self.send_wanted_fin();
-        }
+        self.send_wanted_fin();
         let Ok(mut net) = self.net.try_borrow_mut() else {
             // The stack is borrowed elsewhere: have the request polled again.
             waker.wake_by_ref();
