@@ -90,7 +90,8 @@ fn unix_every_strategy() {
 
 #[test]
 fn udp_every_strategy() {
-    for strategy in ["sync", "threading", "forking"] {
+    // `multiplexed` serves each datagram inline, as `sync`.
+    for strategy in ["sync", "threading", "forking", "multiplexed"] {
         let server = Server::start(&["--transport", "udp", "--strategy", strategy]);
         datagram_checks(&behaviour::udp(server.ip()));
         server.stop();
@@ -99,7 +100,7 @@ fn udp_every_strategy() {
 
 #[test]
 fn unix_dgram_every_strategy() {
-    for strategy in ["sync", "threading", "forking"] {
+    for strategy in ["sync", "threading", "forking", "multiplexed"] {
         let path = support::temp_socket(&format!("es-dgram-{strategy}"));
         let p = path.to_str().unwrap();
         let server = Server::start(&[
@@ -212,7 +213,8 @@ fn usage_errors_exit_2_with_usage_on_stderr() {
         &["--addr", "not an address"],
         &["--addr", "127.0.0.1:99999"],
         &["--transport", "unix"],
-        &["--transport", "udp", "--strategy", "multiplexed"],
+        &["--strategy", "threading", "--max-connections", "5"],
+        &["--strategy", "multiplexed", "--max-connections", "0"],
         &["--grace", "-1"],
         &["--transport", "tcp", "--tap", "tap0"],
         &["--transport", "udp", "--ip", "192.168.69.1/24"],

@@ -126,6 +126,8 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 #[test]
 fn streaming_clients_delay_no_new_client_and_no_grace_period() {
+    // Timed to 100 ms: not beside this binary's other loads.
+    let _alone = support::fork_lock();
     for streamers in [2, 4] {
         let server = Server::start(&["--strategy", "multiplexed", "--grace", "1"]);
         let addr = server.ip();
@@ -260,6 +262,7 @@ fn reset_flood(addr: SocketAddr, n: usize) {
 
 #[test]
 fn a_flood_of_resets_writes_a_bounded_report() {
+    let _alone = support::fork_lock();
     for strategy in ["multiplexed", "threading"] {
         let server = Server::start(&["--strategy", strategy]);
         let addr = server.ip();

@@ -114,6 +114,28 @@ fn tcp_contract(strategy: &'static str) {
                 .unwrap_or_else(|e| panic!("{e}"));
             assert!(served >= 8, "multiplexed served {served} of 8 at once");
         }
+        // Round trips in lockstep: each reply must leave as soon as its
+        // request arrived, not at the waiter's next timer (before that was
+        // fixed, multiplexed: 1.1 s for 200; after: 0.16 s).
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream.set_nodelay(true).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let started = Instant::now();
+        for i in 0..200u32 {
+            std::io::Write::write_all(&mut stream, &i.to_be_bytes()).unwrap();
+            let mut back = [0u8; 4];
+            std::io::Read::read_exact(&mut stream, &mut back).unwrap();
+            assert_eq!(back, i.to_be_bytes());
+        }
+        let lockstep = started.elapsed();
+        println!("echo_server {strategy}: 200 lockstep round trips in {lockstep:?}");
+        assert!(
+            lockstep < Duration::from_millis(600),
+            "{strategy}: 200 round trips took {lockstep:?}"
+        );
+        drop(stream);
         let burst = behaviour::concurrent_round_trips(&target, 64, b"burst\n")
             .unwrap_or_else(|e| panic!("64-client burst: {e}"));
         println!(
@@ -138,11 +160,14 @@ fn echo_server_smoltcp_tcp_multiplexed() {
 #[test]
 fn echo_server_smoltcp_udp() {
     in_tap_netns("echo_server_smoltcp_udp", || {
-        let (server, addr) = Server::start("smoltcp-udp", "sync");
-        let target = behaviour::udp(addr);
-        check("echo", behaviour::datagram_echo(&target));
-        check("truncation", behaviour::datagram_truncation(&target, 8192));
-        assert_eq!(server.stop(), 0);
+        // `multiplexed` serves each datagram inline, as `sync`.
+        for strategy in ["sync", "multiplexed"] {
+            let (server, addr) = Server::start("smoltcp-udp", strategy);
+            let target = behaviour::udp(addr);
+            check("echo", behaviour::datagram_echo(&target));
+            check("truncation", behaviour::datagram_truncation(&target, 8192));
+            assert_eq!(server.stop(), 0, "{strategy}");
+        }
     });
 }
 
@@ -163,6 +188,13 @@ fn echo_server_smoltcp_errors() {
             let args = [&tcp[..], &["--strategy", strategy], &TAP_ARGS[..]].concat();
             assert_eq!(status(&args), Some(2), "--strategy {strategy} with smoltcp");
         }
+        let too_many = [&tcp[..], &TAP_ARGS[..], &["--strategy", "multiplexed"]].concat();
+        let too_many = [&too_many[..], &["--max-connections", "17"]].concat();
+        assert_eq!(
+            status(&too_many),
+            Some(2),
+            "--max-connections beyond the pool"
+        );
         assert_eq!(status(&tcp), Some(2), "no --tap/--ip");
         let bad_ip = [&tcp[..], &["--tap", "tap0", "--ip", "192.168.69.1"]].concat();
         assert_eq!(status(&bad_ip), Some(2), "--ip without prefix");

@@ -120,9 +120,11 @@ impl<'b> ReadBuffer<'b> {
 
     /// Reads one line, newline included, into `out`, Python's
     /// `readline(len(out))` with a hard limit. Returns its length: 0 at EOF,
-    /// a line without a newline if the peer closed mid-line. A line longer than
-    /// `out` fills `out` and fails with [`Error::LineTooLong`]; the rest of the
-    /// line stays unread, and the next call returns it (or
+    /// a line without a newline if the peer closed mid-line. A line that
+    /// fills `out` without its newline fails with [`Error::LineTooLong`]
+    /// (so does a last line of exactly `out.len()` bytes: a reader without
+    /// read-ahead cannot see the EOF behind it without consuming a byte);
+    /// the rest of the line stays unread, and the next call returns it (or
     /// [`discard_line`](Self::discard_line) skips it).
     pub async fn read_line<R: Read>(
         &mut self,
@@ -131,6 +133,10 @@ impl<'b> ReadBuffer<'b> {
     ) -> Result<usize, Error<R::Error>> {
         let mut len = 0;
         loop {
+            // Before reading: a byte read past a full `out` would be lost.
+            if len == out.len() {
+                return Err(Error::LineTooLong);
+            }
             if self.start == self.end && !self.storage.is_empty() && self.fill(src).await? == 0 {
                 return Ok(len);
             }
@@ -139,9 +145,6 @@ impl<'b> ReadBuffer<'b> {
                 let mut byte = [0u8; 1];
                 if src.read(&mut byte).await? == 0 {
                     return Ok(len);
-                }
-                if len == out.len() {
-                    return Err(Error::LineTooLong);
                 }
                 out[len] = byte[0];
                 len += 1;
@@ -161,9 +164,6 @@ impl<'b> ReadBuffer<'b> {
             self.consume(take);
             if complete {
                 return Ok(len);
-            }
-            if len == out.len() {
-                return Err(Error::LineTooLong);
             }
         }
     }

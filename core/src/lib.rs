@@ -39,7 +39,7 @@
 //! use socketserver_core::{DefaultHooks, Listener, StreamServer, Sync, Wait, Echo};
 //! use socketserver_core::time::Duration;
 //!
-//! fn serve<L: Listener, W: Wait<L, L::Conn>>(listener: L, waiter: W) -> Result<(), W::Error> {
+//! fn serve<L: Listener, W: Wait<L>>(listener: L, waiter: W) -> Result<(), W::Error> {
 //!     let mut server = StreamServer::new(listener, waiter, Sync::<Echo>::new(Echo), DefaultHooks);
 //!     server.serve_forever(Duration::from_millis(500))
 //! }
@@ -116,6 +116,6 @@ pub use shutdown::ShutdownFlag;
 pub use strategy::{AddrOf, DatagramStrategy, StreamStrategy};
 pub use sync::Sync;
 pub use transport::{
-    Accepted, Connection, DatagramSocket, Interest, Listener, NoConnection, Received, Sent, Wait,
+    Accepted, Connection, DatagramSocket, Interest, Listener, Received, Sent, Wait,
 };
-pub use wake::{SLOT_IDS, SlotId};
+pub use wake::{SLOT_IDS, slot_ids_in_use, wake_count};

@@ -153,6 +153,11 @@ impl Activity {
         }
     }
 
+    /// When the request last moved a byte (or started).
+    pub fn last_moved(&self) -> Instant {
+        self.last_moved
+    }
+
     /// How long the request has moved nothing.
     pub fn idle_for(&self, now: Instant) -> Duration {
         now.saturating_duration_since(self.last_moved)

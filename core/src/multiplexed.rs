@@ -20,10 +20,10 @@ use crate::hooks::ServerHooks;
 use crate::lifecycle::{close_stream_request, cut_stream_request, report_request_error};
 use crate::liveness::{Activity, IdlePolicy};
 use crate::strategy::{AddrOf, StreamStrategy};
-use crate::time::Instant;
+use crate::time::{Instant, earliest};
 use crate::trace::{step, trace_warn};
 use crate::transport::{Connection, Listener, Wait};
-use crate::wake::SlotId;
+use crate::wake::{SlotId, SlotIds};
 
 /// Polls a cancelled request gets to run its `finish` before it is dropped
 /// (dropping it resets its connection).
@@ -92,23 +92,77 @@ where
 /// One request in flight: what the server knows of it besides its future.
 #[derive(Debug)]
 struct Meta<A> {
-    id: SlotId,
     client: A,
     activity: Activity,
+    /// The handler's own `timeout`, in microseconds: the request times out
+    /// when it moved nothing for that long (plain integers: firmware pays
+    /// for `Duration` arithmetic in flash).
+    timeout_us: Option<u64>,
     /// Cancelled by the server: polls left before it is dropped.
     cancel_polls: Option<usize>,
 }
 
+/// Why a request in flight must end now.
+enum Ending {
+    /// It outlived the server's idle policy: cut.
+    Cut,
+    /// Its handler's `timeout` passed: its I/O fails with `TimedOut`.
+    TimedOut,
+}
+
+impl<A> Meta<A> {
+    /// Whether it must end at `now` (the idle policy first).
+    fn ending(&mut self, now: Instant, policy: &IdlePolicy) -> Option<Ending> {
+        if self.activity.check(now, policy).is_err() {
+            return Some(Ending::Cut);
+        }
+        let idle_us = now
+            .as_micros()
+            .saturating_sub(self.activity.last_moved().as_micros());
+        self.timeout_us
+            .is_some_and(|t| idle_us >= t)
+            .then_some(Ending::TimedOut)
+    }
+
+    /// The next instant at which [`Meta::ending`] may say so, if nothing moves.
+    fn deadline(&self, policy: &IdlePolicy) -> Option<Instant> {
+        let last = self.activity.last_moved().as_micros();
+        let timeout = self
+            .timeout_us
+            .map(|t| Instant::from_micros(last.saturating_add(t)));
+        earliest(self.activity.deadline(policy), timeout)
+    }
+}
+
 /// Everything but the futures: free to move and to borrow mutably.
+///
+/// A pass costs little with many idle requests: woken slots are found one
+/// atomic load per 32 slots ([`SlotIds`]); the idle policy is checked for a
+/// request when it is polled, and for all only when the earliest deadline
+/// (`next_check`) or eviction time (`evict_check`) comes. A request's
+/// deadlines only move later when it is not polled, so both are lower bounds.
 #[derive(Debug)]
 struct State<C: Connection, H, F, const N: usize> {
     handler: H,
     make: fn(H, C, C::Addr) -> F,
     meta: [Option<Meta<C::Addr>>; N],
+    /// The slots' ids, taken when the first request starts.
+    ids: Option<SlotIds>,
+    /// Slots in use, and those of them being cancelled.
+    active: usize,
+    /// Requests it may hold at once (at most `N`).
+    limit: usize,
+    cancelling: usize,
     /// A client accepted at capacity, waiting for the slot an eviction frees.
     queued: Option<(C, C::Addr)>,
     policy: IdlePolicy,
     last_pass: Instant,
+    /// No request can outlive the policy before this (`None`: none can).
+    next_check: Option<Instant>,
+    /// No request can become evictable before this (`None`: none can).
+    evict_check: Option<Instant>,
+    /// At capacity: the request an arriving client would evict.
+    candidate: Option<usize>,
 }
 
 /// Serves up to `N` requests at once with an [`AsyncStreamRequestHandler`],
@@ -121,7 +175,7 @@ struct State<C: Connection, H, F, const N: usize> {
 /// use core::pin::pin;
 /// use socketserver_core::{Multiplexed, DefaultHooks, Listener, StreamServer, Upper, Wait};
 ///
-/// fn serve<L: Listener, W: Wait<L, L::Conn>>(listener: L, waiter: W) -> Result<(), W::Error> {
+/// fn serve<L: Listener, W: Wait<L>>(listener: L, waiter: W) -> Result<(), W::Error> {
 ///     let mux = pin!(Multiplexed::<L::Conn, _, _, 4>::new(Upper::<256>));
 ///     let mut server = StreamServer::new(listener, waiter, mux, DefaultHooks);
 ///     server.serve_forever(core::time::Duration::from_millis(500))
@@ -132,7 +186,9 @@ struct State<C: Connection, H, F, const N: usize> {
 /// yields), so no connection delays the others or a new client by more than
 /// one pass; idle requests are ended and, at capacity, the longest idle
 /// evicted ([`IdlePolicy`]); a request the server ends sees [`Error::Cut`]
-/// on its pending call, its `finish` runs, and its connection is reset;
+/// on its pending call (or [`Error::TimedOut`] when its handler's own
+/// `timeout` passed with nothing moved), its `finish` runs, and its
+/// connection is reset;
 /// clients beyond `N` wait in the backlog. A backend's connections must
 /// register wakers ([`Connection::register_waker`]) for the server to sleep
 /// while requests wait.
@@ -168,9 +224,16 @@ where
                 handler,
                 make: serve::<C, H, RBUF>,
                 meta: [const { None }; N],
+                ids: None,
+                active: 0,
+                limit: N,
+                cancelling: 0,
                 queued: None,
                 policy: IdlePolicy::default(),
                 last_pass: Instant::from_micros(0),
+                next_check: None,
+                evict_check: None,
+                candidate: None,
             },
             futures: [const { None }; N],
             _pinned: PhantomPinned,
@@ -198,12 +261,73 @@ where
 
     /// Replaces the idle policy (for requests in flight too).
     pub fn set_idle_policy(self: Pin<&mut Self>, policy: IdlePolicy) {
-        self.project().0.policy = policy;
+        let state = self.project().0;
+        state.policy = policy;
+        // Every request is checked against it at the next pass.
+        state.next_check = Some(state.last_pass);
+        state.evict_check = Some(state.last_pass);
+    }
+
+    /// Serves at most `max` requests at once (at most `N`, its slots);
+    /// clients beyond wait in the backlog, or evict an idle request.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.state.limit = max.min(N);
+        self
+    }
+
+    /// Changes the limit of [`max_connections`](Self::max_connections) while
+    /// serving: lowering it below the requests in flight ends none of them,
+    /// it only stops new ones (until evictions or ends bring it under).
+    pub fn set_max_connections(self: Pin<&mut Self>, max: usize) {
+        self.project().0.limit = max.min(N);
+    }
+
+    /// Tells a strategy that has not had a pass yet what time it is, so a
+    /// request it takes before its first pass is timed from now (a caller
+    /// that adds strategies while serving, as `HeapMultiplexed` does).
+    pub fn set_now(self: Pin<&mut Self>, now: Instant) {
+        let state = self.project().0;
+        state.last_pass = state.last_pass.max(now);
     }
 
     /// Requests being served now.
     pub fn active(&self) -> usize {
-        self.state.meta.iter().flatten().count()
+        self.state.active
+    }
+
+    /// Requests taken and not finished: those being served, and a client
+    /// waiting for the slot an eviction frees.
+    pub fn in_flight(&self) -> usize {
+        self.state.active + usize::from(self.state.queued.is_some())
+    }
+
+    /// When the server must next poll this strategy, whatever its sockets
+    /// do: now (an instant already past) when a request is ready or being
+    /// ended, else the earliest idle deadline or eviction time; `None`: only
+    /// readiness can wake it.
+    pub fn next_poll(&self) -> Option<Instant> {
+        let state = &self.state;
+        let ready = state.cancelling > 0
+            || (state.queued.is_some() && !state.full())
+            || state.ids.as_ref().is_some_and(SlotIds::any_ready);
+        if ready {
+            return Some(state.last_pass);
+        }
+        // As `refresh_candidate`: with a client already queued, nobody more
+        // is evicted, so the eviction time does not call for a pass.
+        let eviction = (state.full() && state.candidate.is_none() && state.queued.is_none())
+            .then_some(state.evict_check)
+            .flatten();
+        earliest(state.next_check, eviction)
+    }
+
+    /// At capacity, how long the request an arriving client would evict has
+    /// been idle (`None`: none would be evicted): lets a caller holding
+    /// several strategies evict the longest idle of all.
+    pub fn eviction_idle(&self) -> Option<core::time::Duration> {
+        let state = &self.state;
+        let meta = state.meta.get(state.candidate?)?.as_ref()?;
+        Some(meta.activity.idle_for(state.last_pass))
     }
 
     /// The movable state, and the futures, pinned.
@@ -241,29 +365,119 @@ where
     H: AsyncStreamRequestHandler<C>,
     F: Future<Output = Option<Served<C>>>,
 {
+    /// Whether it holds as many requests as it may.
+    fn full(&self) -> bool {
+        self.active >= self.limit
+    }
+
     fn free_slot(&self) -> Option<usize> {
+        if self.full() {
+            return None;
+        }
         self.meta.iter().position(Option::is_none)
     }
 
-    /// The slot a waiting client may evict: the longest idle, if idle enough.
-    fn eviction_candidate(&self, now: Instant) -> Option<usize> {
-        self.meta
-            .iter()
-            .enumerate()
-            .filter_map(|(i, m)| Some((i, m.as_ref()?)))
-            .filter(|(_, m)| m.cancel_polls.is_none() && m.activity.is_evictable(now, &self.policy))
-            .max_by_key(|(_, m)| m.activity.idle_for(now))
-            .map(|(i, _)| i)
+    fn slot_id(&self, index: usize) -> Option<SlotId> {
+        self.ids.as_ref().map(|ids| ids.slot(index))
+    }
+
+    /// At capacity, finds the request a waiting client may evict (the
+    /// longest idle, if idle enough), scanning only when one may have
+    /// become evictable since the last look.
+    fn refresh_candidate(&mut self, now: Instant) {
+        if !self.full() || self.queued.is_some() {
+            self.candidate = None;
+            return;
+        }
+        let still = self
+            .candidate
+            .and_then(|i| self.meta[i].as_ref())
+            .is_some_and(|m| {
+                m.cancel_polls.is_none() && m.activity.is_evictable(now, &self.policy)
+            });
+        if still || self.evict_check.is_none_or(|t| now < t) {
+            if !still {
+                self.candidate = None;
+            }
+            return;
+        }
+        let mut best: Option<(usize, core::time::Duration)> = None;
+        let mut next = None;
+        for (i, m) in self.meta.iter().enumerate() {
+            let Some(m) = m.as_ref().filter(|m| m.cancel_polls.is_none()) else {
+                continue;
+            };
+            if m.activity.is_evictable(now, &self.policy) {
+                let idle = m.activity.idle_for(now);
+                if best.is_none_or(|(_, longest)| idle > longest) {
+                    best = Some((i, idle));
+                }
+            }
+            // The evictable ones too (their instant has passed): should the
+            // candidate move before a client comes, the next pass looks again.
+            next = earliest(next, m.activity.evictable_at(&self.policy));
+        }
+        self.candidate = best.map(|(i, _)| i);
+        self.evict_check = next;
+    }
+
+    /// Checks every request against the idle policy, when the earliest
+    /// deadline has come; cancels those that outlived it.
+    fn sweep(&mut self, now: Instant) {
+        if self.next_check.is_none_or(|t| now < t) {
+            return;
+        }
+        let mut next = None;
+        for index in 0..N {
+            let Some(meta) = self.meta[index].as_mut() else {
+                continue;
+            };
+            if meta.cancel_polls.is_some() {
+                continue;
+            }
+            match meta.ending(now, &self.policy) {
+                Some(ending) => self.end(index, ending),
+                None => next = earliest(next, meta.deadline(&self.policy)),
+            }
+        }
+        self.next_check = next;
     }
 
     /// Starts ending slot `index`: its pending call fails with `Cut`.
     fn cancel(&mut self, index: usize) {
-        if let Some(meta) = self.meta[index].as_mut()
+        self.end(index, Ending::Cut);
+    }
+
+    /// Starts ending slot `index`: its pending call fails as `ending` says,
+    /// its `finish` gets [`CANCEL_POLLS`] polls, then its connection is reset.
+    fn end(&mut self, index: usize, ending: Ending) {
+        let id = self.slot_id(index);
+        if let (Some(meta), Some(id)) = (self.meta[index].as_mut(), id)
             && meta.cancel_polls.is_none()
         {
             meta.cancel_polls = Some(CANCEL_POLLS);
-            meta.id.cancel();
+            self.cancelling += 1;
+            if self.candidate == Some(index) {
+                self.candidate = None;
+            }
+            match ending {
+                Ending::Cut => id.cancel(),
+                Ending::TimedOut => id.time_out(),
+            }
         }
+    }
+
+    /// Empties slot `index` after its request ended.
+    fn vacate(&mut self, index: usize) -> Option<Meta<C::Addr>> {
+        let meta = self.meta[index].take()?;
+        self.active -= 1;
+        if meta.cancel_polls.is_some() {
+            self.cancelling -= 1;
+        }
+        if self.candidate == Some(index) {
+            self.candidate = None;
+        }
+        Some(meta)
     }
 
     /// Puts a new request in free slot `index`: `finish_request`, then its
@@ -276,8 +490,11 @@ where
         conn: C,
         client: C::Addr,
     ) {
-        let Some(id) = SlotId::take() else {
-            // Every slot id of the process is in use: end this one now.
+        if self.ids.is_none() {
+            self.ids = SlotIds::take(N);
+        }
+        let Some(id) = self.slot_id(index) else {
+            // The process's slot ids are all taken: end this one now.
             cut_stream_request(hooks, conn, &client);
             return;
         };
@@ -289,48 +506,51 @@ where
             conn,
             client.clone(),
         )));
-        id.wake();
-        self.meta[index] = Some(Meta {
-            id,
-            client,
-            activity: Activity::new(self.last_pass),
-            cancel_polls: None,
-        });
+        id.reset();
         let now = self.last_pass;
-        self.step(slot, index, hooks, now);
+        let meta = Meta {
+            client,
+            activity: Activity::new(now),
+            timeout_us: self
+                .handler
+                .timeout()
+                .map(|t| u64::try_from(t.as_micros()).unwrap_or(u64::MAX)),
+            cancel_polls: None,
+        };
+        self.next_check = earliest(self.next_check, meta.deadline(&self.policy));
+        self.evict_check = earliest(self.evict_check, meta.activity.evictable_at(&self.policy));
+        self.meta[index] = Some(meta);
+        self.active += 1;
+        self.poll_slot(slot, index, hooks, now);
     }
 
-    /// Polls slot `index` if it was woken or is being cancelled, ends it if
-    /// it completed, cancels it if it outlived the idle policy. Returns
-    /// whether it moved.
-    fn step<K: ServerHooks<C::Addr>>(
+    /// Polls slot `index` (woken, or being cancelled), ends it if it
+    /// completed or ignored its cancel too long, cancels it if it outlived
+    /// the idle policy. Returns whether it moved.
+    fn poll_slot<K: ServerHooks<C::Addr>>(
         &mut self,
         mut slot: Pin<&mut Option<F>>,
         index: usize,
         hooks: &K,
         now: Instant,
     ) -> bool {
+        let Some(id) = self.slot_id(index) else {
+            return false;
+        };
         let Some(meta) = self.meta[index].as_mut() else {
             return false;
         };
-        let cancelling = meta.cancel_polls.is_some();
-        if !meta.id.take_ready() && !cancelling {
-            if meta.activity.check(now, &self.policy).is_err() {
-                self.cancel(index);
-            }
-            return false;
-        }
-        let waker = meta.id.waker();
         let Some(future) = slot.as_mut().as_pin_mut() else {
             return false;
         };
+        let waker = id.waker();
         let polled = future.poll(&mut Context::from_waker(&waker));
-        let moved = meta.id.take_moved();
+        let moved = id.take_moved();
         meta.activity.record(now, moved);
         match polled {
             Poll::Ready(served) => {
                 slot.set(None);
-                if let (Some(meta), Some(served)) = (self.meta[index].take(), served) {
+                if let (Some(meta), Some(served)) = (self.vacate(index), served) {
                     if let Err(e) = &served.result {
                         report_request_error::<C, K>(hooks, &meta.client, e);
                     }
@@ -343,7 +563,7 @@ where
                     Some(left) if left <= 1 => {
                         // It ignores the cut: dropping it resets its connection.
                         slot.set(None);
-                        if let Some(meta) = self.meta[index].take() {
+                        if let Some(meta) = self.vacate(index) {
                             report_request_error::<C, K>(hooks, &meta.client, &Error::Cut);
                             hooks.shutdown_request(&meta.client);
                             hooks.close_request(&meta.client);
@@ -351,17 +571,46 @@ where
                     }
                     Some(left) => {
                         meta.cancel_polls = Some(left - 1);
-                        meta.id.wake();
+                        id.wake();
                     }
-                    None => {
-                        if meta.activity.check(now, &self.policy).is_err() {
-                            self.cancel(index);
+                    None => match meta.ending(now, &self.policy) {
+                        Some(ending) => self.end(index, ending),
+                        None => {
+                            let deadline = meta.deadline(&self.policy);
+                            self.next_check = earliest(self.next_check, deadline);
                         }
-                    }
+                    },
                 }
                 moved > 0
             }
         }
+    }
+
+    /// One pass: idle checks when due, every woken slot polled, a queued
+    /// client started in a freed slot, the eviction candidate refreshed.
+    fn pass<K: ServerHooks<C::Addr>>(
+        &mut self,
+        mut futures: PinnedFutures<'_, F, N>,
+        hooks: &K,
+        now: Instant,
+    ) -> bool {
+        self.last_pass = now;
+        self.sweep(now);
+        let mut moved = false;
+        if let Some(ready) = self.ids.as_ref().map(SlotIds::take_ready) {
+            for index in ready {
+                moved |= self.poll_slot(slot(futures.as_mut(), index), index, hooks, now);
+            }
+        }
+        if self.queued.is_some()
+            && let Some(index) = self.free_slot()
+            && let Some((conn, client)) = self.queued.take()
+        {
+            self.start(slot(futures.as_mut(), index), index, hooks, conn, client);
+            moved = true;
+        }
+        self.refresh_candidate(now);
+        moved
     }
 }
 
@@ -379,7 +628,7 @@ where
             None => {
                 // `can_accept` let it in to evict an idle request: it waits
                 // for the slot that request frees.
-                if let Some(victim) = state.eviction_candidate(state.last_pass) {
+                if let Some(victim) = state.candidate {
                     state.cancel(victim);
                 }
                 match state.queued {
@@ -392,54 +641,26 @@ where
 
     fn can_accept(&self) -> bool {
         let state = &self.state;
-        state.free_slot().is_some()
-            || (state.queued.is_none() && state.eviction_candidate(state.last_pass).is_some())
+        !state.full() || (state.queued.is_none() && state.candidate.is_some())
     }
 
-    fn wait<W: Wait<L, L::Conn>>(
+    fn wait<W: Wait<L>>(
         &mut self,
         waiter: &mut W,
         listener: Option<&L>,
         deadline: Option<Instant>,
     ) -> Result<(), W::Error> {
-        let state = &self.state;
-        let ready = state
-            .meta
-            .iter()
-            .flatten()
-            .any(|m| m.id.is_ready() || m.cancel_polls.is_some());
-        let next = state
-            .meta
-            .iter()
-            .flatten()
-            .filter_map(|m| m.activity.deadline(&state.policy))
-            .min();
-        let deadline = match (deadline, next) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let deadline = if ready { Some(waiter.now()) } else { deadline };
-        waiter.wait(listener, core::iter::empty(), deadline)
+        let deadline = earliest(deadline, self.next_poll());
+        waiter.wait(listener, deadline)
     }
 
     fn poll_requests(&mut self, hooks: &K, now: Instant) -> bool {
-        let (state, mut futures) = self.as_mut().project();
-        state.last_pass = now;
-        let mut moved = false;
-        for index in 0..N {
-            moved |= state.step(slot(futures.as_mut(), index), index, hooks, now);
-            if state.meta[index].is_none()
-                && let Some((conn, client)) = state.queued.take()
-            {
-                state.start(slot(futures.as_mut(), index), index, hooks, conn, client);
-                moved = true;
-            }
-        }
-        moved
+        let (state, futures) = self.as_mut().project();
+        state.pass(futures, hooks, now)
     }
 
     fn in_flight(&self) -> usize {
-        self.active() + usize::from(self.state.queued.is_some())
+        Multiplexed::in_flight(self)
     }
 
     fn cut_in_flight(&mut self, hooks: &K) {

@@ -57,8 +57,14 @@ impl<'r, C: Connection> RequestIo<'r, C> {
         op: impl FnOnce(&mut C) -> Result<Option<usize>, C::Error>,
     ) -> Poll<Result<usize, Error<C::Error>>> {
         let slot = SlotOf::of(cx.waker());
-        if slot.is_some_and(SlotOf::is_cancelled) {
-            return Poll::Ready(Err(Error::Cut));
+        if let Some(slot) = slot.filter(|s| s.is_cancelled()) {
+            // Ended by the server: by its handler's own timeout, or cut.
+            let error = if slot.is_timed_out() {
+                Error::TimedOut
+            } else {
+                Error::Cut
+            };
+            return Poll::Ready(Err(error));
         }
         if self.since_yield >= STEP_BUDGET {
             // This poll's share is spent: let the other requests run.

@@ -8,7 +8,7 @@ use crate::shutdown::ShutdownFlag;
 use crate::strategy::{AddrOf, DatagramStrategy, StreamStrategy};
 use crate::time::{Duration, Instant};
 use crate::trace::{step, trace_warn};
-use crate::transport::{DatagramSocket, Listener, NoConnection, Wait};
+use crate::transport::{DatagramSocket, Listener, Wait};
 
 /// How long accepting pauses after an accept error (EMFILE, ENOBUFS): long
 /// enough not to spin on a listener that stays readable, short enough that
@@ -32,7 +32,7 @@ pub struct StreamServer<L, W, K, P> {
 impl<L, W, K, P> StreamServer<L, W, K, P>
 where
     L: Listener,
-    W: Wait<L, L::Conn>,
+    W: Wait<L>,
     K: ServerHooks<AddrOf<L>>,
     P: StreamStrategy<L, K>,
 {
@@ -73,6 +73,15 @@ where
     /// from a firmware main loop.
     pub fn poll(&mut self) -> bool {
         serve_loop::poll(self)
+    }
+
+    /// Sleeps until the server socket (while it can take a request) or a
+    /// request in flight may be ready, or until `deadline`, taking nothing:
+    /// one `select()` of Python's loop, for a caller's own loop, which then
+    /// calls [`poll`](Self::poll). With `deadline` now it only collects
+    /// readiness (std: and arms the server socket's next event).
+    pub fn wait_ready(&mut self, deadline: Option<Instant>) -> Result<(), W::Error> {
+        Pass::wait_until(self, deadline)
     }
 
     /// Serves the requests already taken, accepting no new one, until none is
@@ -191,7 +200,7 @@ where
 impl<L, W, K, P> Pass for StreamServer<L, W, K, P>
 where
     L: Listener,
-    W: Wait<L, L::Conn>,
+    W: Wait<L>,
     K: ServerHooks<AddrOf<L>>,
     P: StreamStrategy<L, K>,
 {
@@ -228,6 +237,12 @@ where
         let now = self.waiter.now();
         let progressed = self.strategy.poll_requests(&self.hooks, now);
         let mut new_request = false;
+        // Nothing to accept since the last look: no `accept` call at all.
+        let batch = if self.waiter.server_may_be_ready() {
+            batch
+        } else {
+            0
+        };
         for _ in 0..batch {
             if !self.accept_one(now) {
                 break;
@@ -273,7 +288,7 @@ pub struct DatagramServer<D, W, K, P, B> {
 impl<D, W, K, P, B> DatagramServer<D, W, K, P, B>
 where
     D: DatagramSocket,
-    W: Wait<D, NoConnection>,
+    W: Wait<D>,
     K: ServerHooks<D::Addr>,
     P: DatagramStrategy<D, K>,
     B: AsMut<[u8]> + AsRef<[u8]>,
@@ -308,6 +323,15 @@ where
     /// One pass that never waits; see [`StreamServer::poll`].
     pub fn poll(&mut self) -> bool {
         serve_loop::poll(self)
+    }
+
+    /// Sleeps until the server socket (while it can take a request) or a
+    /// request in flight may be ready, or until `deadline`, taking nothing:
+    /// one `select()` of Python's loop, for a caller's own loop, which then
+    /// calls [`poll`](Self::poll). With `deadline` now it only collects
+    /// readiness (std: and arms the server socket's next event).
+    pub fn wait_ready(&mut self, deadline: Option<Instant>) -> Result<(), W::Error> {
+        Pass::wait_until(self, deadline)
     }
 
     /// Python's `server_close`; see [`StreamServer::server_close`].
@@ -412,7 +436,7 @@ where
 impl<D, W, K, P, B> Pass for DatagramServer<D, W, K, P, B>
 where
     D: DatagramSocket,
-    W: Wait<D, NoConnection>,
+    W: Wait<D>,
     K: ServerHooks<D::Addr>,
     P: DatagramStrategy<D, K>,
     B: AsMut<[u8]> + AsRef<[u8]>,
@@ -440,6 +464,11 @@ where
 
     fn take_ready(&mut self, batch: usize) -> Taken {
         let mut new_request = false;
+        let batch = if self.waiter.server_may_be_ready() {
+            batch
+        } else {
+            0
+        };
         for _ in 0..batch {
             if !self.receive_one() {
                 break;

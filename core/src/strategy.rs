@@ -6,7 +6,7 @@
 
 use crate::hooks::ServerHooks;
 use crate::time::{Duration, Instant};
-use crate::transport::{Connection, DatagramSocket, Listener, NoConnection, Wait};
+use crate::transport::{Connection, DatagramSocket, Listener, Wait};
 
 /// Address of the connections a listener accepts.
 pub type AddrOf<L> = <<L as Listener>::Conn as Connection>::Addr;
@@ -25,13 +25,13 @@ pub trait StreamStrategy<L: Listener, K: ServerHooks<AddrOf<L>>> {
 
     /// Sleeps until the listener (when given) or the strategy's own
     /// connections may be ready, or until `deadline`.
-    fn wait<W: Wait<L, L::Conn>>(
+    fn wait<W: Wait<L>>(
         &mut self,
         waiter: &mut W,
         listener: Option<&L>,
         deadline: Option<Instant>,
     ) -> Result<(), W::Error> {
-        waiter.wait(listener, core::iter::empty(), deadline)
+        waiter.wait(listener, deadline)
     }
 
     /// Advances requests the strategy holds (multiplexed slots); returns
@@ -92,13 +92,13 @@ pub trait DatagramStrategy<D: DatagramSocket, K: ServerHooks<D::Addr>> {
     /// Sleeps until the socket (when given) may be ready, or until
     /// `deadline`. A strategy at its capacity shortens the deadline so that it
     /// notices freed capacity.
-    fn wait<W: Wait<D, NoConnection>>(
+    fn wait<W: Wait<D>>(
         &mut self,
         waiter: &mut W,
         socket: Option<&D>,
         deadline: Option<Instant>,
     ) -> Result<(), W::Error> {
-        waiter.wait(socket, core::iter::empty(), deadline)
+        waiter.wait(socket, deadline)
     }
 
     /// Runs on every `serve_forever` pass and on `handle_request` timeouts.

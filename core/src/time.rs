@@ -44,6 +44,14 @@ impl Instant {
     }
 }
 
+/// The earlier of two optional instants (`None`: never).
+pub fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// A monotonic clock, Python's `time.monotonic`.
 pub trait Clock {
     /// The current instant. Must never go backwards.

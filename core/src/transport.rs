@@ -163,28 +163,28 @@ impl Interest {
 /// A way to sleep until a socket may be ready, a deadline passes, or shutdown
 /// is requested: Python's selector.
 ///
-/// `S` is the server socket (a [`Listener`] or a [`DatagramSocket`]) and `C`
-/// the connections a multiplexed server also waits on.
-pub trait Wait<S: ?Sized, C = NoConnection>: Clock {
+/// `S` is the server socket (a [`Listener`] or a [`DatagramSocket`]). The
+/// connections of requests in flight are not passed: a request that waits
+/// registers a waker with its connection ([`Connection::register_waker`]),
+/// and the waiter wakes it when the backend sees the connection ready.
+pub trait Wait<S: ?Sized>: Clock {
     /// Why waiting failed; it ends `serve_forever`.
     type Error: embedded_io::Error;
 
-    /// Blocks until `server` (if given) or one of `conns` may be ready for its
-    /// interest, `deadline` passes, or [`Wait::shutdown_flag`] is requested.
-    /// Returning early is allowed: callers re-check everything.
-    fn wait<'c>(
-        &mut self,
-        server: Option<&S>,
-        conns: impl Iterator<Item = (&'c C, Interest)>,
-        deadline: Option<Instant>,
-    ) -> Result<(), Self::Error>
-    where
-        C: 'c;
+    /// Blocks until `server` (if given) may be ready, a connection a request
+    /// waits on is ready (its waker fired), `deadline` passes, or
+    /// [`Wait::shutdown_flag`] is requested. Returning early is allowed:
+    /// callers re-check everything.
+    fn wait(&mut self, server: Option<&S>, deadline: Option<Instant>) -> Result<(), Self::Error>;
 
     /// The flag whose request must interrupt [`Wait::wait`].
     fn shutdown_flag(&self) -> &ShutdownFlag;
-}
 
-/// The connection type of servers that wait on their socket alone.
-#[derive(Debug)]
-pub enum NoConnection {}
+    /// Whether the server socket may have a request waiting. `false` only
+    /// when the waiter knows it has not become ready since it was last
+    /// drained (an epoll event armed and not delivered): the loop then skips
+    /// an `accept` or `recv` that could only say "would block".
+    fn server_may_be_ready(&self) -> bool {
+        true
+    }
+}

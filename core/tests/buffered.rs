@@ -104,3 +104,46 @@ fn buffered_writer_holds_bytes_until_flush_and_unbuffered_does_not() {
         "wbufsize 0: sent before write_all returns"
     );
 }
+
+#[test]
+fn unbuffered_overlong_line_consumes_nothing_past_its_maximum() {
+    // Found by the `buffered` fuzz target: without read-ahead, the byte
+    // after a full line buffer was read, then dropped with the error.
+    let input: &[u8] = b"abcdef\nnext\n";
+    let mut reader = BufReader::new(input, &mut []);
+    let mut short = [0u8; 3];
+    assert_eq!(reader.read_line(&mut short), Err(Error::LineTooLong));
+    assert_eq!(&short, b"abc");
+    assert_eq!(reader.inner(), b"def\nnext\n", "nothing past the buffer");
+    let mut line = [0u8; 16];
+    let n = reader.read_line(&mut line).unwrap();
+    assert_eq!(&line[..n], b"def\n", "the rest of the line, whole");
+    // The same when the discarded rest is a lone newline.
+    let input: &[u8] = b"abc\nnext\n";
+    let mut reader = BufReader::new(input, &mut []);
+    assert_eq!(reader.read_line(&mut short), Err(Error::LineTooLong));
+    assert_eq!(reader.discard_line(), Ok(1));
+    let n = reader.read_line(&mut line).unwrap();
+    assert_eq!(&line[..n], b"next\n");
+}
+
+#[test]
+fn a_line_that_fills_the_buffer_without_newline_is_too_long_with_or_without_read_ahead() {
+    for rbuf in [0, 2, 64] {
+        let mut storage = vec![0u8; rbuf];
+        let input: &[u8] = b"abc";
+        let mut reader = BufReader::new(input, &mut storage);
+        let mut line = [0u8; 3];
+        assert_eq!(
+            reader.read_line(&mut line),
+            Err(Error::LineTooLong),
+            "rbuf {rbuf}"
+        );
+        assert_eq!(reader.read_line(&mut line), Ok(0), "rbuf {rbuf}: then EOF");
+        assert_eq!(
+            reader.read_line(&mut []),
+            Err(Error::LineTooLong),
+            "rbuf {rbuf}"
+        );
+    }
+}

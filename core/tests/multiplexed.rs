@@ -104,6 +104,7 @@ fn only_woken_slots_are_polled() {
 struct Journaled {
     journal: Journal,
     fail: bool,
+    timeout: Option<Duration>,
 }
 
 impl<C: Connection> AsyncStreamRequestHandler<C> for Journaled {
@@ -125,6 +126,10 @@ impl<C: Connection> AsyncStreamRequestHandler<C> for Journaled {
         self.journal.push("finish");
         Ok(())
     }
+
+    fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
 }
 
 #[test]
@@ -134,6 +139,7 @@ fn a_request_done_on_its_first_poll_and_a_failure_that_still_runs_finish() {
         let handler = Journaled {
             journal: journal.clone(),
             fail,
+            timeout: None,
         };
         let mux = pin!(Multiplexed::<MockConn, _, _, 2>::new(handler));
         let (mut server, listener) = serve(mux, &journal);
@@ -160,6 +166,7 @@ fn server_close_cuts_requests_in_flight_and_their_finish_runs() {
     let handler = Journaled {
         journal: journal.clone(),
         fail: false,
+        timeout: None,
     };
     let mux = pin!(Multiplexed::<MockConn, _, _, 2>::new(handler));
     let (mut server, listener) = serve(mux, &journal);
@@ -228,4 +235,72 @@ fn a_silent_client_is_cut_at_the_idle_timeout_and_the_next_one_served() {
     );
     assert_eq!(journal.count("handle_error(request cut by the server)"), 1);
     assert_eq!(out(&next), "NEXT\n");
+}
+
+#[test]
+fn a_handlers_own_timeout_ends_its_silent_request_with_timed_out() {
+    let journal = Journal::default();
+    let handler = Journaled {
+        journal: journal.clone(),
+        fail: false,
+        timeout: Some(Duration::from_millis(30)),
+    };
+    // The server's own idle policy is far longer: the handler's timeout acts.
+    let mux = pin!(Multiplexed::<MockConn, _, _, 2>::new(handler));
+    let (mut server, listener) = serve(mux, &journal);
+    let silent = listener.connect(b"", false);
+    let talker = listener.connect(b"hello\n", true);
+    let started = std::time::Instant::now();
+    while !silent.lock().unwrap().closed {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "the handler's timeout never ended the silent request"
+        );
+        server.poll();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    assert!(started.elapsed() >= std::time::Duration::from_millis(30));
+    assert_eq!(out(&talker), "hello\n", "the other request was served");
+    assert_eq!(journal.count("finish"), 2, "finish ran for both");
+    assert_eq!(journal.count("handle_error(timed out)"), 1);
+    assert!(!silent.lock().unwrap().shut_write, "reset, not half-closed");
+}
+
+/// At capacity, the request an arriving client would evict may move before
+/// one comes: another idle request is then the one evicted.
+#[test]
+fn when_the_eviction_candidate_moves_another_idle_request_is_evicted() {
+    let journal = Journal::default();
+    let policy =
+        socketserver_core::IdlePolicy::default().evict_after(Some(Duration::from_millis(30)));
+    let mux = pin!(Multiplexed::<MockConn, _, _, 2>::new(Upper::<64>).with_idle_policy(policy));
+    let (mut server, listener) = serve(mux, &journal);
+    let a = listener.connect(b"", false);
+    let b = listener.connect(b"", false);
+    server.poll();
+    assert_eq!(server.strategy().active(), 2);
+    // Both idle past `evict_after`: one of them is the candidate.
+    std::thread::sleep(std::time::Duration::from_millis(60));
+    server.poll();
+    // Both talk, so neither is evictable; then only `b` falls idle again.
+    Pipe::send(&a, b"a\n", false);
+    Pipe::send(&b, b"b\n", false);
+    server.poll();
+    std::thread::sleep(std::time::Duration::from_millis(60));
+    Pipe::send(&a, b"again\n", false);
+    server.poll();
+    server.poll();
+    let c = listener.connect(b"c\n", true);
+    let started = std::time::Instant::now();
+    while out(&c) != "C\n" {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "the newcomer was never let in: {} active",
+            server.strategy().active()
+        );
+        server.poll();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    assert!(b.lock().unwrap().closed, "the idle one was evicted");
+    assert!(!a.lock().unwrap().closed, "the busy one stays");
 }

@@ -31,7 +31,7 @@ pub enum Strategy {
     Threading,
     /// A child process per request.
     Forking,
-    /// Non-blocking handlers from one thread (stream transports).
+    /// Async handlers from one thread (datagram transports: as `sync`).
     Multiplexed,
 }
 
@@ -51,6 +51,11 @@ pub struct Args {
     /// socket path for unix transports (required there).
     #[arg(long, value_name = "ADDR")]
     pub addr: Option<String>,
+
+    /// `multiplexed`: connections served at once; more wait in the backlog
+    /// (default 10000 on OS sockets; on smoltcp, and at most, its pool of 16).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
 
     /// Seconds in-flight requests get to finish after SIGINT or SIGTERM.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
@@ -84,6 +89,19 @@ impl Args {
                 self.grace
             ))
         })
+    }
+}
+
+impl Args {
+    /// `--max-connections`, or `default`; only `multiplexed` takes it.
+    pub fn max_connections(&self, default: usize) -> usize {
+        match self.max_connections {
+            Some(_) if self.strategy != Strategy::Multiplexed => {
+                usage_error("--max-connections applies to --strategy multiplexed")
+            }
+            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+            None => default,
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 //! ```text
 //! echo_server [--transport tcp|udp|unix|unix-dgram|smoltcp-tcp|smoltcp-udp]
 //!             [--strategy sync|threading|forking|multiplexed]
-//!             [--addr ADDR] [--grace SECS]
+//!             [--addr ADDR] [--grace SECS] [--max-connections N]
 //!             [--tap NAME --ip A.B.C.D/NN [--mac MAC] [--pcap PATH]]
 //! ```
 //!

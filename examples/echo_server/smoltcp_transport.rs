@@ -67,8 +67,10 @@ fn plan(args: &Args) -> Plan {
             "--strategy threading and forking need OS sockets: use sync or multiplexed with smoltcp transports",
         );
     }
-    if args.transport == Transport::SmoltcpUdp && args.strategy == Strategy::Multiplexed {
-        usage_error("--strategy multiplexed serves streams: use sync with smoltcp-udp");
+    if args.max_connections(MULTIPLEXED_SLOTS) > MULTIPLEXED_SLOTS {
+        usage_error(&format!(
+            "--max-connections: smoltcp-tcp serves at most its pool of {MULTIPLEXED_SLOTS}"
+        ));
     }
     let Some(tap) = args.tap.clone() else {
         usage_error("smoltcp transports need --tap NAME");
@@ -186,6 +188,8 @@ pub fn run(args: &Args) -> ExitCode {
     let waiter = Waiter::new(net, &flag);
     let poll = Duration::from_millis(500);
     let served = match (args.transport, args.strategy) {
+        // A datagram request never waits on a peer: `multiplexed` serves it
+        // inline, as `sync`.
         (Transport::SmoltcpUdp, _) => {
             let socket = match UdpSocket::bind(net, plan.port, udp.socket()) {
                 Ok(socket) => socket,
@@ -207,7 +211,9 @@ pub fn run(args: &Args) -> ExitCode {
             })
         }
         (_, Strategy::Multiplexed) => {
-            let listener = match TcpListener::bind(net, plan.port, tcp.sockets()) {
+            // At most `max` connections: the listener's pool holds that many.
+            let max = args.max_connections(MULTIPLEXED_SLOTS);
+            let listener = match TcpListener::bind(net, plan.port, tcp.sockets().take(max)) {
                 Ok(listener) => listener,
                 Err(e) => return bind_failed(&plan, e),
             };

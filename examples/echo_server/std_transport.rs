@@ -3,16 +3,14 @@
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::pin::pin;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use socketserver::{
-    DatagramStrategy, DefaultHooks, Echo, EchoDatagram, Multiplexed, StreamStrategy, Sync,
-};
+use socketserver::{DatagramStrategy, DefaultHooks, Echo, EchoDatagram, StreamStrategy, Sync};
 use socketserver_std::{
-    Address, Attach, Forking, Hooks, Options, SocketConnection, SocketDatagram,
-    SocketDatagramServer, SocketListener, SocketStreamServer, Threading, ToAddress, UnixAddr,
+    Address, Attach, DEFAULT_MAX_CONNECTIONS, Forking, HeapMultiplexed, Hooks, Options,
+    SocketConnection, SocketDatagram, SocketDatagramServer, SocketListener, SocketStreamServer,
+    Threading, ToAddress, UnixAddr,
 };
 
 use crate::args::{Args, Strategy, Transport, usage_error};
@@ -22,8 +20,7 @@ use crate::signals;
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// Stack size of handler threads: the echo needs little, and 1,000 of them fit easily.
 const THREAD_STACK: usize = 256 * 1024;
-/// Slots of the multiplexed server, and the echo's read size in each.
-const SLOTS: usize = 64;
+/// The echo's read size in each multiplexed request (each holds its own).
 const SLOT_CHUNK: usize = 16384;
 /// The echo's read size under the blocking strategies.
 const CHUNK: usize = 16384;
@@ -42,6 +39,7 @@ pub fn run(args: &Args) -> ExitCode {
         ));
     }
     let grace = args.grace();
+    let max = args.max_connections(DEFAULT_MAX_CONNECTIONS);
     match args.transport {
         Transport::Tcp | Transport::Udp => {
             let text = args.addr.as_deref().unwrap_or("127.0.0.1:0");
@@ -50,7 +48,7 @@ pub fn run(args: &Args) -> ExitCode {
                 Err(e) => usage_error(&format!("--addr {text}: not HOST:PORT ({e})")),
             };
             if args.transport == Transport::Tcp {
-                serve_stream(args.strategy, addr, text, grace)
+                serve_stream(args.strategy, addr, text, grace, max)
             } else {
                 serve_datagram(args.strategy, addr, text, grace)
             }
@@ -65,7 +63,7 @@ pub fn run(args: &Args) -> ExitCode {
             let code = if datagram {
                 serve_datagram(args.strategy, addr, text, grace)
             } else {
-                serve_stream(args.strategy, addr, text, grace)
+                serve_stream(args.strategy, addr, text, grace, max)
             };
             // Remove our socket file after a clean stop (a runtime failure may
             // mean the path was never ours). A file someone put in its place
@@ -107,18 +105,22 @@ fn shown<A: Address>(address: &A, given: &str) -> String {
     if A::IS_INET { debug } else { given.to_owned() }
 }
 
-/// Each strategy is served from its own function, never inlined here: the
-/// multiplexed server's slots live on the stack (hundreds of KiB), and one
-/// frame holding every strategy made the main thread's stack that large and
-/// resident for all of them. A forking parent pays for its resident memory
-/// on every fork (page tables copied, then torn down in the child), so it
-/// must not carry the multiplexed server's frame.
-fn serve_stream<A: Address>(strategy: Strategy, addr: A, given: &str, grace: Duration) -> ExitCode {
+/// Each strategy is served from its own function, never inlined here, so
+/// that one frame does not hold every strategy: a forking parent pays for its
+/// resident memory on every fork (page tables copied, then torn down in the
+/// child).
+fn serve_stream<A: Address>(
+    strategy: Strategy,
+    addr: A,
+    given: &str,
+    grace: Duration,
+    max: usize,
+) -> ExitCode {
     match strategy {
         Strategy::Sync => stream_sync(addr, given, grace),
         Strategy::Threading => stream_threading(addr, given, grace),
         Strategy::Forking => stream_forking(addr, given, grace),
-        Strategy::Multiplexed => stream_multiplexed(addr, given, grace),
+        Strategy::Multiplexed => stream_multiplexed(addr, given, grace, max),
     }
 }
 
@@ -138,19 +140,18 @@ fn stream_forking<A: Address>(addr: A, given: &str, grace: Duration) -> ExitCode
     stream_with(Forking::new(Echo::<CHUNK>), addr, given, grace)
 }
 
-/// Core's async `Echo`, the same value the other strategies serve, on
-/// `SLOTS` pinned slots polled from this thread.
+/// Core's async `Echo`, the same value the other strategies serve, on up to
+/// `max` slots (allocated as clients come) polled from this thread.
 #[inline(never)]
-fn stream_multiplexed<A: Address>(addr: A, given: &str, grace: Duration) -> ExitCode {
-    let multiplexed = pin!(Multiplexed::<SocketConnection<A>, _, _, SLOTS>::new(
-        Echo::<SLOT_CHUNK>
-    ));
+fn stream_multiplexed<A: Address>(addr: A, given: &str, grace: Duration, max: usize) -> ExitCode {
+    let multiplexed =
+        HeapMultiplexed::<SocketConnection<A>, _, _>::new(Echo::<SLOT_CHUNK>).max_connections(max);
     stream_with(multiplexed, addr, given, grace)
 }
 
-/// Binds, announces, serves until a signal, drains for the grace period,
-/// cuts what remains (the signal thread cuts at the deadline too, for a
-/// request served inline), closes, exits 0.
+/// Binds, announces, serves until a signal; `serve_forever` returns once
+/// the requests in flight finished or were cut at the end of the grace
+/// period (a graceful stop, see `signals`); closes, exits 0.
 fn stream_with<A, P>(strategy: P, addr: A, given: &str, grace: Duration) -> ExitCode
 where
     A: Address,
@@ -162,18 +163,14 @@ where
         Err(e) => return runtime_error(given, &e),
     };
     // Handlers first: a client may signal as soon as it reads the first line.
-    let graceful = match signals::install(server.shutdown_handle(), grace) {
-        Ok(g) => g,
-        Err(e) => return runtime_error(given, &e),
-    };
+    if let Err(e) = signals::install(server.shutdown_handle(), grace) {
+        return runtime_error(given, &e);
+    }
     if announce(&shown(server.server_address(), given)).is_err() {
         return ExitCode::FAILURE;
     }
     if let Err(e) = server.serve_forever(POLL_INTERVAL) {
         return runtime_error(given, &e);
-    }
-    if !server.drain(graceful.remaining(grace)).unwrap_or(false) {
-        server.cut_in_flight();
     }
     server.server_close();
     ExitCode::SUCCESS
@@ -194,9 +191,8 @@ fn serve_datagram<A: Address>(
             grace,
         ),
         Strategy::Forking => datagram_with(Forking::new(EchoDatagram), addr, given, grace),
-        Strategy::Multiplexed => {
-            usage_error("--strategy multiplexed serves stream transports only")
-        }
+        // A datagram request never waits on a peer: served inline, as `sync`.
+        Strategy::Multiplexed => datagram_with(Sync::new(EchoDatagram), addr, given, grace),
     }
 }
 

@@ -185,6 +185,8 @@ pub(crate) struct Pool {
     dirty: bool,
     /// Entries with `fin_held`.
     held_fins: usize,
+    /// When [`Pool::maintain`] last ran.
+    maintained: Option<Instant>,
 }
 
 /// Which sockets are the pool's: `socket(handle)` for each.
@@ -453,6 +455,7 @@ impl Pool {
         if let Some(min_idle) = config.evict_after.filter(|_| accepting) {
             self.evict(sockets, gate, min_idle, now);
         }
+        self.maintained = Some(now);
     }
 
     /// For each port whose clients wait, aborts the longest-idle connection
@@ -522,28 +525,51 @@ impl Pool {
     }
 
     /// When the next timer of [`Pool::maintain`] is due, if any.
+    ///
+    /// A timer that was already due when `maintain` last ran is left out:
+    /// that pass acted on it, or had nothing to do (a connection waiting to
+    /// be accepted with no idle one to evict, a server that no longer
+    /// accepts), and only a change of state, which comes with a poll, can
+    /// make it act. Counting it would keep the delay at zero: the stack's
+    /// callers would poll in a busy loop for as long as it lasts.
     pub(crate) fn next_due(
         &self,
         gate: &Gate<'_, impl smoltcp::phy::Device>,
         config: &TcpConfig,
         now: Instant,
     ) -> Option<Duration> {
+        const NONE: (Instant, Option<Duration>) = (Instant::from_micros(0), None);
         self.entries
             .iter()
-            .filter_map(|e| {
+            .flat_map(|e| {
                 let pressure = gate.holds_for(e.port);
-                let (from, limit) = match e.phase {
-                    Phase::HalfOpen => (e.since, syn_limit(config, pressure)),
-                    Phase::FinWait2 if !e.claimed => (e.since, fin_limit(config, pressure)),
-                    Phase::Resetting if !e.quiet => (e.since, Some(RST_GRACE)),
-                    Phase::Connected if pressure => (e.active_at, config.evict_after),
-                    Phase::Connected if e.claimed => (e.active_at, config.idle_timeout),
-                    Phase::Connected => (e.since, Some(PENDING_PRESSURE)),
-                    Phase::Closing if e.fin_held => (e.since, Some(FIN_HELD_AT_MOST)),
-                    _ => return None,
+                // A connection on the port waits to be accepted: once it has
+                // waited `PENDING_PRESSURE`, an idle accepted one may be
+                // evicted for it (see `evict`).
+                let waiting = || {
+                    self.entries.iter().any(|w| {
+                        w.port == e.port && !w.claimed && !w.orphan && w.phase == Phase::Connected
+                    })
                 };
-                Some(from.saturating_add(limit?).saturating_duration_since(now))
+                let timers = match e.phase {
+                    Phase::HalfOpen => [(e.since, syn_limit(config, pressure)), NONE],
+                    Phase::FinWait2 if !e.claimed => [(e.since, fin_limit(config, pressure)), NONE],
+                    Phase::Resetting if !e.quiet => [(e.since, Some(RST_GRACE)), NONE],
+                    Phase::Connected if pressure => [(e.active_at, config.evict_after), NONE],
+                    Phase::Connected if e.claimed => [
+                        (e.active_at, config.idle_timeout),
+                        (e.active_at, config.evict_after.filter(|_| waiting())),
+                    ],
+                    Phase::Connected => [(e.since, Some(PENDING_PRESSURE)), NONE],
+                    Phase::Closing if e.fin_held => [(e.since, Some(FIN_HELD_AT_MOST)), NONE],
+                    _ => [NONE, NONE],
+                };
+                timers
+                    .into_iter()
+                    .filter_map(|(from, limit)| Some(from.saturating_add(limit?)))
             })
+            .filter(|due| self.maintained.is_none_or(|seen| *due > seen))
+            .map(|due| due.saturating_duration_since(now))
             .min()
     }
 

@@ -3,13 +3,12 @@
 use core::time::Duration;
 
 use socketserver_core::time::{Clock, Instant};
-use socketserver_core::{Interest, NoConnection, ShutdownFlag, Wait};
+use socketserver_core::{ShutdownFlag, Wait, wake_count};
 
 use crate::drive::drive;
 use crate::error::Error;
-use crate::pool::MAX_POOL_SOCKETS;
 use crate::stack::NetRef;
-use crate::tcp::{TcpConnection, TcpListener};
+use crate::tcp::TcpListener;
 use crate::udp::UdpSocket;
 
 /// Core's selector for this backend: waits by driving the stack (poll, then
@@ -45,7 +44,13 @@ impl<'s, 'a> Waiter<'s, 'a> {
             return;
         }
         let flag = self.flag;
-        drive(self.net, deadline, || ready() || flag.is_requested());
+        // A multiplexed request woken by a frame this drive received can
+        // move now: idling until the next frame or timer would leave it
+        // asleep (its waker fired inside the stack, not in `ready`).
+        let woken = wake_count();
+        drive(self.net, deadline, || {
+            ready() || flag.is_requested() || wake_count() != woken
+        });
     }
 }
 
@@ -55,29 +60,15 @@ impl Clock for Waiter<'_, '_> {
     }
 }
 
-impl<'s, 'a> Wait<TcpListener<'s, 'a>, TcpConnection<'s, 'a>> for Waiter<'s, 'a> {
+impl<'s, 'a> Wait<TcpListener<'s, 'a>> for Waiter<'s, 'a> {
     type Error = Error;
 
-    fn wait<'c>(
+    fn wait(
         &mut self,
         server: Option<&TcpListener<'s, 'a>>,
-        mut conns: impl Iterator<Item = (&'c TcpConnection<'s, 'a>, Interest)>,
         deadline: Option<Instant>,
-    ) -> Result<(), Error>
-    where
-        TcpConnection<'s, 'a>: 'c,
-    {
-        // Asked twice (see `drive`), so the connections are listed once.
-        // A stack has at most MAX_POOL_SOCKETS connections; more would be
-        // a caller's bug, and then the waiter does not sleep.
-        let mut listed: heapless::Vec<_, MAX_POOL_SOCKETS> = heapless::Vec::new();
-        let overflow = conns.any(|conn| listed.push(conn).is_err());
-        let ready = || {
-            overflow
-                || server.is_some_and(TcpListener::is_ready)
-                || listed.iter().any(|(c, i)| c.is_ready(*i))
-        };
-        self.wait_with(ready, deadline);
+    ) -> Result<(), Error> {
+        self.wait_with(|| server.is_some_and(TcpListener::is_ready), deadline);
         Ok(())
     }
 
@@ -86,18 +77,14 @@ impl<'s, 'a> Wait<TcpListener<'s, 'a>, TcpConnection<'s, 'a>> for Waiter<'s, 'a>
     }
 }
 
-impl<'s, 'a> Wait<UdpSocket<'s, 'a>, NoConnection> for Waiter<'s, 'a> {
+impl<'s, 'a> Wait<UdpSocket<'s, 'a>> for Waiter<'s, 'a> {
     type Error = Error;
 
-    fn wait<'c>(
+    fn wait(
         &mut self,
         server: Option<&UdpSocket<'s, 'a>>,
-        _conns: impl Iterator<Item = (&'c NoConnection, Interest)>,
         deadline: Option<Instant>,
-    ) -> Result<(), Error>
-    where
-        NoConnection: 'c,
-    {
+    ) -> Result<(), Error> {
         self.wait_with(|| server.is_some_and(UdpSocket::is_ready), deadline);
         Ok(())
     }

@@ -476,3 +476,35 @@ fn async_handlers_served_concurrently_woken_by_the_sockets() {
     let got = client_round_trip(&stack, &time, &mut serve, a, long.as_bytes(), 20);
     assert_eq!(got, b"ERROR line too long\n");
 }
+
+#[test]
+fn a_connection_nobody_accepts_does_not_make_the_stack_spin() {
+    // Found by the `syn_gate` fuzz target: once a connection had waited
+    // PENDING_PRESSURE to be accepted, `poll_delay` said zero for as long
+    // as it waited (45 s here, until smoltcp's timeout), with no idle
+    // connection to evict for it: a busy loop for every waiter.
+    let time = Time::default();
+    let mut slots = [SocketStorage::EMPTY; 3];
+    let mut backlog = [SynSlot::EMPTY; 2];
+    let mut pool = TcpStorage::<2, 512, 512>::new();
+    let stack = stack(&mut slots, &mut backlog, &time);
+    let listener = TcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
+    let peer = client(&stack, 40001);
+    run(&stack, &time, 10, Duration::from_millis(1));
+    assert_eq!(state(&stack, peer), tcp::State::Established);
+    stack
+        .borrow_mut()
+        .sockets_mut()
+        .get_mut::<tcp::Socket>(peer)
+        .send_slice(b"hello")
+        .unwrap();
+    run(&stack, &time, 300, Duration::from_millis(1));
+    assert!(listener.is_ready(), "waiting to be accepted");
+    stack.borrow_mut().poll();
+    let delay = stack.borrow_mut().poll_delay();
+    assert!(
+        delay.is_none_or(|d| d >= Duration::from_millis(100)),
+        "the stack asks to be polled again in {delay:?}"
+    );
+    drop(listener);
+}

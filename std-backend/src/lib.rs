@@ -25,8 +25,11 @@
 //! # Ok(()) }
 //! ```
 //!
-//! What this crate is *not*: an async runtime or an epoll reactor. One
-//! multiplexed server waits with poll(2) over its own connections.
+//! What this crate is *not*: an async runtime. Its waiter is an epoll
+//! reactor for one server's sockets, and the multiplexed strategies run
+//! core's executor on the serving thread: [`HeapMultiplexed`] grows its slots
+//! on the heap (10,000 connections by default), core's pinned `Multiplexed`
+//! keeps a fixed number.
 //!
 //! Where it differs from Python: the shutdown handle wakes the loop at once
 //! (Python waits up to `poll_interval`); a stale `shutdown()` is dropped
@@ -39,6 +42,7 @@
 
 mod clock;
 mod error;
+mod group;
 mod hooks;
 mod net;
 mod options;
@@ -52,6 +56,7 @@ use std::net::SocketAddr;
 use socketserver_core::{DefaultHooks, Sync};
 
 pub use error::WorkerError;
+pub use group::{GroupMember, ServerGroup};
 pub use hooks::Hooks;
 pub use net::address::{Address, ToAddress, UnixAddr};
 pub use net::connection::{Interrupter, SocketConnection, TcpConnection, UnixConnection};
@@ -61,6 +66,7 @@ pub use options::{MAX_PACKET_SIZE, Options, REQUEST_QUEUE_SIZE};
 pub use server::datagram::{SocketDatagramServer, UnboundDatagramServer};
 pub use server::stream::{SocketStreamServer, UnboundStreamServer};
 pub use strategy::forking::{FORKING_TIMEOUT, Forking, MAX_CHILDREN};
+pub use strategy::heap_multiplexed::{CHUNK_SLOTS, DEFAULT_MAX_CONNECTIONS, HeapMultiplexed};
 pub use strategy::threading::{DEFAULT_MAX_THREADS, Threading};
 pub use strategy::{Attach, next_thread_name};
 pub use waiter::{Pollable, ShutdownHandle, Waiter, Waker};

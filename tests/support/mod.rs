@@ -32,19 +32,48 @@ pub fn threads() -> usize {
 
 /// Live or zombie child processes of this process.
 pub fn children() -> usize {
-    let me = std::process::id().to_string();
+    children_of(std::process::id()).len()
+}
+
+/// Live or zombie child processes of `pid`.
+pub fn children_of(pid: u32) -> Vec<u32> {
+    processes_where(|stat| stat.ppid == pid)
+}
+
+/// Live or zombie processes in process group `pgid`.
+pub fn process_group_members(pgid: u32) -> Vec<u32> {
+    processes_where(|stat| stat.pgrp == pgid)
+}
+
+/// The fields of `/proc/PID/stat` the tests look at.
+struct Stat {
+    ppid: u32,
+    pgrp: u32,
+}
+
+fn processes_where(mut keep: impl FnMut(&Stat) -> bool) -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
-        return 0;
+        return Vec::new();
     };
     dir.filter_map(Result::ok)
-        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-        .filter(|stat| {
-            // pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
-            stat.rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1).map(|p| p == me))
-                .unwrap_or(false)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| parse_stat(&stat))
+                .is_some_and(|stat| keep(&stat))
         })
-        .count()
+        .collect()
+}
+
+fn parse_stat(stat: &str) -> Option<Stat> {
+    // pid (comm) state ppid pgrp ...: comm may hold spaces, so split after ')'.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace().skip(1);
+    Some(Stat {
+        ppid: fields.next()?.parse().ok()?,
+        pgrp: fields.next()?.parse().ok()?,
+    })
 }
 
 /// Waits until `f` holds or `within` passes; returns whether it held.

@@ -303,28 +303,13 @@ impl MockReady for MockDatagram {
     }
 }
 
-impl<S: MockReady> Wait<S, MockConn> for MockWaiter {
+impl<S: MockReady> Wait<S> for MockWaiter {
     type Error = MockError;
-    fn wait<'c>(
-        &mut self,
-        server: Option<&S>,
-        conns: impl Iterator<Item = (&'c MockConn, Interest)>,
-        deadline: Option<Instant>,
-    ) -> Result<(), MockError>
-    where
-        MockConn: 'c,
-    {
+    fn wait(&mut self, server: Option<&S>, deadline: Option<Instant>) -> Result<(), MockError> {
         *self.waits.lock().unwrap() += 1;
-        let conns: Vec<(MockConn, Interest)> = conns.map(|(c, i)| (c.clone(), i)).collect();
         loop {
             if self.flag.is_requested() || server.is_some_and(|s| s.is_ready()) {
                 return Ok(());
-            }
-            for (c, i) in &conns {
-                let mut c = c.clone();
-                if (i.is_read() && c.read_ready()?) || i.is_write() {
-                    return Ok(());
-                }
             }
             if deadline.is_some_and(|d| self.now() >= d) {
                 return Ok(());
@@ -334,21 +319,6 @@ impl<S: MockReady> Wait<S, MockConn> for MockWaiter {
                 return Ok(());
             }
         }
-    }
-    fn shutdown_flag(&self) -> &ShutdownFlag {
-        &self.flag
-    }
-}
-
-impl<S: MockReady> Wait<S, socketserver_core::NoConnection> for MockWaiter {
-    type Error = MockError;
-    fn wait<'c>(
-        &mut self,
-        server: Option<&S>,
-        _conns: impl Iterator<Item = (&'c socketserver_core::NoConnection, Interest)>,
-        deadline: Option<Instant>,
-    ) -> Result<(), MockError> {
-        <Self as Wait<S, MockConn>>::wait(self, server, core::iter::empty(), deadline)
     }
     fn shutdown_flag(&self) -> &ShutdownFlag {
         &self.flag

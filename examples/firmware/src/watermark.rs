@@ -8,7 +8,15 @@
 
 use core::ptr::{addr_of, read_volatile, write_volatile};
 
+use cortex_m_semihosting::debug::{self, EXIT_FAILURE};
+use cortex_m_semihosting::hprintln;
+
 const PAINT: u32 = 0xC0FF_EE00;
+/// Stack the firmware needs: its measured peak (16,264 bytes, mostly the
+/// request slots in `main`'s frame and their construction at boot) and a
+/// margin. A build whose statics leave less (the `tcp-2k` feature) would
+/// overwrite them with its stack: [`check_room`] stops it at boot instead.
+pub const NEEDED: usize = 17 * 1024;
 /// Left unpainted below the stack pointer of the caller of `paint`, for
 /// `paint`'s own frame.
 const MARGIN: usize = 256;
@@ -27,6 +35,24 @@ fn bottom() -> usize {
 
 fn top() -> usize {
     addr_of!(_stack_start) as usize
+}
+
+/// The RAM between the statics and the top of the stack.
+pub fn room() -> usize {
+    top() - bottom()
+}
+
+/// Ends the program (QEMU exits with a failure) when the statics leave the
+/// stack less than [`NEEDED`]. Call first in `main`, before any deep call.
+pub fn check_room() {
+    if room() < NEEDED {
+        hprintln!(
+            "firmware: {} B of RAM left for the stack, {} B needed: shrink the buffers",
+            room(),
+            NEEDED
+        );
+        debug::exit(EXIT_FAILURE);
+    }
 }
 
 /// Paints the unused stack. Call once, early in `main`.

@@ -288,11 +288,6 @@ impl Interrupter {
         }
     }
 
-    /// The connection's shared state, while it is open.
-    pub(crate) fn shared(&self) -> Option<Arc<Shared>> {
-        self.shared.upgrade()
-    }
-
     /// Whether the connection was already cut (or is closed).
     pub fn is_cut(&self) -> bool {
         self.shared
@@ -443,7 +438,8 @@ impl<A: Address> Connection for SocketConnection<A> {
     /// The server's waiter polls the connection and wakes `waker` when it
     /// may be ready.
     fn register_waker(&mut self, interest: Interest, waker: &std::task::Waker) {
-        self.live.register_waker(interest, waker);
+        self.live
+            .register_waker(self.shared.socket.as_fd(), interest, waker);
     }
 
     fn shutdown_write(&mut self) -> io::Result<()> {
@@ -469,6 +465,14 @@ impl<A: Address> Connection for SocketConnection<A> {
         } else {
             Ok(())
         }
+    }
+}
+
+impl<A> Drop for SocketConnection<A> {
+    fn drop(&mut self) {
+        // Before the socket closes (with the last `Arc<Shared>`): an epoll
+        // registration is removed while its descriptor is still open.
+        self.live.forget(self.shared.socket.as_fd());
     }
 }
 

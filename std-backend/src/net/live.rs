@@ -5,6 +5,7 @@
 //! that has waited longest for its peer.
 
 use std::collections::HashMap;
+use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -13,76 +14,64 @@ use std::task::Waker;
 
 use socketserver_core::Interest;
 
-use crate::net::connection::{Interrupter, Shared};
+use crate::net::connection::Interrupter;
+use crate::sys::readiness::{CONNECTION_KEYS, Readiness, Ready};
 
 /// The live connections of one server.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub(crate) struct LiveConnections {
     by_id: Arc<Mutex<HashMap<u64, Interrupter>>>,
-    /// Connections a multiplexed request waits on, and its waker: what the
-    /// server's waiter polls, and wakes when ready.
+    /// What each multiplexed request waits for on its connection, and its
+    /// waker: woken by the server's waiter when the connection's event comes.
     wakers: Arc<Mutex<HashMap<u64, (Interest, Waker)>>>,
+    /// The server's epoll instance, where those connections are watched.
+    readiness: Arc<Readiness>,
     next_id: Arc<AtomicU64>,
 }
 
-/// A connection some request waits on: its socket, what for, the waker.
-pub(crate) struct Waiting {
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) interest: Interest,
-    id: u64,
-}
-
 impl LiveConnections {
+    /// No connections yet; those that wait are watched by `readiness`.
+    pub(crate) fn new(readiness: Arc<Readiness>) -> Self {
+        Self {
+            by_id: Arc::default(),
+            wakers: Arc::default(),
+            readiness,
+            next_id: Arc::default(),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Interrupter>> {
         self.by_id.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn lock_wakers(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (Interest, Waker)>> {
+        self.wakers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Registers a connection until the returned guard drops.
     pub(crate) fn register(&self, interrupter: Interrupter) -> Registered {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        // Ids are event keys too: wrapping into the waiter's own keys would
+        // take 2^64 connections.
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) % CONNECTION_KEYS;
         self.lock().insert(id, interrupter);
         Registered {
             live: self.clone(),
             id,
+            watched: false,
             pid: std::process::id(),
         }
     }
 
-    fn register_waker(&self, id: u64, interest: Interest, waker: &Waker) {
-        self.wakers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, (interest, waker.clone()));
-    }
-
-    /// The connections requests wait on now, for the waiter to poll.
-    pub(crate) fn waiting(&self) -> Vec<Waiting> {
-        let wakers = self.wakers.lock().unwrap_or_else(PoisonError::into_inner);
-        if wakers.is_empty() {
-            return Vec::new();
-        }
-        let by_id = self.lock();
-        wakers
-            .iter()
-            .filter_map(|(id, (interest, _))| {
-                let shared = by_id.get(id)?.shared()?;
-                Some(Waiting {
-                    shared,
-                    interest: *interest,
-                    id: *id,
-                })
-            })
-            .collect()
-    }
-
-    /// Wakes the request waiting on `waiting`, which became ready.
-    pub(crate) fn wake(&self, waiting: &Waiting) {
-        let woken = self
-            .wakers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&waiting.id);
-        if let Some((_, waker)) = woken {
+    /// Wakes the request waiting on the connection an event is for, if the
+    /// event is what it waits for (an error or hang-up reads as both).
+    pub(crate) fn wake(&self, ready: Ready) {
+        let id = ready.key;
+        let mut wakers = self.lock_wakers();
+        let wanted = wakers.get(&id).is_some_and(|(interest, _)| {
+            (interest.is_read() && ready.readable) || (interest.is_write() && ready.writable)
+        });
+        if let Some((_, waker)) = wanted.then(|| wakers.remove(&id)).flatten() {
+            drop(wakers);
             waker.wake();
         }
     }
@@ -112,6 +101,8 @@ impl LiveConnections {
 pub(crate) struct Registered {
     live: LiveConnections,
     id: u64,
+    /// Watched by the server's epoll (since its request first waited).
+    watched: bool,
     /// The process that registered: a forked child's copy of the registry
     /// is private, and its lock may have been held by another thread of the
     /// parent at fork time (it would never be released in the child).
@@ -119,11 +110,30 @@ pub(crate) struct Registered {
 }
 
 impl Registered {
-    /// Has the server's waiter wake `waker` when the connection may be
-    /// ready for `interest` (at once if it already is: the poll is
-    /// level-triggered).
-    pub(crate) fn register_waker(&self, interest: Interest, waker: &Waker) {
-        self.live.register_waker(self.id, interest, waker);
+    /// Has the server's waiter wake `waker` when the connection `fd` becomes
+    /// ready for `interest`: called after a call would block, so the next
+    /// edge of readiness is what the request waits for.
+    pub(crate) fn register_waker(&mut self, fd: BorrowedFd<'_>, interest: Interest, waker: &Waker) {
+        self.live
+            .lock_wakers()
+            .insert(self.id, (interest, waker.clone()));
+        if !self.watched {
+            match self.live.readiness.watch_edges(fd, self.id) {
+                Ok(()) => self.watched = true,
+                // Not watched (the kernel's epoll limits): the request is
+                // polled again at once and retries, rather than sleeping
+                // with nothing to wake it.
+                Err(_) => waker.wake_by_ref(),
+            }
+        }
+    }
+
+    /// Stops watching the connection: called while `fd` is still open.
+    pub(crate) fn forget(&mut self, fd: BorrowedFd<'_>) {
+        if self.watched && std::process::id() == self.pid {
+            self.live.readiness.forget(fd);
+            self.watched = false;
+        }
     }
 }
 
@@ -131,11 +141,7 @@ impl Drop for Registered {
     fn drop(&mut self) {
         if std::process::id() == self.pid {
             self.live.lock().remove(&self.id);
-            self.live
-                .wakers
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&self.id);
+            self.live.lock_wakers().remove(&self.id);
         }
     }
 }

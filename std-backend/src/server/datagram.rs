@@ -1,10 +1,11 @@
 //! Datagram servers: Python's `UDPServer` and `UnixDatagramServer`.
 
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
 use socket2::{Socket, Type};
+use socketserver_core::time::Clock;
 use socketserver_core::{DatagramServer, DatagramStrategy, DefaultHooks, Handled, ServerHooks};
 
 use crate::hooks::Hooks;
@@ -144,9 +145,16 @@ where
     }
 
     /// Python's `serve_forever`; see `SocketStreamServer::serve_forever`.
+    ///
+    /// A graceful stop ([`ShutdownHandle::shutdown_within`]) stops it as
+    /// `shutdown` does: a datagram request never waits on a peer, so there is
+    /// nothing to drain; `server_close` waits for workers still running.
     pub fn serve_forever(&mut self, poll_interval: Duration) -> io::Result<()> {
         let _serving = Serving::new(self.core.waiter().control());
-        self.core.serve_forever(poll_interval)
+        let served = self.core.serve_forever(poll_interval);
+        // Used up: a later loop starts with no grace period pending.
+        self.core.waiter().control().take_grace_deadline();
+        served
     }
 
     /// Python's `handle_request`.
@@ -154,8 +162,17 @@ where
         self.core.handle_request()
     }
 
-    /// One pass that does not wait.
+    /// One pass that does not wait, for a caller's own loop (see
+    /// [`ServerGroup`](crate::ServerGroup)): collects what is ready, then
+    /// advances the requests in flight and takes the new ones waiting.
+    /// Returns whether anything moved: while it does, call it again before
+    /// sleeping; then sleep until [`as_fd`](AsFd::as_fd) is readable.
     pub fn poll(&mut self) -> bool {
+        // A zero wait: gathers readiness and arms the socket's next event,
+        // so the descriptor of `as_fd` wakes the caller's loop. An epoll
+        // error (it has none to give in practice) shows at the next wait.
+        let now = self.core.waiter().now();
+        let _ = self.core.wait_ready(Some(now));
         self.core.poll()
     }
 
@@ -234,6 +251,21 @@ where
 {
     fn as_raw_fd(&self) -> RawFd {
         self.core.socket().socket().map_or(-1, AsRawFd::as_raw_fd)
+    }
+}
+
+/// The server's epoll descriptor (not the socket: that is
+/// [`fileno`](SocketDatagramServer::fileno), Python's): readable while the server has
+/// something to do, for a loop serving several servers, which then calls
+/// [`poll`](SocketDatagramServer::poll).
+impl<A, P, K> AsFd for SocketDatagramServer<A, P, K>
+where
+    A: Address,
+    K: ServerHooks<A>,
+    P: DatagramStrategy<SocketDatagram<A>, Hooks<K>>,
+{
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.core.waiter().as_fd()
     }
 }
 

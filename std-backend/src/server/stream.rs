@@ -1,7 +1,7 @@
 //! Stream servers: Python's `TCPServer` and `UnixStreamServer`.
 
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
 use socket2::{Socket, Type};
@@ -152,9 +152,22 @@ where
     /// Python's `serve_forever`: serves until a [`ShutdownHandle`] stops it.
     /// A stop wakes the wait at once; `poll_interval` only paces
     /// `service_actions` (Python's default is 0.5 s).
+    ///
+    /// After a graceful stop ([`ShutdownHandle::shutdown_within`]) it
+    /// returns only once the requests in flight finished or, at the end of
+    /// the grace period, were cut.
     pub fn serve_forever(&mut self, poll_interval: Duration) -> io::Result<()> {
         let _serving = Serving::new(self.core.waiter().control());
-        self.core.serve_forever(poll_interval)
+        // A deadline left by a stop that came after an earlier loop ended.
+        self.core.waiter().control().take_grace_deadline();
+        self.core.serve_forever(poll_interval)?;
+        if let Some(deadline) = self.core.waiter().control().take_grace_deadline() {
+            let grace = deadline.saturating_duration_since(std::time::Instant::now());
+            if !self.drain(grace)? {
+                self.cut_in_flight();
+            }
+        }
+        Ok(())
     }
 
     /// Python's `handle_request`: one request, or `handle_timeout` after the
@@ -163,8 +176,17 @@ where
         self.core.handle_request()
     }
 
-    /// One pass that does not wait (for a caller's own loop).
+    /// One pass that does not wait, for a caller's own loop (see
+    /// [`ServerGroup`](crate::ServerGroup)): collects what is ready, then
+    /// advances the requests in flight and takes the new ones waiting.
+    /// Returns whether anything moved: while it does, call it again before
+    /// sleeping; then sleep until [`as_fd`](AsFd::as_fd) is readable.
     pub fn poll(&mut self) -> bool {
+        // A zero wait: gathers readiness and arms the socket's next event,
+        // so the descriptor of `as_fd` wakes the caller's loop. An epoll
+        // error (it has none to give in practice) shows at the next wait.
+        let now = self.core.waiter().now();
+        let _ = self.core.wait_ready(Some(now));
         self.core.poll()
     }
 
@@ -258,6 +280,21 @@ where
 {
     fn as_raw_fd(&self) -> RawFd {
         self.core.listener().socket().map_or(-1, AsRawFd::as_raw_fd)
+    }
+}
+
+/// The server's epoll descriptor (not the socket: that is
+/// [`fileno`](SocketStreamServer::fileno), Python's): readable while the server has
+/// something to do, for a loop serving several servers, which then calls
+/// [`poll`](SocketStreamServer::poll).
+impl<A, P, K> AsFd for SocketStreamServer<A, P, K>
+where
+    A: Address,
+    K: ServerHooks<A>,
+    P: StreamStrategy<SocketListener<A>, Hooks<K>>,
+{
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.core.waiter().as_fd()
     }
 }
 

@@ -8,13 +8,15 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use socketserver_core::time::{Duration, Instant};
 use socketserver_core::{
-    AddrOf, DatagramRequestHandler, DatagramSocket, DatagramStrategy, Listener, NoConnection,
-    ServerHooks, StreamRequestHandler, StreamStrategy, Wait, end_stream_request,
+    AddrOf, DatagramRequestHandler, DatagramSocket, DatagramStrategy, Listener, ServerHooks,
+    ShutdownFlag, StreamRequestHandler, StreamStrategy, Wait, end_stream_request,
 };
 
 use crate::error::WorkerError;
+use crate::strategy::child_stop::StopChannel;
 use crate::strategy::{Attach, serve_datagram, serve_stream};
 use crate::sys::fork::{Forked, exit_child, fork};
+use crate::waiter::Waker;
 
 /// Python's `max_children`.
 pub const MAX_CHILDREN: usize = 40;
@@ -74,6 +76,26 @@ struct Child {
 /// are killed), and the connection of a child killed by a signal is reset,
 /// not closed: no peer reads a clean end of stream after a cut transfer.
 ///
+/// A handler that stops the server from its child (the server's
+/// [`ShutdownHandle`](crate::ShutdownHandle), `shutdown()` or `request()`)
+/// stops the parent's `serve_forever` at once, as a `shutdown()` in the
+/// parent would: the child sends the request on a socket pair this strategy
+/// creates before its first fork and wakes the parent's wait; the child's
+/// call returns without waiting, and the parent's `server_close` waits for
+/// the children still running as `block_on_close` says.
+///
+/// Children start with the signal dispositions a freshly executed program
+/// would have: SIGINT, SIGTERM, SIGHUP and SIGQUIT that the application
+/// catches (a `signal-hook` handler, say) are back at their default action
+/// (the child ends) and unblocked; those it ignores stay ignored; a caught
+/// SIGPIPE is ignored, so a write to a vanished peer is an error, not a
+/// death. So Ctrl-C to the process group, and
+/// [`signal_children`](Self::signal_children)`(SIGTERM)`, end children at
+/// once; the parent then resets their connections as for any child killed
+/// by a signal. Signals are blocked across the fork, so none reaches a
+/// child before its dispositions are reset (a `signal-hook` handler in the
+/// child would have written to the parent's self-pipe).
+///
 /// Forking a multi-threaded process is allowed but the child may only rely on
 /// what the handler itself sets up; keep handlers self-contained.
 #[derive(Debug)]
@@ -83,6 +105,10 @@ pub struct Forking<H, const RBUF: usize = 1024, const WBUF: usize = 0> {
     block_on_close: bool,
     timeout: Option<Duration>,
     children: Vec<Child>,
+    /// The server's, once attached: a child reaches its parent's loop through it.
+    waker: Option<Waker>,
+    /// Created before the first fork of an attached strategy.
+    stop: Option<StopChannel>,
 }
 
 impl<H> Forking<H> {
@@ -102,6 +128,8 @@ impl<H, const RBUF: usize, const WBUF: usize> Forking<H, RBUF, WBUF> {
             block_on_close: true,
             timeout: Some(FORKING_TIMEOUT),
             children: Vec::new(),
+            waker: None,
+            stop: None,
         }
     }
 
@@ -188,7 +216,10 @@ impl<H, const RBUF: usize, const WBUF: usize> Forking<H, RBUF, WBUF> {
     }
 
     /// Sends `signal` to every child still running: the last resort of a
-    /// graceful shutdown whose grace period has passed.
+    /// graceful shutdown whose grace period has passed. SIGTERM and SIGINT
+    /// end a child at once whatever handlers the application installed
+    /// (see the type's docs); reap them with
+    /// [`collect_children`](Self::collect_children).
     pub fn signal_children(&self, signal: Signal) {
         for child in &self.children {
             let _ = kill(child.pid, signal);
@@ -217,9 +248,22 @@ impl<H, const RBUF: usize, const WBUF: usize> Forking<H, RBUF, WBUF> {
         Some(deadline.map_or(recheck, |d| d.min(recheck)))
     }
 
+    /// After each wait: a stop a child asked for becomes a request of the
+    /// parent's own flag, so the loop stops before it takes more work.
+    /// (Not in `service_actions`: a wake-up that brings no request runs it
+    /// only once the poll interval has passed.)
+    fn take_child_stops(&self, flag: &ShutdownFlag) {
+        if self.stop.as_ref().is_some_and(StopChannel::take_requests) {
+            flag.request();
+        }
+    }
+
     /// Forks; in the child runs `work` with panics caught and exits with its
     /// status. Returns the child's pid in the parent.
     fn fork_request(&mut self, work: impl FnOnce() -> bool) -> std::io::Result<Pid> {
+        if self.waker.is_some() && self.stop.is_none() {
+            self.stop = Some(StopChannel::new()?);
+        }
         match fork()? {
             Forked::Parent(pid) => {
                 self.children.push(Child {
@@ -233,6 +277,9 @@ impl<H, const RBUF: usize, const WBUF: usize> Forking<H, RBUF, WBUF> {
                 // are not this child's to hold: close them, so a socket
                 // lives no longer than the child serving it.
                 self.children.clear();
+                if let (Some(waker), Some(stop)) = (&self.waker, &self.stop) {
+                    waker.enter_forked_child(stop.sender());
+                }
                 let ok = panic::catch_unwind(AssertUnwindSafe(work)).unwrap_or(false);
                 exit_child(if ok { 0 } else { 1 })
             }
@@ -240,7 +287,11 @@ impl<H, const RBUF: usize, const WBUF: usize> Forking<H, RBUF, WBUF> {
     }
 }
 
-impl<H, const RBUF: usize, const WBUF: usize> Attach for Forking<H, RBUF, WBUF> {}
+impl<H, const RBUF: usize, const WBUF: usize> Attach for Forking<H, RBUF, WBUF> {
+    fn attach(&mut self, waker: Waker) {
+        self.waker = Some(waker);
+    }
+}
 
 impl<L, K, H, const RBUF: usize, const WBUF: usize> StreamStrategy<L, K> for Forking<H, RBUF, WBUF>
 where
@@ -283,14 +334,16 @@ where
         self.children.len() < self.max_children
     }
 
-    fn wait<W: Wait<L, L::Conn>>(
+    fn wait<W: Wait<L>>(
         &mut self,
         waiter: &mut W,
         listener: Option<&L>,
         deadline: Option<Instant>,
     ) -> Result<(), W::Error> {
         let deadline = self.reap_deadline(listener.is_some(), deadline, waiter.now());
-        waiter.wait(listener, core::iter::empty(), deadline)
+        let waited = waiter.wait(listener, deadline);
+        self.take_child_stops(waiter.shutdown_flag());
+        waited
     }
 
     fn in_flight(&self) -> usize {
@@ -348,14 +401,16 @@ where
         self.children.len() < self.max_children
     }
 
-    fn wait<W: Wait<D, NoConnection>>(
+    fn wait<W: Wait<D>>(
         &mut self,
         waiter: &mut W,
         socket: Option<&D>,
         deadline: Option<Instant>,
     ) -> Result<(), W::Error> {
         let deadline = self.reap_deadline(socket.is_some(), deadline, waiter.now());
-        waiter.wait(socket, core::iter::empty(), deadline)
+        let waited = waiter.wait(socket, deadline);
+        self.take_child_stops(waiter.shutdown_flag());
+        waited
     }
 
     fn service_actions(&mut self, _hooks: &K) {

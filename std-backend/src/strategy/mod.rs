@@ -1,7 +1,9 @@
 //! Python's `ThreadingMixIn` and `ForkingMixIn` as core strategies, plus
 //! what every std strategy shares: the waker hook and panic-safe requests.
 
+pub(crate) mod child_stop;
 pub(crate) mod forking;
+pub(crate) mod heap_multiplexed;
 mod live_count;
 pub(crate) mod threading;
 

@@ -8,7 +8,7 @@ use std::thread::{self, JoinHandle};
 use socketserver_core::time::{Duration, Instant};
 use socketserver_core::{
     AddrOf, DatagramRequestHandler, DatagramSocket, DatagramStrategy, IdlePolicy, Listener,
-    NoConnection, ServerHooks, StreamRequestHandler, StreamStrategy, Wait, end_stream_request,
+    ServerHooks, StreamRequestHandler, StreamStrategy, Wait, end_stream_request,
 };
 
 use crate::error::WorkerError;
@@ -186,7 +186,7 @@ impl<H, const RBUF: usize, const WBUF: usize> Threading<H, RBUF, WBUF> {
     /// Waits, with the listening socket or (at the bound, draining) for a
     /// thread to end; a thread that ended since the loop looked at the
     /// count makes it return at once instead.
-    fn wait_for<S, C, W: Wait<S, C>>(
+    fn wait_for<S, W: Wait<S>>(
         &mut self,
         waiter: &mut W,
         socket: Option<&S>,
@@ -196,7 +196,7 @@ impl<H, const RBUF: usize, const WBUF: usize> Threading<H, RBUF, WBUF> {
         if !self.live.begin_wait(socket.is_none()) {
             return Ok(());
         }
-        waiter.wait(socket, core::iter::empty(), deadline)
+        waiter.wait(socket, deadline)
     }
 
     /// The live connection a waiting client may evict (only with the
@@ -285,7 +285,7 @@ where
         self.below_bound() || self.eviction_candidate().is_some()
     }
 
-    fn wait<W: Wait<L, L::Conn>>(
+    fn wait<W: Wait<L>>(
         &mut self,
         waiter: &mut W,
         listener: Option<&L>,
@@ -360,7 +360,7 @@ where
         self.below_bound()
     }
 
-    fn wait<W: Wait<D, NoConnection>>(
+    fn wait<W: Wait<D>>(
         &mut self,
         waiter: &mut W,
         socket: Option<&D>,
@@ -385,9 +385,7 @@ mod tests {
     use std::sync::mpsc;
 
     use socketserver_core::time::Clock;
-    use socketserver_core::{
-        DatagramRequest, DefaultHooks, HandlerError, Interest, Received, ShutdownFlag,
-    };
+    use socketserver_core::{DatagramRequest, DefaultHooks, HandlerError, Received, ShutdownFlag};
 
     use super::*;
 
@@ -423,12 +421,11 @@ mod tests {
         }
     }
 
-    impl Wait<NullSocket, NoConnection> for Recorder {
+    impl Wait<NullSocket> for Recorder {
         type Error = io::Error;
-        fn wait<'c>(
+        fn wait(
             &mut self,
             _server: Option<&NullSocket>,
-            _conns: impl Iterator<Item = (&'c NoConnection, Interest)>,
             deadline: Option<Instant>,
         ) -> io::Result<()> {
             self.deadlines.push(deadline);

@@ -1,4 +1,5 @@
-//! `fork` and `_exit`, for the Forking strategy.
+//! `fork` and `_exit`, for the Forking strategy, and the signal state a
+//! child starts with.
 //!
 //! The child of a multi-threaded process may only rely on async-signal-safe
 //! calls; like CPython's `ForkingMixIn`, the child here runs the request
@@ -8,6 +9,9 @@
 
 use std::io;
 
+use nix::sys::signal::{
+    SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, pthread_sigmask, sigaction,
+};
 use nix::unistd::{ForkResult, Pid};
 
 /// Which side of a fork this is.
@@ -18,18 +22,74 @@ pub(crate) enum Forked {
     Child,
 }
 
-/// Forks the process.
+/// Signals that stop a process, and the action a child gives each one the
+/// application catches: the default (the child ends), as a freshly
+/// executed program would have it. A caught SIGPIPE is ignored instead, as
+/// Rust's runtime sets it, so that a write to a vanished peer fails with
+/// `EPIPE` rather than killing the child.
+const CHILD_ACTIONS: [(Signal, SigHandler); 5] = [
+    (Signal::SIGINT, SigHandler::SigDfl),
+    (Signal::SIGTERM, SigHandler::SigDfl),
+    (Signal::SIGHUP, SigHandler::SigDfl),
+    (Signal::SIGQUIT, SigHandler::SigDfl),
+    (Signal::SIGPIPE, SigHandler::SigIgn),
+];
+
+/// Forks the process. The calling thread blocks every signal across the
+/// fork, so that none is handled in the child before [`reset_signals`]
+/// has run: the application's handler would run there (a `signal-hook`
+/// handler writes to its self-pipe, which the parent reads).
 #[allow(unsafe_code)]
 pub(crate) fn fork() -> io::Result<Forked> {
+    let mut before = SigSet::empty();
+    pthread_sigmask(
+        SigmaskHow::SIG_SETMASK,
+        Some(&SigSet::all()),
+        Some(&mut before),
+    )?;
     // SAFETY: the child never returns into the server loop or unwinds into the
     // caller's frames: the Forking strategy runs exactly one request in it
     // (panics caught) and then calls `exit_child`, so no state shared with the
     // parent's other threads is torn down or used after the request.
-    match unsafe { nix::unistd::fork() } {
+    let forked = unsafe { nix::unistd::fork() };
+    if !matches!(forked, Ok(ForkResult::Child)) {
+        // Cannot fail: the set is valid and `how` is SIG_SETMASK.
+        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&before), None);
+    }
+    match forked {
         Ok(ForkResult::Parent { child }) => Ok(Forked::Parent(child)),
-        Ok(ForkResult::Child) => Ok(Forked::Child),
+        Ok(ForkResult::Child) => {
+            reset_signals(before);
+            Ok(Forked::Child)
+        }
         Err(e) => Err(e.into()),
     }
+}
+
+/// In a fresh child, signals still blocked: each of [`CHILD_ACTIONS`] the
+/// application catches gets its child action (those it ignores stay
+/// ignored, as `nohup` and a shell's background jobs expect), the stopping
+/// ones are unblocked, and the rest of the mask is the parent thread's.
+/// Only async-signal-safe calls.
+#[allow(unsafe_code)]
+fn reset_signals(mut mask: SigSet) {
+    for (signal, action) in CHILD_ACTIONS {
+        let child = SigAction::new(action, SaFlags::empty(), SigSet::empty());
+        // SAFETY: installs SIG_DFL or SIG_IGN, no handler function, in a
+        // child whose only thread has every signal blocked.
+        let Ok(previous) = (unsafe { sigaction(signal, &child) }) else {
+            continue;
+        };
+        if matches!(previous.handler(), SigHandler::SigDfl | SigHandler::SigIgn) {
+            // Not caught: put back what the application chose.
+            // SAFETY: reinstates a disposition that is not a handler function.
+            let _ = unsafe { sigaction(signal, &previous) };
+        }
+        if matches!(action, SigHandler::SigDfl) {
+            mask.remove(signal);
+        }
+    }
+    let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&mask), None);
 }
 
 /// Ends a forked child at once with `status`, Python's `os._exit`.

@@ -1,0 +1,169 @@
+//! Several servers served from one thread with one shutdown: Python's
+//! advice for it (`select()` on the servers, then `handle_request()` on the
+//! one that is ready), as one call.
+
+use std::io;
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags};
+use socketserver_core::{DatagramStrategy, ServerHooks, StreamStrategy};
+
+use crate::hooks::Hooks;
+use crate::net::address::Address;
+use crate::net::datagram::SocketDatagram;
+use crate::net::listener::SocketListener;
+use crate::server::datagram::SocketDatagramServer;
+use crate::server::stream::SocketStreamServer;
+use crate::strategy::Attach;
+use crate::sys::poll;
+use crate::waiter::{Control, Serving, ShutdownHandle, Waiter};
+
+/// A server a [`ServerGroup`] serves: every std server (stream or
+/// datagram, TCP or Unix, any strategy) is one.
+pub trait GroupMember: AsFd {
+    /// One pass that does not wait; whether anything moved (see
+    /// [`SocketStreamServer::poll`]).
+    fn poll(&mut self) -> bool;
+}
+
+impl<A, P, K> GroupMember for SocketStreamServer<A, P, K>
+where
+    A: Address,
+    K: ServerHooks<A>,
+    P: StreamStrategy<SocketListener<A>, Hooks<K>> + Attach,
+{
+    fn poll(&mut self) -> bool {
+        SocketStreamServer::poll(self)
+    }
+}
+
+impl<A, P, K> GroupMember for SocketDatagramServer<A, P, K>
+where
+    A: Address,
+    K: ServerHooks<A>,
+    P: DatagramStrategy<SocketDatagram<A>, Hooks<K>> + Attach,
+{
+    fn poll(&mut self) -> bool {
+        SocketDatagramServer::poll(self)
+    }
+}
+
+/// Serves several servers from the thread that calls
+/// [`serve_forever`](Self::serve_forever), until its one
+/// [`ShutdownHandle`] stops it: each server's requests are processed as its
+/// own `serve_forever` would (its strategy, its hooks), and the thread
+/// sleeps until one of them has something to do.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use socketserver_core::{Echo, EchoDatagram, Sync};
+/// use socketserver_std::{ServerGroup, TCPServer, ThreadingTCPServer, Threading, UDPServer};
+///
+/// # fn main() -> std::io::Result<()> {
+/// let mut tcp = ThreadingTCPServer::new("127.0.0.1:0", Threading::new(Echo::<1024>))?;
+/// let mut udp = UDPServer::new("127.0.0.1:0", Sync::new(EchoDatagram))?;
+/// let mut group = ServerGroup::new()?;
+/// let stop = group.shutdown_handle(); // stops the whole group, from any thread
+/// # stop.request();
+/// group.serve_forever(&mut [&mut tcp, &mut udp], Duration::from_millis(500))?;
+/// tcp.server_close();
+/// udp.server_close();
+/// # Ok(()) }
+/// ```
+///
+/// Each server's own shutdown handle does not stop the group (the group's
+/// loop is not its `serve_forever`), nor does a handler's stop from a
+/// forked child; close the servers after the group returns, as after
+/// `serve_forever`. A graceful stop of the group stops its loop as
+/// `shutdown` does: drain and cut each server afterwards
+/// ([`SocketStreamServer::drain`], [`SocketStreamServer::cut_in_flight`]).
+/// Strategy deadlines (idle cuts, a handler's `timeout`) are met within
+/// `poll_interval`.
+#[derive(Debug)]
+pub struct ServerGroup {
+    /// Only its flag, wake-up socket and serving-thread record are used:
+    /// what a [`ShutdownHandle`] needs to stop this loop and wait for it.
+    waiter: Waiter,
+}
+
+/// Ends a loop's registration on its shutdown flag when dropped.
+struct Looping(Arc<Control>);
+
+impl Drop for Looping {
+    fn drop(&mut self) {
+        self.0.flag().end();
+    }
+}
+
+impl ServerGroup {
+    /// A group with its own shutdown handle.
+    pub fn new() -> io::Result<Self> {
+        Ok(Self {
+            waiter: Waiter::new()?,
+        })
+    }
+
+    /// The handle that stops [`serve_forever`](Self::serve_forever), from
+    /// any thread, as a server's does.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.waiter.shutdown_handle()
+    }
+
+    /// Serves `servers` until the group's shutdown handle stops it.
+    /// `poll_interval` bounds a sleep with nothing to do, so each server's
+    /// `service_actions` (reaping children, idle checks) runs at least that
+    /// often.
+    pub fn serve_forever(
+        &mut self,
+        servers: &mut [&mut dyn GroupMember],
+        poll_interval: Duration,
+    ) -> io::Result<()> {
+        let _serving = Serving::new(self.waiter.control());
+        // Ends the flag's loop even when a handler panics through it (`Sync`
+        // does not catch panics), as core's `serve_forever` does.
+        let looping = Looping(Arc::clone(self.waiter.control()));
+        if !looping.0.flag().begin() {
+            return Ok(());
+        }
+        let result = self.run(servers, poll_interval);
+        self.waiter.control().take_grace_deadline();
+        drop(looping);
+        result
+    }
+
+    fn run(
+        &mut self,
+        servers: &mut [&mut dyn GroupMember],
+        poll_interval: Duration,
+    ) -> io::Result<()> {
+        loop {
+            let flag = self.waiter.flag();
+            if flag.is_requested() {
+                return Ok(());
+            }
+            let mut moved = false;
+            for server in servers.iter_mut() {
+                moved |= server.poll();
+            }
+            if moved {
+                continue; // more may be ready: pass again before sleeping
+            }
+            {
+                let mut fds: Vec<PollFd<'_>> = servers
+                    .iter()
+                    .map(|server| PollFd::new(server.as_fd(), PollFlags::POLLIN))
+                    .collect();
+                fds.push(PollFd::new(self.waiter.as_fd(), PollFlags::POLLIN));
+                match nix::poll::poll(&mut fds, poll::timeout_for(Some(poll_interval))) {
+                    Ok(_) | Err(Errno::EINTR) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            // The group's own wake-up (a shutdown request), drained.
+            self.waiter.gather_ready()?;
+        }
+    }
+}
