@@ -76,7 +76,8 @@ pub struct TcpConfig {
     /// frame of a pool connection, and about 130 bytes per tracked
     /// connection (16 with `std`, 4 without; the least recently active
     /// gives way). Takes effect for the whole stack, set through
-    /// [`Stack::with_tcp_config`](crate::Stack::with_tcp_config).
+    /// [`Stack::with_tcp_config`](crate::Stack::with_tcp_config). Needs the
+    /// `loss-recovery` feature (on with `std`); without it this does nothing.
     pub loss_recovery: bool,
 }
 

@@ -316,7 +316,7 @@ impl Pool {
     /// Sends the held FINs whose data is acknowledged, or whose time is up,
     /// or whose connection ended otherwise.
     pub(crate) fn release_fins(&mut self, sockets: &mut SocketSet<'_>, now: Instant) {
-        if self.held_fins == 0 {
+        if !cfg!(feature = "loss-recovery") || self.held_fins == 0 {
             return;
         }
         for entry in &mut self.entries {

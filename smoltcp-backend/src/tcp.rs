@@ -404,10 +404,10 @@ impl Connection for TcpConnection<'_, '_> {
     fn shutdown_write(&mut self) -> Result<(), Error> {
         let mut net = self.net.borrow_mut();
         let socket = net.tcp(self.handle);
-        if socket.send_queue() == 0 {
-            socket.close();
-        } else {
+        if cfg!(feature = "loss-recovery") && socket.send_queue() > 0 {
             self.fin_wanted = true;
+        } else {
+            socket.close();
         }
         Ok(())
     }
