@@ -20,11 +20,13 @@
 //! every forged or abandoned request that arrived before it; a flood of 2,000
 //! forged SYNs ahead of it would lock it out for minutes.
 
+use core::cell::RefCell;
 use core::time::Duration;
 
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
+use crate::recovery::{FRAME_BYTES, Recovery};
 use crate::syn::{SynKey, connection_request};
 
 /// How long a held SYN is kept without a retransmission from its client:
@@ -93,6 +95,11 @@ impl Ports {
         Some(true)
     }
 
+    /// Whether `port` is served by a pool.
+    fn is_pool_port(&self, port: u16) -> bool {
+        self.listening.iter().any(|(p, _)| *p == port)
+    }
+
     fn has_listener(&self, port: u16) -> bool {
         self.listening
             .iter()
@@ -115,6 +122,13 @@ pub struct GateStats {
     pub dropped: u32,
     /// Held SYNs dropped after [`HELD_SYN_LIFETIME`] without a retransmission.
     pub expired: u32,
+    /// Fast retransmits of pool connections started because the peer's
+    /// SACK blocks showed a lost segment (see
+    /// [`TcpConfig::loss_recovery`](crate::TcpConfig::loss_recovery)).
+    pub fast_retransmits: u32,
+    /// Fast retransmits started because ACKs stopped progressing while data
+    /// was outstanding (a lost retransmission, or a loss at the end of a burst).
+    pub loss_probes: u32,
 }
 
 /// The held requests: the user's slots and how many of them are taken.
@@ -229,19 +243,28 @@ impl Backlog<'_> {
     }
 }
 
-/// A `Device` that holds back SYNs to pool ports with no listening socket.
+/// A `Device` that holds back SYNs to pool ports with no listening socket,
+/// and helps smoltcp recover lost segments of pool connections (see
+/// `recovery`).
 #[derive(Debug)]
 pub(crate) struct Gate<'a, D> {
     pub(crate) inner: D,
     medium: Medium,
     backlog: Backlog<'a>,
     pub(crate) ports: Ports,
-    pub(crate) stats: GateStats,
+    stats: GateStats,
+    /// Borrowed by the receive and transmit tokens at once; each borrows it
+    /// mutably only while looking at a frame, never across smoltcp's code.
+    pub(crate) recovery: RefCell<Recovery>,
+    /// Where synthetic frames are written, and frames recovery rewrites.
+    scratch: [u8; FRAME_BYTES],
 }
 
 impl<'a, D: Device> Gate<'a, D> {
     pub(crate) fn new(inner: D, backlog: &'a mut [SynSlot]) -> Self {
-        let medium = inner.capabilities().medium;
+        let caps = inner.capabilities();
+        let medium = caps.medium;
+        let verify = caps.checksum.ipv4.rx() || caps.checksum.tcp.rx();
         Self {
             inner,
             medium,
@@ -252,7 +275,36 @@ impl<'a, D: Device> Gate<'a, D> {
             },
             ports: Ports::default(),
             stats: GateStats::default(),
+            recovery: RefCell::new(Recovery::new(medium, verify)),
+            scratch: [0; FRAME_BYTES],
         }
+    }
+
+    /// What the gate did so far.
+    pub(crate) fn stats(&self) -> GateStats {
+        // Never borrowed here: the device's tokens are gone between polls.
+        let counts = self
+            .recovery
+            .try_borrow()
+            .map(|r| r.counts)
+            .unwrap_or_default();
+        GateStats {
+            fast_retransmits: counts.fast_retransmits,
+            loss_probes: counts.probes,
+            ..self.stats
+        }
+    }
+
+    /// Whether the connection from `remote` to `local_port` needed loss recovery.
+    pub(crate) fn has_recovered(&self, local_port: u16, remote: smoltcp::wire::IpEndpoint) -> bool {
+        self.recovery
+            .try_borrow()
+            .is_ok_and(|r| r.has_recovered(local_port, remote))
+    }
+
+    /// When loss recovery needs a poll next, if it does.
+    pub(crate) fn recovery_due(&self) -> Option<Instant> {
+        self.recovery.try_borrow().ok()?.next_due()
     }
 
     /// Whether a held SYN could be released now.
@@ -282,7 +334,7 @@ impl<'a, D: Device> Device for Gate<'a, D> {
     where
         Self: 't;
     type TxToken<'t>
-        = D::TxToken<'t>
+        = TxToken<'t, D::TxToken<'t>>
     where
         Self: 't;
 
@@ -293,13 +345,29 @@ impl<'a, D: Device> Device for Gate<'a, D> {
             backlog,
             ports,
             stats,
+            recovery,
+            scratch,
         } = self;
         backlog.expire(timestamp, stats);
         if backlog.has_releasable(ports) {
             let tx = inner.transmit(timestamp)?;
             let frame = backlog.take_newest_releasable(ports)?;
             stats.released = stats.released.wrapping_add(1);
-            return Some((RxToken::Held(frame), tx));
+            return Some((RxToken::Held(frame), TxToken::new(tx, recovery, timestamp)));
+        }
+        let recovery = &*recovery;
+        if let Ok(mut r) = recovery.try_borrow_mut()
+            && r.enabled
+        {
+            r.poll(timestamp);
+            if r.has_frame() {
+                let tx = inner.transmit(timestamp)?;
+                let len = r.next_frame(scratch)?;
+                return Some((
+                    RxToken::Held(&scratch[..len]),
+                    TxToken::new(tx, recovery, timestamp),
+                ));
+            }
         }
         let (rx, tx) = inner.receive(timestamp)?;
         let filter = Filter {
@@ -308,12 +376,18 @@ impl<'a, D: Device> Device for Gate<'a, D> {
             backlog,
             ports,
             stats,
+            recovery,
+            scratch,
         };
-        Some((RxToken::Device { rx, filter }, tx))
+        Some((
+            RxToken::Device { rx, filter },
+            TxToken::new(tx, recovery, timestamp),
+        ))
     }
 
     fn transmit(&mut self, timestamp: Instant) -> Option<Self::TxToken<'_>> {
-        self.inner.transmit(timestamp)
+        let tx = self.inner.transmit(timestamp)?;
+        Some(TxToken::new(tx, &self.recovery, timestamp))
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
@@ -329,9 +403,21 @@ pub(crate) struct Filter<'t, 'a> {
     backlog: &'t mut Backlog<'a>,
     ports: &'t mut Ports,
     stats: &'t mut GateStats,
+    recovery: &'t RefCell<Recovery>,
+    scratch: &'t mut [u8; FRAME_BYTES],
 }
 
 impl Filter<'_, '_> {
+    /// Lets loss recovery see a frame smoltcp is about to process; returns
+    /// the length of the frame rewritten into `scratch` when smoltcp should
+    /// see that one instead.
+    fn watch(&mut self, frame: &[u8]) -> Option<usize> {
+        let mut recovery = self.recovery.try_borrow_mut().ok()?;
+        let ports = &*self.ports;
+        let stale = recovery.on_incoming(frame, self.now, |port| ports.is_pool_port(port))?;
+        stale.rewrite(self.medium, frame, self.scratch)
+    }
+
     /// Whether smoltcp may see `frame`; a SYN for a port with no free
     /// listener is held instead.
     fn admits(&mut self, frame: &[u8]) -> bool {
@@ -371,10 +457,12 @@ impl<R: phy::RxToken> phy::RxToken for RxToken<'_, '_, R> {
         match self {
             RxToken::Device { rx, mut filter } => rx.consume(|frame| {
                 // smoltcp skips an empty frame (nothing to parse, no reply).
-                if filter.admits(frame) {
-                    f(frame)
-                } else {
-                    f(&[])
+                if !filter.admits(frame) {
+                    return f(&[]);
+                }
+                match filter.watch(frame) {
+                    Some(len) => f(&filter.scratch[..len]),
+                    None => f(frame),
                 }
             }),
             RxToken::Held(frame) => f(frame),
@@ -386,6 +474,48 @@ impl<R: phy::RxToken> phy::RxToken for RxToken<'_, '_, R> {
             RxToken::Device { rx, .. } => rx.meta(),
             RxToken::Held(_) => phy::PacketMeta::default(),
         }
+    }
+}
+
+/// The device's transmit token, showing loss recovery each frame smoltcp sends.
+#[derive(Debug)]
+pub(crate) struct TxToken<'t, T> {
+    inner: T,
+    recovery: &'t RefCell<Recovery>,
+    now: Instant,
+}
+
+impl<'t, T> TxToken<'t, T> {
+    fn new(inner: T, recovery: &'t RefCell<Recovery>, now: Instant) -> Self {
+        Self {
+            inner,
+            recovery,
+            now,
+        }
+    }
+}
+
+impl<T: phy::TxToken> phy::TxToken for TxToken<'_, T> {
+    fn consume<R, F>(self, len: usize, f: F) -> R
+    where
+        F: FnOnce(&mut [u8]) -> R,
+    {
+        let Self {
+            inner,
+            recovery,
+            now,
+        } = self;
+        inner.consume(len, |frame| {
+            let sent = f(frame);
+            if let Ok(mut recovery) = recovery.try_borrow_mut() {
+                recovery.on_outgoing(frame, now);
+            }
+            sent
+        })
+    }
+
+    fn set_meta(&mut self, meta: phy::PacketMeta) {
+        self.inner.set_meta(meta);
     }
 }
 
@@ -510,7 +640,7 @@ mod tests {
         let late = Instant::from_secs(HELD_SYN_LIFETIME.as_secs() as i64);
         assert!(received(&mut gate, late).is_none());
         assert_eq!(gate.held(), 0);
-        assert_eq!(gate.stats.expired, 1);
+        assert_eq!(gate.stats().expired, 1);
     }
 
     #[test]
@@ -530,7 +660,7 @@ mod tests {
         let mut gate = gate(&mut backlog, &[syn(1), syn(2), syn(3)]);
         assert!(received(&mut gate, Instant::ZERO).is_none());
         assert_eq!(gate.held(), 2);
-        assert_eq!(gate.stats.dropped, 1, "syn(1) gave its slot to syn(3)");
+        assert_eq!(gate.stats().dropped, 1, "syn(1) gave its slot to syn(3)");
         // A retransmission of syn(2) puts it ahead of syn(3).
         gate.inner.rx.push_back(syn(2));
         assert!(received(&mut gate, Instant::ZERO).is_none());

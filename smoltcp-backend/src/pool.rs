@@ -55,6 +55,14 @@ pub const RST_GRACE: Duration = Duration::from_secs(1);
 /// slot to accept it in its next turn.
 pub const PENDING_PRESSURE: Duration = Duration::from_millis(100);
 
+/// How long a released connection's FIN may wait for the acknowledgement
+/// of the data before it, when the connection lost segments (see
+/// [`TcpConfig::loss_recovery`]): smoltcp counts no duplicate ACK once its
+/// FIN is out with the peer's already in (LAST-ACK), so a segment lost in
+/// the last window would wait for its retransmission timeout (1 s or more).
+/// Past this, the FIN goes and smoltcp's own timers take over.
+pub(crate) const FIN_HELD_AT_MOST: Duration = Duration::from_secs(2);
+
 /// Counters of what the pools did to keep their sockets available.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -79,7 +87,9 @@ enum Phase {
     HalfOpen,
     Connected,
     FinWait2,
-    /// FIN-WAIT-1, CLOSING, LAST-ACK: bounded by smoltcp's `timeout`.
+    /// FIN-WAIT-1, CLOSING, LAST-ACK: bounded by smoltcp's `timeout`; or
+    /// released with its FIN held back until its data is acknowledged (see
+    /// [`FIN_HELD_AT_MOST`]).
     Closing,
     /// Aborted: CLOSED with the RST not yet sent.
     Resetting,
@@ -130,6 +140,9 @@ struct Entry {
     quiet: bool,
     /// `phase` when [`Pool::refresh`] last re-armed and counted the sockets.
     counted: Phase,
+    /// Released with its FIN held back until its data is acknowledged, or
+    /// [`FIN_HELD_AT_MOST`] after `since` (the phase, `Closing`, began then).
+    fin_held: bool,
 }
 
 impl Entry {
@@ -170,6 +183,8 @@ pub(crate) struct Pool {
     /// A socket was added, released or orphaned since the last full
     /// [`Pool::refresh`]: the next one must re-arm and recount.
     dirty: bool,
+    /// Entries with `fin_held`.
+    held_fins: usize,
     /// When [`Pool::maintain`] last ran.
     maintained: Option<Instant>,
 }
@@ -203,6 +218,7 @@ impl Pool {
             active_at: now,
             quiet: false,
             counted: Phase::Listening,
+            fin_held: false,
         });
     }
 
@@ -225,6 +241,8 @@ impl Pool {
             .iter()
             .enumerate()
             .filter(|(_, e)| !e.claimed && !e.orphan && e.port == port)
+            // Released with its FIN held back: over for the server.
+            .filter(|(_, e)| !e.fin_held)
             .filter(|(_, e)| {
                 let state = sockets.get::<tcp::Socket>(e.handle).state();
                 matches!(state, tcp::State::Established | tcp::State::CloseWait)
@@ -261,6 +279,62 @@ impl Pool {
         }
     }
 
+    /// Closes the connection on `handle` (FIN), or holds the FIN back while
+    /// its data is unacknowledged on a connection that needed loss recovery
+    /// (see [`FIN_HELD_AT_MOST`]), and gives the socket back.
+    pub(crate) fn close_and_release(
+        &mut self,
+        handle: SocketHandle,
+        sockets: &mut SocketSet<'_>,
+        gate: &Gate<'_, impl smoltcp::phy::Device>,
+        now: Instant,
+    ) {
+        let socket = tcp(sockets, handle);
+        let hold = socket.send_queue() > 0
+            && matches!(
+                socket.state(),
+                tcp::State::Established | tcp::State::CloseWait
+            )
+            && socket
+                .local_endpoint()
+                .zip(socket.remote_endpoint())
+                .is_some_and(|(local, remote)| gate.has_recovered(local.port, remote));
+        let entry = self.entries.iter_mut().find(|e| e.handle == handle);
+        match entry {
+            Some(entry) if hold => {
+                if !entry.fin_held {
+                    self.held_fins += 1;
+                    entry.fin_held = true;
+                }
+                observe(entry, socket, now);
+            }
+            _ => socket.close(),
+        }
+        self.release(handle);
+    }
+
+    /// Sends the held FINs whose data is acknowledged, or whose time is up,
+    /// or whose connection ended otherwise.
+    pub(crate) fn release_fins(&mut self, sockets: &mut SocketSet<'_>, now: Instant) {
+        if !cfg!(feature = "loss-recovery") || self.held_fins == 0 {
+            return;
+        }
+        for entry in &mut self.entries {
+            if !entry.fin_held {
+                continue;
+            }
+            let socket = tcp(sockets, entry.handle);
+            let expired = now >= entry.since.saturating_add(FIN_HELD_AT_MOST);
+            if socket.send_queue() == 0 || expired || Phase::of(socket) != Phase::Connected {
+                socket.close();
+                entry.fin_held = false;
+                self.held_fins -= 1;
+                self.dirty = true;
+                observe(entry, socket, now);
+            }
+        }
+    }
+
     /// The connection on `handle` moved a byte.
     pub(crate) fn touch(&mut self, handle: SocketHandle, now: Instant) {
         if let Some(entry) = self.entries.iter_mut().find(|e| e.handle == handle) {
@@ -289,9 +363,13 @@ impl Pool {
         if !dirty {
             return;
         }
+        let held_fins = &mut self.held_fins;
         self.entries.retain_mut(|entry| {
             if !entry.orphan || entry.claimed || !entry.is_over(now) {
                 return true;
+            }
+            if entry.fin_held {
+                *held_fins -= 1;
             }
             // Removing drops a pending RST: RST_GRACE has passed.
             sockets.remove(entry.handle);
@@ -483,6 +561,7 @@ impl Pool {
                         (e.active_at, config.evict_after.filter(|_| waiting())),
                     ],
                     Phase::Connected => [(e.since, Some(PENDING_PRESSURE)), NONE],
+                    Phase::Closing if e.fin_held => [(e.since, Some(FIN_HELD_AT_MOST)), NONE],
                     _ => [NONE, NONE],
                 };
                 timers
@@ -510,7 +589,11 @@ impl Pool {
 /// activity). A handshake may complete between two looks (LISTEN straight to
 /// ESTABLISHED), so any entry into `Connected` starts the idle clock afresh.
 fn observe(entry: &mut Entry, socket: &tcp::Socket<'_>, now: Instant) {
-    let phase = Phase::of(socket);
+    let phase = match Phase::of(socket) {
+        // Closed by its handler, its FIN held back: closing, not serving.
+        Phase::Connected if entry.fin_held => Phase::Closing,
+        phase => phase,
+    };
     if phase != entry.phase {
         if phase == Phase::Connected {
             entry.active_at = now;

@@ -80,7 +80,7 @@ impl<D: Device, K: Clock, I: Idle> core::fmt::Debug for Stack<'_, D, K, I> {
             .field("capacity", &self.capacity)
             .field("pool", &self.pool.len())
             .field("pool_stats", &self.pool.stats)
-            .field("gate", &self.device.stats)
+            .field("gate", &self.device.stats())
             .finish_non_exhaustive()
     }
 }
@@ -116,6 +116,7 @@ impl<'a, D: Device, K: Clock, I: Idle> Stack<'a, D, K, I> {
     /// Replaces the settings applied to pool sockets each time they are armed.
     pub fn with_tcp_config(mut self, config: TcpConfig) -> Self {
         self.config = config;
+        self.device.recovery.get_mut().enabled = config.loss_recovery;
         self
     }
 
@@ -186,7 +187,7 @@ impl<'a, D: Device, K: Clock, I: Idle> Stack<'a, D, K, I> {
 
     /// What the SYN gate did so far.
     pub fn gate_stats(&self) -> GateStats {
-        self.device.stats
+        self.device.stats()
     }
 
     /// Connection requests held in the backlog now.
@@ -282,7 +283,9 @@ pub trait Net<'a> {
     /// Hands out an established connection on `port`.
     fn claim(&mut self, port: u16) -> Option<(SocketHandle, IpEndpoint)>;
 
-    /// Gives a pool socket back; it listens again once fully closed.
+    /// Closes the connection on a pool socket (FIN; nothing more once it
+    /// is aborted) and gives the socket back; it listens again once fully
+    /// closed.
     fn release(&mut self, handle: SocketHandle);
 
     /// Notes that the connection on a claimed pool socket moved a byte, so
@@ -353,6 +356,7 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
                 PollIngressSingleResult::SocketStateChanged => changed = true,
             }
         }
+        self.pool.release_fins(&mut self.sockets, clock_now);
         self.refresh(clock_now);
         changed
     }
@@ -385,14 +389,16 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
         let now = self.clock.now();
         // A pool timer that is due needs a poll even if smoltcp does not.
         let fin_due = self.pool.next_due(&self.device, &self.config, now);
+        let smol_now = self.smol_now();
         let smol = self
             .iface
-            .poll_delay(self.smol_now(), &self.sockets)
+            .poll_delay(smol_now, &self.sockets)
             .map(from_smol);
-        match (smol, fin_due) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let recovery = self
+            .device
+            .recovery_due()
+            .map(|at| from_smol(at.max(smol_now) - smol_now));
+        [smol, fin_due, recovery].into_iter().flatten().min()
     }
 
     fn idle(&mut self, timeout: Option<Duration>) {
@@ -446,7 +452,9 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
     }
 
     fn release(&mut self, handle: SocketHandle) {
-        self.pool.release(handle);
+        let now = self.clock.now();
+        self.pool
+            .close_and_release(handle, &mut self.sockets, &self.device, now);
     }
 
     fn touch(&mut self, handle: SocketHandle) {

@@ -166,6 +166,7 @@ impl<'s, 'a> Listener for TcpListener<'s, 'a> {
                 timeout: None,
                 failed: false,
                 released: false,
+                fin_wanted: false,
             };
             (conn, peer)
         }))
@@ -196,6 +197,9 @@ pub struct TcpConnection<'s, 'a> {
     timeout: Option<Duration>,
     failed: bool,
     released: bool,
+    /// `shutdown_write` left the FIN to the next call or to the release
+    /// (see [`Connection::shutdown_write`]).
+    fin_wanted: bool,
 }
 
 impl core::fmt::Debug for TcpConnection<'_, '_> {
@@ -243,6 +247,17 @@ impl TcpConnection<'_, '_> {
         Some((net.now().saturating_add(limit), forced))
     }
 
+    /// Sends the FIN `shutdown_write` left for later (idempotent: smoltcp
+    /// ignores `close` once closing). With the stack borrowed elsewhere it
+    /// waits for the next call, or the release.
+    fn send_wanted_fin(&self) {
+        if self.fin_wanted
+            && let Ok(mut net) = self.net.try_borrow_mut()
+        {
+            net.tcp(self.handle).close();
+        }
+    }
+
     fn fail(&mut self, e: Error) -> Error {
         self.failed = true;
         e
@@ -256,6 +271,7 @@ impl TcpConnection<'_, '_> {
         interest: Interest,
         mut attempt: impl FnMut(&mut tcp::Socket<'_>) -> Option<Result<T, Error>>,
     ) -> Result<T, Error> {
+        self.send_wanted_fin();
         let mut deadline = None;
         loop {
             let outcome = {
@@ -362,6 +378,7 @@ impl Write for TcpConnection<'_, '_> {
     /// a handler's final flush would otherwise put the ACK of the peer's FIN
     /// on the wire alone, just before the FIN that closing sends with it.
     fn flush(&mut self) -> Result<(), Error> {
+        self.send_wanted_fin();
         let mut net = self.net.borrow_mut();
         if net.tcp(self.handle).send_queue() > 0 {
             net.flush();
@@ -379,9 +396,19 @@ impl WriteReady for TcpConnection<'_, '_> {
 impl Connection for TcpConnection<'_, '_> {
     type Addr = IpEndpoint;
 
+    /// smoltcp's `close` is a half-close: FIN, and receiving goes on. With
+    /// bytes still unacknowledged the FIN leaves at the next call on this
+    /// connection, or when it is closed, where the stack may hold it until
+    /// those bytes are acknowledged
+    /// ([`TcpConfig::loss_recovery`](crate::TcpConfig::loss_recovery)).
     fn shutdown_write(&mut self) -> Result<(), Error> {
-        // smoltcp's `close` is a half-close: FIN, and receiving goes on.
-        self.net.borrow_mut().tcp(self.handle).close();
+        let mut net = self.net.borrow_mut();
+        let socket = net.tcp(self.handle);
+        if cfg!(feature = "loss-recovery") && socket.send_queue() > 0 {
+            self.fin_wanted = true;
+        } else {
+            socket.close();
+        }
         Ok(())
     }
 
@@ -400,6 +427,7 @@ impl Connection for TcpConnection<'_, '_> {
     /// socket returns to the pool is harmless: core's wakers are slot ids,
     /// so a stale one costs at most one spurious poll.
     fn register_waker(&mut self, interest: Interest, waker: &core::task::Waker) {
+        self.send_wanted_fin();
         let Ok(mut net) = self.net.try_borrow_mut() else {
             // The stack is borrowed elsewhere: have the request polled again.
             waker.wake_by_ref();
@@ -447,12 +475,10 @@ impl Drop for TcpConnection<'_, '_> {
         };
         // After the cancel flag, whatever is still open is being cut.
         let cut = self.failed || net.is_cancelled();
-        let socket = net.tcp(self.handle);
         if cut {
-            socket.abort();
-        } else {
-            socket.close();
+            net.tcp(self.handle).abort();
         }
+        // Closes (FIN) what is still open.
         net.release(self.handle);
         // The FIN or RST goes out now; frames that came in wait for the
         // server's next poll, which its next wait makes at once.

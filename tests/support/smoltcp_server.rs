@@ -14,17 +14,23 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use smoltcp::iface::SocketStorage;
+use smoltcp::iface::{Interface, SocketStorage};
+use smoltcp::phy::Device;
 use smoltcp::wire::{IpAddress, IpCidr};
 use socketserver_core::{
     DatagramServer, DefaultHooks, Echo, EchoDatagram, Multiplexed, ShutdownFlag, StreamServer, Sync,
 };
 use socketserver_smoltcp::{
-    GateStats, Net, NetRef, PoolStats, Stack, SynSlot, TapConfig, TcpConfig, TcpListener,
-    TcpStorage, UdpSocket, UdpStorage, Waiter,
+    FdIdle, GateStats, Net, NetRef, PoolStats, Stack, StdClock, SynSlot, TapConfig, TcpConfig,
+    TcpListener, TcpStorage, UdpSocket, UdpStorage, Waiter,
 };
 
 use super::netns;
+
+#[path = "impaired.rs"]
+pub mod impaired;
+
+use impaired::{Counts, Faults};
 
 /// The kernel side of the TAP link.
 pub const KERNEL_CIDR: &str = "192.168.69.100/24";
@@ -57,6 +63,8 @@ pub struct Spec {
     pub idle_timeout: Option<Duration>,
     /// SYN backlog slots.
     pub backlog: usize,
+    /// Faults on the stack's link (its device): none by default.
+    pub faults: Option<Faults>,
 }
 
 impl Spec {
@@ -68,7 +76,14 @@ impl Spec {
             tcp: TcpConfig::DEFAULT,
             idle_timeout: None,
             backlog: 64,
+            faults: None,
         }
+    }
+
+    /// The same server behind `faults`.
+    pub fn with_faults(mut self, faults: Faults) -> Self {
+        self.faults = Some(faults);
+        self
     }
 }
 
@@ -81,6 +96,8 @@ pub struct Report {
     pub pool: PoolStats,
     /// How long `serve_forever` took to return after the shutdown request.
     pub stop_latency: Duration,
+    /// Frames duplicated and reordered, with [`Spec::faults`].
+    pub shuffled: Counts,
 }
 
 /// Creates a namespace with a TAP device, runs the server of `spec` on it in
@@ -122,39 +139,54 @@ pub fn with_server<R: Send + 'static>(
     }))
 }
 
-type Parts = (
-    smoltcp::iface::Interface,
-    socketserver_smoltcp::TapDevice,
-    socketserver_smoltcp::StdClock,
-    socketserver_smoltcp::FdIdle,
-);
+type Parts<D> = (Interface, D, StdClock, FdIdle);
 
 fn run(spec: Spec, flag: &ShutdownFlag, ready: mpsc::Sender<Result<(), String>>) -> Report {
     let config = TapConfig::new("tap0", IpCidr::new(IpAddress::Ipv4(STACK_IP), 24));
-    let parts = match config.open() {
+    let (iface, device, clock, idle) = match config.open() {
         Ok(parts) => parts,
         Err(e) => {
             let _ = ready.send(Err(e.to_string()));
             panic!("open TAP: {e}");
         }
     };
-    let (gate, pool) = match (spec.strategy, spec.pool) {
-        (Strategy::Udp, _) => serve_udp(parts, spec, flag, &ready),
-        (_, 1) => serve_tcp::<1>(parts, spec, flag, &ready),
-        (_, 4) => serve_tcp::<4>(parts, spec, flag, &ready),
-        (_, 8) => serve_tcp::<8>(parts, spec, flag, &ready),
-        (_, 16) => serve_tcp::<16>(parts, spec, flag, &ready),
-        (_, n) => panic!("unsupported pool size {n}"),
+    let (gate, pool, shuffled) = match spec.faults {
+        None => {
+            let (gate, pool) = serve((iface, device, clock, idle), spec, flag, &ready);
+            (gate, pool, Counts::default())
+        }
+        Some(faults) => {
+            let (device, tally) = impaired::faults(device, faults);
+            let (gate, pool) = serve((iface, device, clock, idle), spec, flag, &ready);
+            (gate, pool, tally.get())
+        }
     };
     Report {
         gate,
         pool,
         stop_latency: Duration::ZERO,
+        shuffled,
     }
 }
 
-fn serve_udp(
-    (iface, device, clock, idle): Parts,
+fn serve<D: Device>(
+    parts: Parts<D>,
+    spec: Spec,
+    flag: &ShutdownFlag,
+    ready: &mpsc::Sender<Result<(), String>>,
+) -> (GateStats, PoolStats) {
+    match (spec.strategy, spec.pool) {
+        (Strategy::Udp, _) => serve_udp(parts, spec, flag, ready),
+        (_, 1) => serve_tcp::<1, D>(parts, spec, flag, ready),
+        (_, 4) => serve_tcp::<4, D>(parts, spec, flag, ready),
+        (_, 8) => serve_tcp::<8, D>(parts, spec, flag, ready),
+        (_, 16) => serve_tcp::<16, D>(parts, spec, flag, ready),
+        (_, n) => panic!("unsupported pool size {n}"),
+    }
+}
+
+fn serve_udp<D: Device>(
+    (iface, device, clock, idle): Parts<D>,
     spec: Spec,
     flag: &ShutdownFlag,
     ready: &mpsc::Sender<Result<(), String>>,
@@ -192,8 +224,8 @@ fn serve_udp(
 /// Buffers per direction of each pool socket: 64 KiB, desktop-class.
 const BUF: usize = 65536;
 
-fn serve_tcp<const N: usize>(
-    (iface, device, clock, idle): Parts,
+fn serve_tcp<const N: usize, D: Device>(
+    (iface, device, clock, idle): Parts<D>,
     spec: Spec,
     flag: &ShutdownFlag,
     ready: &mpsc::Sender<Result<(), String>>,

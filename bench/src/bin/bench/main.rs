@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! bench [--quick] [--only tcp,unix,udp,smoltcp,python,tokio,...] [--duration SECS] [--repeats N]
+//! bench --lossy [--loss 5] [--dup 5] [--reorder 10] [--mib 10] [--write-limit 15] [--repeats N]
 //! ```
 //!
 //! Each server is a separate process pinned to one CPU, the load generator
@@ -11,7 +12,12 @@
 //! servers of a group so drift hits ours and the baselines alike. smoltcp
 //! points run in a private network namespace created here and removed at
 //! the end; without root or `/dev/net/tun` they are skipped, loudly.
+//!
+//! `--lossy` runs something else instead: a bulk echo through a link that
+//! drops, duplicates and reorders frames (see `lossy.rs`), ours beside the
+//! hand-written smoltcp echo and Linux TCP.
 
+mod lossy;
 mod matrix;
 mod measure;
 mod netns;
@@ -56,6 +62,28 @@ struct Cli {
     /// The Python interpreter for Python's socketserver baselines.
     #[arg(long, default_value = "python3")]
     python: String,
+    /// Instead of the matrix: a bulk echo through a lossy link (needs root).
+    #[arg(long)]
+    lossy: bool,
+    /// --lossy: percent of frames dropped, each way.
+    #[arg(long, default_value_t = 5.0)]
+    loss: f64,
+    /// --lossy: percent of frames sent twice, each way.
+    #[arg(long, default_value_t = 5.0)]
+    dup: f64,
+    /// --lossy: percent of frames sent after the next one, each way.
+    #[arg(long, default_value_t = 10.0)]
+    reorder: f64,
+    /// --lossy: MiB each echo sends at most.
+    #[arg(long, default_value_t = 10)]
+    mib: usize,
+    /// --lossy: seconds each echo may write; it then reads the rest back
+    /// (a slow server is measured on what it echoed, not waited for).
+    #[arg(long, default_value_t = 15.0)]
+    write_limit: f64,
+    /// --lossy: capture every frame of our servers to DIR/NAME.pcap.
+    #[arg(long, value_name = "DIR")]
+    pcap: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -98,6 +126,10 @@ fn main() -> ExitCode {
             );
             return ExitCode::FAILURE;
         }
+    }
+
+    if cli.lossy {
+        return run_lossy(&cli, bin_dir, echo_server, started);
     }
 
     let mut rows = selected(&cli.only);
@@ -174,6 +206,9 @@ fn main() -> ExitCode {
             tmp: tmp.clone(),
             cpu: server_cpu,
             ns: ns.as_ref(),
+            tap_of: Tap::new,
+            tcp_addr: "127.0.0.1:0".into(),
+            pcap_dir: None,
         };
         let load_env = LoadEnv {
             loadgen: bin_dir.join("loadgen"),
@@ -216,6 +251,76 @@ fn main() -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// `--lossy`: the lossy-link comparison instead of the matrix.
+fn run_lossy(cli: &Cli, bin_dir: PathBuf, echo_server: PathBuf, started: Instant) -> ExitCode {
+    let percent = |p: f64| (0.0..=100.0).contains(&p);
+    let write_limit = Duration::try_from_secs_f64(cli.write_limit)
+        .ok()
+        .filter(|d| *d > Duration::ZERO && *d <= Duration::from_secs(120));
+    let (Some(write_limit), true, true) = (
+        write_limit,
+        percent(cli.loss) && percent(cli.dup) && percent(cli.reorder),
+        (1..=1024).contains(&cli.mib),
+    ) else {
+        eprintln!(
+            "bench: --lossy needs --write-limit in (0, 120] s, percentages in 0-100 and --mib in 1-1024"
+        );
+        return ExitCode::from(2);
+    };
+    if let Err(why) = netns::privileges() {
+        eprintln!("bench --lossy: cannot run: {why} (it needs root and /dev/net/tun)");
+        return ExitCode::FAILURE;
+    }
+    let (server_cpu, load_cpu) = match pin::allowed_cpus().as_slice() {
+        [a, b, ..] => (Some(*a), Some(*b)),
+        _ => (None, None),
+    };
+    let tmp = std::env::temp_dir().join(format!("ssbench-{}", std::process::id()));
+    if let Err(e) = std::fs::create_dir_all(&tmp) {
+        eprintln!("bench: {}: {e}", tmp.display());
+        return ExitCode::FAILURE;
+    }
+    let plan = lossy::Plan {
+        impairment: lossy::Impairment {
+            loss: cli.loss,
+            dup: cli.dup,
+            reorder: cli.reorder,
+        },
+        mib: cli.mib,
+        write_limit,
+        repeats: if cli.quick {
+            1
+        } else {
+            cli.repeats.clamp(1, 20)
+        },
+        bin_dir,
+        echo_server,
+        tmp: tmp.to_path_buf(),
+        server_cpu,
+        load_cpu,
+        pcap_dir: cli.pcap.clone(),
+    };
+    let outcome = lossy::run(&plan);
+    let _ = std::fs::remove_dir_all(&tmp);
+    match outcome {
+        Ok(()) => {
+            println!(
+                "\n{} run(s) each, medians; server on CPU {}, load on CPU {}, relay unpinned; {}; took {:.0} s.",
+                plan.repeats,
+                server_cpu.map_or("any".into(), |c| c.to_string()),
+                load_cpu.map_or("any".into(), |c| c.to_string()),
+                machine(),
+                started.elapsed().as_secs_f64()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bench --lossy: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -12,6 +12,8 @@ pub enum Family {
     Udp,
     /// smoltcp over TAP devices in a private network namespace.
     Smoltcp,
+    /// Behind a lossy link (`bench --lossy`, not part of the matrix).
+    Lossy,
 }
 
 impl Family {
@@ -23,6 +25,7 @@ impl Family {
             Family::Unix => "unix",
             Family::Udp => "udp",
             Family::Smoltcp => "smoltcp",
+            Family::Lossy => "lossy",
         }
     }
 }
@@ -75,6 +78,9 @@ pub enum Load {
     Bulk,
     /// `udp -c N`: 64-byte datagram round trips.
     Udp(usize),
+    /// `bulk --mib N`: one connection echoing N MiB (or what it writes
+    /// within the run's limit), waiting longer for a stalled read.
+    Echo(usize),
 }
 
 impl Load {
@@ -84,6 +90,7 @@ impl Load {
             Load::Conn(c) => format!("conn {c}"),
             Load::Bulk => "bulk".to_string(),
             Load::Udp(c) => format!("udp {c}"),
+            Load::Echo(mib) => format!("echo {mib} MiB"),
         }
     }
 
@@ -92,7 +99,7 @@ impl Load {
         match self {
             Load::Rr(_) => ("req/s", "req"),
             Load::Conn(_) => ("conn/s", "conn"),
-            Load::Bulk => ("MiB/s", "MiB"),
+            Load::Bulk | Load::Echo(_) => ("MiB/s", "MiB"),
             Load::Udp(_) => ("dgram/s", "dgram"),
         }
     }

@@ -17,6 +17,11 @@ use crate::servers::Running;
 /// Bytes per request, datagram and round trip.
 pub const MESSAGE: usize = 64;
 
+/// How long an `Echo` read may wait: smoltcp's retransmission timeout
+/// doubles from 1 s, so a lossy link stalls a plain smoltcp sender for
+/// seconds at a time without the connection being dead.
+pub const ECHO_STALL: Duration = Duration::from_secs(30);
+
 /// What running the load generator needs.
 pub struct LoadEnv<'a> {
     pub loadgen: PathBuf,
@@ -74,12 +79,27 @@ pub fn run(load: Load, server: &Running, env: &LoadEnv<'_>) -> Result<Sample, St
         Load::Bulk => {
             cmd.args(["bulk", target_flag, &server.addr, "-d", &secs]);
         }
+        Load::Echo(mib) => {
+            let mib = mib.to_string();
+            let timeout = format!("{:.0}", ECHO_STALL.as_secs_f64());
+            cmd.args([
+                "bulk",
+                target_flag,
+                &server.addr,
+                "--mib",
+                &mib,
+                "-d",
+                &secs,
+                "--timeout",
+                &timeout,
+            ]);
+        }
     }
     if let Some(cpu) = env.cpu {
         pin::pin_command(&mut cmd, cpu);
     }
     let before = cpu::tree_cpu(server.pid).map_err(|e| format!("server cpu: {e}"))?;
-    let output = run_bounded(cmd, env.duration + Duration::from_secs(40))?;
+    let output = run_bounded(cmd, env.duration + ECHO_STALL + Duration::from_secs(40))?;
     let after = cpu::tree_cpu(server.pid).map_err(|e| format!("server cpu: {e}"))?;
     let fields = parse(&output).ok_or_else(|| format!("loadgen printed no result: {output}"))?;
     let get = |k: &str| fields.get(k).copied().unwrap_or(0.0);

@@ -38,11 +38,7 @@ impl Namespace {
     /// (`tcp_tw_reuse = 2`) already recycles them. These sysctls belong to
     /// the namespace; the host's are untouched.
     pub fn create() -> Result<Namespace, String> {
-        remove_stale();
-        let name = format!("{PREFIX}{}", std::process::id());
-        ip(&["netns", "add", &name])?;
-        let ns = Namespace { name };
-        ip(&["-n", &ns.name, "link", "set", "lo", "up"])?;
+        let ns = Namespace::create_named("")?;
         let sysctls = run(ns.command("sysctl").args([
             "-q",
             "-w",
@@ -53,6 +49,48 @@ impl Namespace {
             eprintln!("bench: warning: conn points over TAP may run out of ports: {e}");
         }
         Ok(ns)
+    }
+
+    /// Creates `ssbench-PID` followed by `suffix`, with loopback up.
+    pub fn create_named(suffix: &str) -> Result<Namespace, String> {
+        remove_stale();
+        let name = format!("{PREFIX}{}{suffix}", std::process::id());
+        ip(&["netns", "add", &name])?;
+        let ns = Namespace { name };
+        ip(&["-n", &ns.name, "link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// The namespace's name, as `ip netns` knows it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Adds bridge `bridge`, forwarding at once (no STP delay), with the
+    /// kernel's address `cidr` on it, up.
+    pub fn add_bridge(&self, bridge: &str, cidr: &str) -> Result<(), String> {
+        let n = self.name.as_str();
+        ip(&[
+            "-n",
+            n,
+            "link",
+            "add",
+            bridge,
+            "type",
+            "bridge",
+            "forward_delay",
+            "0",
+        ])?;
+        ip(&["-n", n, "addr", "add", cidr, "dev", bridge])?;
+        ip(&["-n", n, "link", "set", bridge, "up"])
+    }
+
+    /// Adds TAP device `dev` as a port of `bridge` (no address of its own), up.
+    pub fn add_bridged_tap(&self, dev: &str, bridge: &str) -> Result<(), String> {
+        let n = self.name.as_str();
+        ip(&["-n", n, "tuntap", "add", "dev", dev, "mode", "tap"])?;
+        ip(&["-n", n, "link", "set", dev, "master", bridge])?;
+        ip(&["-n", n, "link", "set", dev, "up"])
     }
 
     /// Adds TAP device `dev` with the kernel side at `kernel_cidr`, up.
@@ -88,9 +126,11 @@ fn remove_stale() {
         let Some(name) = line.split_whitespace().next() else {
             continue;
         };
-        let Some(pid) = name.strip_prefix(PREFIX) else {
+        let Some(rest) = name.strip_prefix(PREFIX) else {
             continue;
         };
+        // `ssbench-PID` or `ssbench-PID-SUFFIX`.
+        let pid = rest.split('-').next().unwrap_or(rest);
         if std::path::Path::new(&format!("/proc/{pid}")).exists() {
             continue;
         }

@@ -31,6 +31,12 @@ pub struct Env<'a> {
     pub tmp: PathBuf,
     pub cpu: Option<usize>,
     pub ns: Option<&'a Namespace>,
+    /// The TAP device and addresses of the TAP server with this index.
+    pub tap_of: fn(usize) -> Tap,
+    /// Where kernel TCP servers listen.
+    pub tcp_addr: String,
+    /// Where our TAP servers write a pcap capture, if anywhere.
+    pub pcap_dir: Option<PathBuf>,
 }
 
 /// A TAP server's device and addresses, from its index in the family.
@@ -38,15 +44,19 @@ pub struct Tap {
     pub dev: String,
     pub stack_cidr: String,
     pub kernel_cidr: String,
+    /// The stack's MAC address, when several stacks share a link.
+    pub mac: Option<String>,
 }
 
 impl Tap {
+    /// A subnet of its own per server: 192.168.(69 + index).0/24.
     pub fn new(index: usize) -> Tap {
         let net = 69 + index;
         Tap {
             dev: format!("tap{index}"),
             stack_cidr: format!("192.168.{net}.1/24"),
             kernel_cidr: format!("192.168.{net}.100/24"),
+            mac: None,
         }
     }
 }
@@ -70,11 +80,12 @@ pub fn start(server: Server, index: usize, env: &Env<'_>) -> Result<Running, Str
         .collect();
     let base = format!("{}-{slug}", server.family.name());
     let addr = match server.listen {
-        Listen::Tcp | Listen::Udp => "127.0.0.1:0".to_string(),
+        Listen::Tcp => env.tcp_addr.clone(),
+        Listen::Udp => "127.0.0.1:0".to_string(),
         Listen::Unix => env.tmp.join(format!("{base}.sock")).display().to_string(),
         Listen::Tap => String::new(),
     };
-    let tap = Tap::new(index);
+    let tap = (env.tap_of)(index);
     let (program, args): (String, Vec<String>) = match server.kind {
         Kind::Ours {
             transport,
@@ -93,6 +104,13 @@ pub fn start(server: Server, index: usize, env: &Env<'_>) -> Result<Running, Str
                     "--ip".into(),
                     tap.stack_cidr.clone(),
                 ]);
+                if let Some(mac) = &tap.mac {
+                    args.extend(["--mac".into(), mac.clone()]);
+                }
+                if let Some(dir) = &env.pcap_dir {
+                    let file = dir.join(format!("{base}.pcap"));
+                    args.extend(["--pcap".into(), file.display().to_string()]);
+                }
             } else {
                 args.extend(["--addr".into(), addr]);
             }
@@ -164,7 +182,7 @@ pub fn start(server: Server, index: usize, env: &Env<'_>) -> Result<Running, Str
 
 /// Reads the first stdout line (with a timeout) and keeps draining the rest
 /// in a thread so the server never blocks on a full pipe.
-fn first_line(stdout: std::process::ChildStdout) -> Result<String, String> {
+pub fn first_line(stdout: std::process::ChildStdout) -> Result<String, String> {
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         let mut lines = BufReader::new(stdout).lines();

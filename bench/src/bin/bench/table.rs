@@ -39,6 +39,11 @@ impl Results {
         Some((median(&rates)?, median(&cpu)?, samples.len()))
     }
 
+    /// The median rate of `server` on `load`, if it has samples.
+    pub fn median_rate(&self, server: &Server, load: Load) -> Option<f64> {
+        self.medians(server, load).map(|(rate, _, _)| rate)
+    }
+
     fn errors(&self, server: &Server, load: Load) -> (u64, u64) {
         self.samples.get(&key(server, load)).map_or((0, 0), |s| {
             (
@@ -122,8 +127,11 @@ impl Results {
     }
 }
 
-/// `12345.6` as `12,346`; small values keep one decimal.
+/// `12345.6` as `12,346`; small values keep a decimal, two below 10.
 fn thousands(x: f64) -> String {
+    if x < 10.0 {
+        return format!("{x:.2}");
+    }
     if x < 100.0 {
         return format!("{x:.1}");
     }

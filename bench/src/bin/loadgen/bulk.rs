@@ -1,5 +1,6 @@
 //! `bulk`: one connection echoing N MiB, the writer and the reader running
-//! at the same time so the server streams instead of turning around.
+//! at the same time so the server streams instead of turning around. Every
+//! byte read back is checked against what was sent at that offset.
 
 use std::io::{Read, Write};
 use std::thread;
@@ -9,17 +10,36 @@ use socketserver_bench::endpoint::Target;
 
 use crate::workers::Outcome;
 
-/// A read that waits this long ends the run: the server stalled.
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
 const CHUNK: usize = 64 * 1024;
+
+/// The byte sent at each offset of a chunk (every chunk is the same).
+fn pattern() -> Vec<u8> {
+    (0..CHUNK).map(|i| (i % 251) as u8).collect()
+}
+
+/// Whether `data`, read at stream offset `at`, is what was sent there.
+fn intact(pattern: &[u8], at: usize, data: &[u8]) -> bool {
+    let mut offset = at % CHUNK;
+    let mut rest = data;
+    while !rest.is_empty() {
+        let take = rest.len().min(CHUNK - offset);
+        if rest[..take] != pattern[offset..offset + take] {
+            return false;
+        }
+        rest = &rest[take..];
+        offset = 0;
+    }
+    true
+}
 
 /// Sends `mib` MiB, or as much as fits in `duration` (whichever ends
 /// first), and reads the echo back until the server's EOF. The rate is MiB/s
-/// each way, from the first write to the last byte read.
-pub fn run(target: &Target, mib: usize, duration: Duration) -> Outcome {
+/// each way, from the first write to the last byte read. A read or write
+/// that waits `io_timeout` ends the run with an error: the server stalled.
+pub fn run(target: &Target, mib: usize, duration: Duration, io_timeout: Duration) -> Outcome {
     let mut outcome = Outcome::default();
     let total = mib * (1 << 20);
-    let stream = match target.connect(IO_TIMEOUT) {
+    let stream = match target.connect(io_timeout) {
         Ok(s) => s,
         Err(e) => {
             outcome.error(format!("connect: {e}"));
@@ -39,7 +59,7 @@ pub fn run(target: &Target, mib: usize, duration: Duration) -> Outcome {
     let start = Instant::now();
     let deadline = start + duration;
     let sender = thread::spawn(move || -> std::io::Result<usize> {
-        let chunk: Vec<u8> = (0..CHUNK).map(|i| (i % 251) as u8).collect();
+        let chunk = pattern();
         let mut sent = 0;
         while sent < total && Instant::now() < deadline {
             writer.write_all(&chunk)?;
@@ -49,13 +69,23 @@ pub fn run(target: &Target, mib: usize, duration: Duration) -> Outcome {
         Ok(sent)
     });
     let mut buf = vec![0u8; CHUNK];
+    let expected = pattern();
     let mut got = 0usize;
     // Bounded: every read either makes progress, times out (an error), or
     // ends at EOF; a server echoing more than we sent is an error too.
     loop {
         match reader.read(&mut buf) {
             Ok(0) => break,
-            Ok(n) => got += n,
+            Ok(n) => {
+                if !intact(&expected, got, &buf[..n]) {
+                    outcome.error(format!(
+                        "the echo differs from what was sent within bytes {got}..{}",
+                        got + n
+                    ));
+                    break;
+                }
+                got += n;
+            }
             Err(e) => {
                 outcome.error(format!("read after {got} bytes: {e}"));
                 break;

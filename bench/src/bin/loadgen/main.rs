@@ -3,7 +3,7 @@
 //! ```text
 //! loadgen rr   (--tcp ADDR | --unix PATH) [-c CLIENTS] [-s SIZE] [-d SECS]
 //! loadgen conn (--tcp ADDR | --unix PATH) [-c CLIENTS] [-s SIZE] [-d SECS]
-//! loadgen bulk (--tcp ADDR | --unix PATH) [--mib N] [-d SECS]
+//! loadgen bulk (--tcp ADDR | --unix PATH) [--mib N] [-d SECS] [--timeout SECS]
 //! loadgen udp  --udp ADDR [-c CLIENTS] [-s SIZE] [-d SECS]
 //! ```
 //!
@@ -55,6 +55,9 @@ enum Mode {
         /// Seconds of writing at most.
         #[arg(short, long, default_value_t = 2.0)]
         duration: f64,
+        /// Seconds a read or write may wait before the run fails (the server stalled).
+        #[arg(long, default_value_t = 10.0)]
+        timeout: f64,
     },
     /// C clients doing S-byte datagram round trips (a reply missing after
     /// 200 ms counts as lost).
@@ -161,12 +164,14 @@ fn main() -> ExitCode {
             target,
             mib,
             duration,
+            timeout,
         } => {
             if !(1..=65536).contains(mib) {
                 socketserver_bench::die("loadgen", "--mib must be 1-65536");
             }
             let duration = seconds(*duration);
-            ("bulk", bulk::run(&target.target(), *mib, duration))
+            let timeout = seconds(*timeout).max(Duration::from_millis(1));
+            ("bulk", bulk::run(&target.target(), *mib, duration, timeout))
         }
         Mode::Udp { udp, load } => {
             load.check();
@@ -188,7 +193,7 @@ fn report(mode: &str, mut outcome: Outcome) -> ExitCode {
     let ops = outcome.ops();
     let rate = if secs > 0.0 { ops / secs } else { 0.0 };
     println!(
-        "result mode={mode} ops={ops:.3} secs={secs:.3} rate={rate:.1} p50_us={} p99_us={} errors={} lost={}",
+        "result mode={mode} ops={ops:.3} secs={secs:.3} rate={rate:.3} p50_us={} p99_us={} errors={} lost={}",
         outcome.latencies.percentile(50.0),
         outcome.latencies.percentile(99.0),
         outcome.errors,
