@@ -8,7 +8,7 @@
 //! it: each backend and strategy feeds it the bytes a request moves and asks
 //! it whether the request has expired.
 
-use crate::time::{Duration, Instant};
+use crate::time::{Duration, Instant, earliest};
 
 /// How long a request may move no byte before it is ended, by default.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -190,10 +190,7 @@ impl Activity {
         let window = policy
             .min_rate
             .map(|r| self.window_start.saturating_add(r.per));
-        match (idle, window) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        earliest(idle, window)
     }
 
     /// When a client waiting at capacity may evict this request, if it stays idle.

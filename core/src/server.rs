@@ -6,7 +6,7 @@ use crate::lifecycle::end_stream_request;
 use crate::serve_loop::{self, Handled, Pass, Taken};
 use crate::shutdown::ShutdownFlag;
 use crate::strategy::{AddrOf, DatagramStrategy, StreamStrategy};
-use crate::time::{Duration, Instant};
+use crate::time::{Duration, Instant, earliest};
 use crate::trace::{step, trace_warn};
 use crate::transport::{DatagramSocket, Listener, Wait};
 
@@ -224,9 +224,7 @@ where
         let now = self.waiter.now();
         let accepting = self.accepting(now);
         let deadline = match self.accept_paused_until {
-            Some(until) if !accepting && until > now => {
-                Some(deadline.map_or(until, |d| d.min(until)))
-            }
+            Some(until) if !accepting && until > now => earliest(deadline, Some(until)),
             _ => deadline,
         };
         let listener = accepting.then_some(&self.listener);

@@ -106,6 +106,7 @@ mod recovery;
 #[cfg(not(feature = "loss-recovery"))]
 #[path = "recovery_off.rs"]
 mod recovery;
+mod recovery_counts;
 mod stack;
 mod syn;
 #[cfg(feature = "std")]

@@ -354,14 +354,7 @@ impl Flow {
     }
 }
 
-/// Counters of what recovery did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Counts {
-    /// Fast retransmits triggered by the peer's SACK blocks.
-    pub(crate) fast_retransmits: u32,
-    /// Fast retransmits triggered by the timer.
-    pub(crate) probes: u32,
-}
+pub(crate) use crate::recovery_counts::Counts;
 
 /// The tracked connections.
 #[derive(Debug)]

@@ -22,12 +22,7 @@ impl Stale {
     }
 }
 
-/// What recovery did: nothing.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Counts {
-    pub(crate) fast_retransmits: u32,
-    pub(crate) probes: u32,
-}
+pub(crate) use crate::recovery_counts::Counts;
 
 #[derive(Debug)]
 pub(crate) struct Recovery {

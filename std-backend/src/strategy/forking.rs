@@ -6,7 +6,7 @@ use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
-use socketserver_core::time::{Duration, Instant};
+use socketserver_core::time::{Duration, Instant, earliest};
 use socketserver_core::{
     AddrOf, DatagramRequestHandler, DatagramSocket, DatagramStrategy, Listener, ServerHooks,
     ShutdownFlag, StreamRequestHandler, StreamStrategy, Wait, end_stream_request,
@@ -245,7 +245,7 @@ impl<H, const RBUF: usize, const WBUF: usize> Forking<H, RBUF, WBUF> {
             return Some(now);
         }
         let recheck = now.saturating_add(REAP_INTERVAL);
-        Some(deadline.map_or(recheck, |d| d.min(recheck)))
+        earliest(deadline, Some(recheck))
     }
 
     /// After each wait: a stop a child asked for becomes a request of the

@@ -5,7 +5,7 @@ use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 
-use socketserver_core::time::{Duration, Instant};
+use socketserver_core::time::{Duration, Instant, earliest};
 use socketserver_core::{
     AddrOf, DatagramRequestHandler, DatagramSocket, DatagramStrategy, IdlePolicy, Listener,
     ServerHooks, StreamRequestHandler, StreamStrategy, Wait, end_stream_request,
@@ -222,7 +222,7 @@ impl<H, const RBUF: usize, const WBUF: usize> Threading<H, RBUF, WBUF> {
             return deadline;
         }
         let recheck = now.saturating_add(FULL_RECHECK);
-        Some(deadline.map_or(recheck, |d| d.min(recheck)))
+        earliest(deadline, Some(recheck))
     }
 }
 
