@@ -2,7 +2,6 @@
 
 use core::error::Error;
 use core::fmt::Debug;
-use core::time::Duration;
 
 /// The overridable steps of a server, Python's `BaseServer` methods.
 ///
@@ -82,13 +81,6 @@ pub trait ServerHooks<A: Debug + ?Sized> {
 
     /// Called when the server closes (Python's `server_close`).
     fn server_close(&self) {}
-
-    /// The `handle_request` timeout, Python's `timeout` attribute; `None`
-    /// (the default) waits forever. Strategies may have their own default
-    /// (forking: 300 s), used when this returns `None`.
-    fn timeout(&self) -> Option<Duration> {
-        None
-    }
 }
 
 /// Python's default hooks: serve everyone, report errors, do nothing else.

@@ -4,7 +4,7 @@
 //! A *request handler* owns the protocol ([`AsyncStreamRequestHandler`],
 //! written as plain sequential async code, and Python's blocking
 //! [`StreamRequestHandler`] and [`DatagramRequestHandler`]); a *server*
-//! ([`StreamServer`], [`DatagramServer`]) owns the socket and the request loop
+//! ([`Server`], over a listener or [`Datagrams`]) owns the socket and the request loop
 //! (`handle_request`, `serve_forever`, shutdown) and calls Python's hooks
 //! ([`ServerHooks`]) in Python's order; a *strategy* ([`Sync`],
 //! [`Multiplexed`], and `Threading` / `Forking` in `socketserver-std`)
@@ -36,11 +36,11 @@
 //! and served by any backend's listener, here a generic one:
 //!
 //! ```
-//! use socketserver_core::{DefaultHooks, Listener, StreamServer, Sync, Wait, Echo};
+//! use socketserver_core::{DefaultHooks, Listener, Server, Sync, Wait, Echo};
 //! use socketserver_core::time::Duration;
 //!
 //! fn serve<L: Listener, W: Wait<L>>(listener: L, waiter: W) -> Result<(), W::Error> {
-//!     let mut server = StreamServer::new(listener, waiter, Sync::<Echo>::new(Echo), DefaultHooks);
+//!     let mut server = Server::new(listener, waiter, Sync::<Echo>::new(Echo), DefaultHooks);
 //!     server.serve_forever(Duration::from_millis(500))
 //! }
 //! ```
@@ -57,6 +57,7 @@
 // `wake.rs`, and the pinned request slots of `multiplexed.rs`.
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
+#![deny(missing_debug_implementations)]
 
 #[cfg(feature = "std")]
 extern crate std;
@@ -72,7 +73,7 @@ mod echo;
 mod error;
 mod handler;
 mod hooks;
-mod lifecycle;
+mod incoming;
 mod liveness;
 mod message;
 mod multiplexed;
@@ -80,9 +81,11 @@ mod multiplexed;
 mod report_limit;
 mod request;
 mod request_io;
+mod runner;
 mod serve_loop;
 mod server;
 mod shutdown;
+mod source;
 mod strategy;
 mod sync;
 pub mod time;
@@ -98,10 +101,7 @@ pub use embedded_io_async;
 pub use error::{Error, HandlerError};
 pub use handler::{Async, AsyncStreamRequestHandler, DatagramRequestHandler, StreamRequestHandler};
 pub use hooks::{DefaultHooks, ServerHooks, report_dropped_reply, report_error};
-pub use lifecycle::{
-    close_stream_request, cut_stream_request, end_stream_request, finish_stream_request,
-    report_request_error, run_datagram_request, run_stream_request,
-};
+pub use incoming::{Accepted, NothingHeld, Packet, Request};
 pub use liveness::{
     Activity, DEFAULT_EVICT_AFTER, DEFAULT_IDLE_TIMEOUT, Expiry, IdlePolicy, MinRate,
     SUGGESTED_MIN_RATE,
@@ -110,12 +110,15 @@ pub use message::{MESSAGE_CAPACITY, Message};
 pub use multiplexed::{Multiplexed, Served};
 pub use request::{DatagramRequest, StreamRequest};
 pub use request_io::STEP_BUDGET;
-pub use serve_loop::Handled;
-pub use server::{DatagramServer, StreamServer};
-pub use shutdown::ShutdownFlag;
-pub use strategy::{AddrOf, DatagramStrategy, StreamStrategy};
-pub use sync::Sync;
-pub use transport::{
-    Accepted, Connection, DatagramSocket, Interest, Listener, Received, Sent, Wait,
+pub use runner::{
+    PanicGuard, Serve, Unguarded, begin_request, complete_request, cut_request, drop_request,
+    hand_off_request, refuse_request, report_request_error, run_request,
 };
+pub use serve_loop::Handled;
+pub use server::Server;
+pub use shutdown::{RunningLoop, ShutdownFlag};
+pub use source::{Datagrams, RequestOf, RequestSource, StrategyFor};
+pub use strategy::Strategy;
+pub use sync::Sync;
+pub use transport::{Connection, DatagramSocket, Interest, Listener, Received, Sent, Wait};
 pub use wake::{SLOT_IDS, slot_ids_in_use, wake_count};

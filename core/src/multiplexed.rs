@@ -17,12 +17,13 @@ use crate::async_request::AsyncStreamRequest;
 use crate::error::Error;
 use crate::handler::AsyncStreamRequestHandler;
 use crate::hooks::ServerHooks;
-use crate::lifecycle::{close_stream_request, cut_stream_request, report_request_error};
+use crate::incoming::{Accepted, Departed};
 use crate::liveness::{Activity, IdlePolicy};
-use crate::strategy::{AddrOf, StreamStrategy};
+use crate::runner::{begin_request, complete_request, cut_request, report_request_error};
+use crate::strategy::Strategy;
 use crate::time::{Instant, earliest};
 use crate::trace::{step, trace_warn};
-use crate::transport::{Connection, Listener, Wait};
+use crate::transport::Connection;
 use crate::wake::{SlotId, SlotIds};
 
 /// Polls a cancelled request gets to run its `finish` before it is dropped
@@ -154,7 +155,7 @@ struct State<C: Connection, H, F, const N: usize> {
     limit: usize,
     cancelling: usize,
     /// A client accepted at capacity, waiting for the slot an eviction frees.
-    queued: Option<(C, C::Addr)>,
+    queued: Option<Accepted<C>>,
     policy: IdlePolicy,
     last_pass: Instant,
     /// No request can outlive the policy before this (`None`: none can).
@@ -173,11 +174,11 @@ struct State<C: Connection, H, F, const N: usize> {
 ///
 /// ```
 /// use core::pin::pin;
-/// use socketserver_core::{Multiplexed, DefaultHooks, Listener, StreamServer, Upper, Wait};
+/// use socketserver_core::{Multiplexed, DefaultHooks, Listener, Server, Upper, Wait};
 ///
 /// fn serve<L: Listener, W: Wait<L>>(listener: L, waiter: W) -> Result<(), W::Error> {
 ///     let mux = pin!(Multiplexed::<L::Conn, _, _, 4>::new(Upper::<256>));
-///     let mut server = StreamServer::new(listener, waiter, mux, DefaultHooks);
+///     let mut server = Server::new(listener, waiter, mux, DefaultHooks);
 ///     server.serve_forever(core::time::Duration::from_millis(500))
 /// }
 /// ```
@@ -487,19 +488,18 @@ where
         mut slot: Pin<&mut Option<F>>,
         index: usize,
         hooks: &K,
-        conn: C,
-        client: C::Addr,
+        request: Accepted<C>,
     ) {
         if self.ids.is_none() {
             self.ids = SlotIds::take(N);
         }
         let Some(id) = self.slot_id(index) else {
             // The process's slot ids are all taken: end this one now.
-            cut_stream_request(hooks, conn, &client);
+            cut_request(hooks, request);
             return;
         };
-        step!("socketserver::server", "finish_request", conn, client);
-        hooks.finish_request(&client);
+        begin_request(hooks, &request);
+        let Accepted { conn, client } = request;
         step!("socketserver::handler", "__init__");
         slot.set(Some((self.make)(
             self.handler.clone(),
@@ -551,10 +551,8 @@ where
             Poll::Ready(served) => {
                 slot.set(None);
                 if let (Some(meta), Some(served)) = (self.vacate(index), served) {
-                    if let Err(e) = &served.result {
-                        report_request_error::<C, K>(hooks, &meta.client, e);
-                    }
-                    close_stream_request(hooks, served.conn, &meta.client, &served.result);
+                    let request = Accepted::new(served.conn, meta.client);
+                    complete_request(hooks, request, &served.result);
                 }
                 true
             }
@@ -564,9 +562,9 @@ where
                         // It ignores the cut: dropping it resets its connection.
                         slot.set(None);
                         if let Some(meta) = self.vacate(index) {
-                            report_request_error::<C, K>(hooks, &meta.client, &Error::Cut);
-                            hooks.shutdown_request(&meta.client);
-                            hooks.close_request(&meta.client);
+                            let departed = Departed(meta.client);
+                            report_request_error(hooks, &departed, &Error::Cut);
+                            cut_request(hooks, departed);
                         }
                     }
                     Some(left) => {
@@ -604,9 +602,9 @@ where
         }
         if self.queued.is_some()
             && let Some(index) = self.free_slot()
-            && let Some((conn, client)) = self.queued.take()
+            && let Some(request) = self.queued.take()
         {
-            self.start(slot(futures.as_mut(), index), index, hooks, conn, client);
+            self.start(slot(futures.as_mut(), index), index, hooks, request);
             moved = true;
         }
         self.refresh_candidate(now);
@@ -614,17 +612,17 @@ where
     }
 }
 
-impl<L, K, H, F, const N: usize> StreamStrategy<L, K> for Pin<&mut Multiplexed<L::Conn, H, F, N>>
+impl<C, K, H, F, const N: usize> Strategy<Accepted<C>, K> for Pin<&mut Multiplexed<C, H, F, N>>
 where
-    L: Listener,
-    K: ServerHooks<AddrOf<L>>,
-    H: AsyncStreamRequestHandler<L::Conn>,
-    F: Future<Output = Option<Served<L::Conn>>>,
+    C: Connection,
+    K: ServerHooks<C::Addr>,
+    H: AsyncStreamRequestHandler<C>,
+    F: Future<Output = Option<Served<C>>>,
 {
-    fn process_request(&mut self, hooks: &K, conn: L::Conn, client: AddrOf<L>) {
+    fn process_request(&mut self, hooks: &K, request: Accepted<C>) {
         let (state, futures) = self.as_mut().project();
         match state.free_slot() {
-            Some(index) => state.start(slot(futures, index), index, hooks, conn, client),
+            Some(index) => state.start(slot(futures, index), index, hooks, request),
             None => {
                 // `can_accept` let it in to evict an idle request: it waits
                 // for the slot that request frees.
@@ -632,8 +630,8 @@ where
                     state.cancel(victim);
                 }
                 match state.queued {
-                    None => state.queued = Some((conn, client)),
-                    Some(_) => cut_stream_request(hooks, conn, &client),
+                    None => state.queued = Some(request),
+                    Some(_) => cut_request(hooks, request),
                 }
             }
         }
@@ -644,14 +642,8 @@ where
         !state.full() || (state.queued.is_none() && state.candidate.is_some())
     }
 
-    fn wait<W: Wait<L>>(
-        &mut self,
-        waiter: &mut W,
-        listener: Option<&L>,
-        deadline: Option<Instant>,
-    ) -> Result<(), W::Error> {
-        let deadline = earliest(deadline, self.next_poll());
-        waiter.wait(listener, deadline)
+    fn next_wake(&mut self, _now: Instant, _watching: bool) -> Option<Instant> {
+        self.next_poll()
     }
 
     fn poll_requests(&mut self, hooks: &K, now: Instant) -> bool {
@@ -668,17 +660,17 @@ where
         for index in 0..N {
             state.cancel(index);
         }
-        if let Some((conn, client)) = state.queued.take() {
-            cut_stream_request(hooks, conn, &client);
+        if let Some(request) = state.queued.take() {
+            cut_request(hooks, request);
         }
         // Each cancelled request gets its polls to run `finish`, then goes.
         for _ in 0..=CANCEL_POLLS {
             let now = self.state.last_pass;
-            StreamStrategy::<L, K>::poll_requests(self, hooks, now);
+            Strategy::<Accepted<C>, K>::poll_requests(self, hooks, now);
         }
     }
 
     fn server_close(&mut self, hooks: &K) {
-        StreamStrategy::<L, K>::cut_in_flight(self, hooks);
+        Strategy::<Accepted<C>, K>::cut_in_flight(self, hooks);
     }
 }

@@ -77,17 +77,31 @@ impl ShutdownFlag {
         bits & EVER_RUN != 0 && Self::running(bits) == 0
     }
 
+    /// Registers a loop of one's own (not `serve_forever`, which does this
+    /// itself) as running until the returned value is dropped, so that
+    /// [`request`](Self::request) stops it and [`is_stopped`](Self::is_stopped)
+    /// waits for it. `None` when a stop is already requested (before the
+    /// first loop, or for the loops running now): the loop must not start.
+    pub fn enter_loop(&self) -> Option<RunningLoop<'_>> {
+        if self.begin() {
+            Some(RunningLoop(self))
+        } else {
+            self.end();
+            None
+        }
+    }
+
     /// Marks a loop as started; every `begin` needs its [`end`](Self::end).
     /// Returns `false` when a stop is already requested (before the first
     /// loop, or for the loops running now): the loop must then stop at once.
-    pub fn begin(&self) -> bool {
+    pub(crate) fn begin(&self) -> bool {
         let previous = self.bits.fetch_add(ONE_LOOP, Ordering::AcqRel);
         self.bits.fetch_or(EVER_RUN, Ordering::AcqRel);
         previous & REQUESTED == 0
     }
 
     /// Marks a loop as stopped; the last loop to stop consumes the request.
-    pub fn end(&self) {
+    pub(crate) fn end(&self) {
         let update = |bits: u32| {
             if Self::running(bits) == 0 {
                 return None; // an `end` without `begin`: nothing to undo
@@ -102,6 +116,18 @@ impl ShutdownFlag {
         let _ = self
             .bits
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, update);
+    }
+}
+
+/// A loop registered on a [`ShutdownFlag`] ([`ShutdownFlag::enter_loop`]):
+/// it counts as running until this is dropped, even when a panic unwinds
+/// through the loop.
+#[derive(Debug)]
+pub struct RunningLoop<'a>(&'a ShutdownFlag);
+
+impl Drop for RunningLoop<'_> {
+    fn drop(&mut self) {
+        self.0.end();
     }
 }
 

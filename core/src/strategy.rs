@@ -2,20 +2,22 @@
 //!
 //! `Sync` (here) serves each request inline; `Multiplexed<N>` (here) polls N
 //! async requests from one thread; `Threading` and `Forking` live in
-//! `socketserver-std`. A strategy owns the handler value it clones per request.
+//! `socketserver-std`. A strategy owns the handler value it clones per
+//! request, decides where each request runs, and runs it through the request
+//! runner ([`run_request`](crate::run_request)); the server's loop asks it
+//! the questions below and never lets it wait itself.
 
 use crate::hooks::ServerHooks;
+use crate::incoming::Request;
 use crate::time::{Duration, Instant};
-use crate::transport::{Connection, DatagramSocket, Listener, Wait};
 
-/// Address of the connections a listener accepts.
-pub type AddrOf<L> = <<L as Listener>::Conn as Connection>::Addr;
-
-/// A way to process stream requests, Python's `process_request` override.
-pub trait StreamStrategy<L: Listener, K: ServerHooks<AddrOf<L>>> {
-    /// Takes a verified request. Sync serves it before returning; others hand
-    /// it to a slot, a thread or a child.
-    fn process_request(&mut self, hooks: &K, conn: L::Conn, client: AddrOf<L>);
+/// A way to process requests of kind `R` ([`Accepted`](crate::Accepted)
+/// connections or [`Packet`](crate::Packet)s), Python's `process_request`
+/// override, with hooks `K`.
+pub trait Strategy<R: Request, K: ServerHooks<R::Addr>> {
+    /// Takes a verified request. `Sync` serves it before returning; others
+    /// hand it to a slot, a thread or a child.
+    fn process_request(&mut self, hooks: &K, request: R);
 
     /// Whether another request can be taken now. `false` leaves new clients
     /// waiting in the backlog (back-pressure, never a refusal).
@@ -23,15 +25,20 @@ pub trait StreamStrategy<L: Listener, K: ServerHooks<AddrOf<L>>> {
         true
     }
 
-    /// Sleeps until the listener (when given) or the strategy's own
-    /// connections may be ready, or until `deadline`.
-    fn wait<W: Wait<L>>(
-        &mut self,
-        waiter: &mut W,
-        listener: Option<&L>,
-        deadline: Option<Instant>,
-    ) -> Result<(), W::Error> {
-        waiter.wait(listener, deadline)
+    /// Called just before the loop sleeps: the latest instant it must look
+    /// again, when nothing else wakes it (a slot's idle deadline, a re-check
+    /// for a child that exits; `now` to look again at once). `watching`
+    /// says whether the server socket is part of the wait (it is not while
+    /// [`can_accept`](Self::can_accept) says no).
+    fn next_wake(&mut self, now: Instant, watching: bool) -> Option<Instant> {
+        let _ = (now, watching);
+        None
+    }
+
+    /// Whether work the strategy ran elsewhere asked the server to stop (a
+    /// handler in a forked child): the loop then requests its own shutdown.
+    fn stop_requested(&mut self) -> bool {
+        false
     }
 
     /// Advances requests the strategy holds (multiplexed slots); returns
@@ -48,8 +55,9 @@ pub trait StreamStrategy<L: Listener, K: ServerHooks<AddrOf<L>>> {
 
     /// Ends every request in flight now, by force: the end of a graceful
     /// shutdown whose deadline passed. Each connection is reset
-    /// ([`Connection::abort`]), so no client mistakes the cut for a complete
-    /// transfer; handlers still running see an error, and `finish` runs.
+    /// ([`Connection::abort`](crate::Connection::abort)), so no client
+    /// mistakes the cut for a complete transfer; handlers still running see
+    /// an error, and `finish` runs.
     fn cut_in_flight(&mut self, hooks: &K) {
         let _ = hooks;
     }
@@ -65,53 +73,7 @@ pub trait StreamStrategy<L: Listener, K: ServerHooks<AddrOf<L>>> {
         let _ = hooks;
     }
 
-    /// The `handle_request` timeout when the hooks set none (Forking: 300 s).
-    fn default_timeout(&self) -> Option<Duration> {
-        None
-    }
-}
-
-/// A way to process datagram requests.
-pub trait DatagramStrategy<D: DatagramSocket, K: ServerHooks<D::Addr>> {
-    /// Takes a verified datagram; `reply` is scratch space for the reply.
-    fn process_request(
-        &mut self,
-        hooks: &K,
-        socket: &mut D,
-        packet: &[u8],
-        truncated: bool,
-        client: D::Addr,
-        reply: &mut [u8],
-    );
-
-    /// Whether another request can be taken now.
-    fn can_accept(&self) -> bool {
-        true
-    }
-
-    /// Sleeps until the socket (when given) may be ready, or until
-    /// `deadline`. A strategy at its capacity shortens the deadline so that it
-    /// notices freed capacity.
-    fn wait<W: Wait<D>>(
-        &mut self,
-        waiter: &mut W,
-        socket: Option<&D>,
-        deadline: Option<Instant>,
-    ) -> Result<(), W::Error> {
-        waiter.wait(socket, deadline)
-    }
-
-    /// Runs on every `serve_forever` pass and on `handle_request` timeouts.
-    fn service_actions(&mut self, hooks: &K) {
-        let _ = hooks;
-    }
-
-    /// Waits for or ends in-flight requests as `block_on_close` says.
-    fn server_close(&mut self, hooks: &K) {
-        let _ = hooks;
-    }
-
-    /// The `handle_request` timeout when the hooks set none.
+    /// The `handle_request` timeout when the server sets none (Forking: 300 s).
     fn default_timeout(&self) -> Option<Duration> {
         None
     }

@@ -1,10 +1,9 @@
 //! `Sync`: each request served inline, one at a time, Python's plain server.
 
-use crate::handler::{DatagramRequestHandler, StreamRequestHandler};
 use crate::hooks::ServerHooks;
-use crate::lifecycle::{run_datagram_request, run_stream_request};
-use crate::strategy::{AddrOf, DatagramStrategy, StreamStrategy};
-use crate::transport::{DatagramSocket, Listener};
+use crate::incoming::Request;
+use crate::runner::{Serve, Unguarded, run_request};
+use crate::strategy::Strategy;
 
 /// Serves each request to completion before taking the next.
 ///
@@ -43,42 +42,22 @@ impl<H, const RBUF: usize, const WBUF: usize> Sync<H, RBUF, WBUF> {
     }
 }
 
-impl<L, K, H, const RBUF: usize, const WBUF: usize> StreamStrategy<L, K> for Sync<H, RBUF, WBUF>
+impl<R, K, H, const RBUF: usize, const WBUF: usize> Strategy<R, K> for Sync<H, RBUF, WBUF>
 where
-    L: Listener,
-    K: ServerHooks<AddrOf<L>>,
-    H: StreamRequestHandler<L::Conn>,
+    R: Request,
+    K: ServerHooks<R::Addr>,
+    H: Serve<R>,
 {
-    fn process_request(&mut self, hooks: &K, conn: L::Conn, client: AddrOf<L>) {
+    fn process_request(&mut self, hooks: &K, request: R) {
         let mut rbuf = [0u8; RBUF];
         let mut wbuf = [0u8; WBUF];
-        run_stream_request(&self.handler, hooks, conn, &client, &mut rbuf, &mut wbuf);
-    }
-}
-
-impl<D, K, H, const RBUF: usize, const WBUF: usize> DatagramStrategy<D, K> for Sync<H, RBUF, WBUF>
-where
-    D: DatagramSocket,
-    K: ServerHooks<D::Addr>,
-    H: DatagramRequestHandler<D::Addr>,
-{
-    fn process_request(
-        &mut self,
-        hooks: &K,
-        socket: &mut D,
-        packet: &[u8],
-        truncated: bool,
-        client: D::Addr,
-        reply: &mut [u8],
-    ) {
-        run_datagram_request(
+        run_request(
             &self.handler,
             hooks,
-            socket,
-            packet,
-            truncated,
-            &client,
-            reply,
+            request,
+            &mut rbuf,
+            &mut wbuf,
+            &Unguarded,
         );
     }
 }

@@ -8,6 +8,7 @@ use core::fmt::Debug;
 
 use embedded_io::{ErrorType, Read, ReadReady, Write, WriteReady};
 
+use crate::incoming::Accepted;
 use crate::shutdown::ShutdownFlag;
 use crate::time::{Clock, Duration, Instant};
 
@@ -23,10 +24,16 @@ pub trait Connection: Read + Write + ReadReady + WriteReady + Debug {
     /// Half-closes the sending side (`shutdown(SHUT_WR)`), so the peer reads EOF.
     fn shutdown_write(&mut self) -> Result<(), Self::Error>;
 
-    /// Closes the connection and releases what it holds (an fd, a smoltcp socket).
+    /// Closes the connection and releases what it holds (an fd, a smoltcp
+    /// socket). The default drops it: a backend whose connection releases
+    /// everything in `Drop` (both of ours) need not write it; an in-memory
+    /// transport may, to observe the close.
     fn close(self)
     where
-        Self: Sized;
+        Self: Sized,
+    {
+        drop(self);
+    }
 
     /// Ends the connection so that the peer sees a reset, not a clean end
     /// of stream: the server's forced end of a request (a shutdown deadline,
@@ -84,15 +91,13 @@ pub trait Connection: Read + Write + ReadReady + WriteReady + Debug {
     }
 }
 
-/// An accepted connection and its peer's address, Python's `get_request()` result.
-pub type Accepted<C> = (C, <C as Connection>::Addr);
-
 /// A listening stream socket that accepts without blocking.
 pub trait Listener: ErrorType + Debug {
     /// The connections it accepts.
     type Conn: Connection;
 
-    /// Takes one pending connection: `Ok(None)` when none is waiting.
+    /// Takes one pending connection and its client's address, Python's
+    /// `get_request()`: `Ok(None)` when none is waiting.
     fn accept(&mut self) -> Result<Option<Accepted<Self::Conn>>, Self::Error>;
 }
 

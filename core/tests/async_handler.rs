@@ -8,8 +8,7 @@ mod support;
 use socketserver_core::embedded_io_async::{BufRead, Write};
 use socketserver_core::time::Duration;
 use socketserver_core::{
-    Async, AsyncStreamRequest, AsyncStreamRequestHandler, Connection, Error, StreamServer, Sync,
-    Upper,
+    Async, AsyncStreamRequest, AsyncStreamRequestHandler, Connection, Error, Server, Sync, Upper,
 };
 use support::{Journal, MockListener, MockWaiter, RecordingHooks};
 
@@ -17,7 +16,6 @@ fn hooks(journal: &Journal) -> RecordingHooks {
     RecordingHooks {
         journal: journal.clone(),
         refuse: false,
-        timeout: Some(Duration::from_secs(5)),
     }
 }
 
@@ -63,12 +61,13 @@ fn an_async_handler_keeps_pythons_call_order_and_finish_runs_after_a_failure() {
             journal: journal.clone(),
             fail_handle,
         };
-        let mut server = StreamServer::new(
+        let mut server = Server::new(
             listener.clone(),
             MockWaiter::default(),
             Sync::new(Async(handler)),
             hooks(&journal),
         );
+        server.set_timeout(Some(Duration::from_secs(5)));
         let pipe = listener.connect(b"one line\nrest", true);
         server.handle_request().unwrap();
         let mut expected = vec![
@@ -99,12 +98,13 @@ fn an_async_handler_keeps_pythons_call_order_and_finish_runs_after_a_failure() {
 fn upper_answers_lines_and_survives_an_overlong_one() {
     let journal = Journal::default();
     let listener = MockListener::default();
-    let mut server = StreamServer::new(
+    let mut server = Server::new(
         listener.clone(),
         MockWaiter::default(),
         Sync::new(Upper::<16>),
         hooks(&journal),
     );
+    server.set_timeout(Some(Duration::from_secs(5)));
     let mut input = b"hello\n".to_vec();
     input.extend(std::iter::repeat_n(b'x', 5000));
     input.extend(b"\nstill here\nbye, no newline");
@@ -160,12 +160,13 @@ impl<C: Connection> AsyncStreamRequestHandler<C> for WordCount {
 fn the_async_request_is_an_embedded_io_async_bufread_and_write() {
     let journal = Journal::default();
     let listener = MockListener::default();
-    let mut server = StreamServer::new(
+    let mut server = Server::new(
         listener.clone(),
         MockWaiter::default(),
         Sync::<_, 8, 0>::with_buffers(Async(WordCount)),
         hooks(&journal),
     );
+    server.set_timeout(Some(Duration::from_secs(5)));
     let pipe = listener.connect(b"the quick  brown\nfox jumps over\n the lazy dog", true);
     server.handle_request().unwrap();
     assert_eq!(pipe.lock().unwrap().to_client, b"9");

@@ -5,8 +5,8 @@ mod support;
 
 use socketserver_core::time::Duration;
 use socketserver_core::{
-    Connection, DatagramRequest, DatagramRequestHandler, DatagramServer, Error, Handled,
-    HandlerError, StreamRequest, StreamRequestHandler, StreamServer, Sync,
+    Connection, DatagramRequest, DatagramRequestHandler, Datagrams, Error, Handled, HandlerError,
+    Server, StreamRequest, StreamRequestHandler, Sync,
 };
 use support::{Journal, MockDatagram, MockListener, MockWaiter, RecordingHooks};
 
@@ -62,7 +62,7 @@ fn server(
     fail: FailIn,
     refuse: bool,
 ) -> (
-    StreamServer<MockListener, MockWaiter, RecordingHooks, Sync<JournalingEcho>>,
+    Server<MockListener, MockWaiter, Sync<JournalingEcho>, RecordingHooks>,
     MockListener,
     Journal,
 ) {
@@ -71,18 +71,18 @@ fn server(
     let hooks = RecordingHooks {
         journal: journal.clone(),
         refuse,
-        timeout: Some(Duration::from_secs(5)),
     };
     let handler = JournalingEcho {
         journal: journal.clone(),
         fail,
     };
-    let server = StreamServer::new(
+    let mut server = Server::new(
         listener.clone(),
         MockWaiter::default(),
         Sync::new(handler),
         hooks,
     );
+    server.set_timeout(Some(Duration::from_secs(5)));
     (server, listener, journal)
 }
 
@@ -213,13 +213,13 @@ fn handle_request_times_out_and_calls_handle_timeout() {
     let hooks = RecordingHooks {
         journal: journal.clone(),
         refuse: false,
-        timeout: Some(Duration::from_millis(50)),
     };
     let (listener, waiter, strategy, _) = {
         let s = server;
         s.into_parts()
     };
-    server = StreamServer::new(listener, waiter, strategy, hooks);
+    server = Server::new(listener, waiter, strategy, hooks);
+    server.set_timeout(Some(Duration::from_millis(50)));
     let started = std::time::Instant::now();
     assert_eq!(server.handle_request().unwrap(), Handled::TimedOut);
     let took = started.elapsed();
@@ -263,16 +263,14 @@ fn datagram_requests_get_one_reply_each_even_on_failure() {
     let hooks = RecordingHooks {
         journal: journal.clone(),
         refuse: false,
-        timeout: Some(Duration::from_millis(20)),
     };
-    let mut server = DatagramServer::new(
-        socket.clone(),
+    let mut server = Server::new(
+        Datagrams::new(socket.clone(), vec![0u8; 8], vec![0u8; 64]),
         MockWaiter::default(),
         Sync::<_>::new(GotHandler),
         hooks,
-        vec![0u8; 8],
-        vec![0u8; 64],
     );
+    server.set_timeout(Some(Duration::from_millis(20)));
     socket.incoming.lock().unwrap().extend([
         (b"hi".to_vec(), 1),
         (b"err".to_vec(), 2),

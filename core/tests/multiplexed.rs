@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 
 use socketserver_core::time::Duration;
 use socketserver_core::{
-    AsyncStreamRequest, AsyncStreamRequestHandler, Connection, Echo, Error, Multiplexed,
-    StreamServer, Upper,
+    AsyncStreamRequest, AsyncStreamRequestHandler, Connection, Echo, Error, Multiplexed, Server,
+    Upper,
 };
 use support::{Journal, MockConn, MockListener, MockWaiter, Pipe, RecordingHooks};
 
@@ -20,21 +20,21 @@ fn hooks(journal: &Journal) -> RecordingHooks {
     RecordingHooks {
         journal: journal.clone(),
         refuse: false,
-        timeout: Some(Duration::from_secs(5)),
     }
 }
 
 /// A server over a fresh in-memory listener with `mux` as its strategy,
 /// journaling into `journal`.
-fn serve<S: socketserver_core::StreamStrategy<MockListener, RecordingHooks>>(
+fn serve<S: socketserver_core::StrategyFor<MockListener, RecordingHooks>>(
     mux: S,
     journal: &Journal,
 ) -> (
-    StreamServer<MockListener, MockWaiter, RecordingHooks, S>,
+    Server<MockListener, MockWaiter, S, RecordingHooks>,
     MockListener,
 ) {
     let listener = MockListener::default();
-    let server = StreamServer::new(listener.clone(), MockWaiter::default(), mux, hooks(journal));
+    let mut server = Server::new(listener.clone(), MockWaiter::default(), mux, hooks(journal));
+    server.set_timeout(Some(Duration::from_secs(5)));
     (server, listener)
 }
 

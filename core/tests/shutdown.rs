@@ -7,10 +7,10 @@ use std::thread;
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use socketserver_core::time::Duration;
-use socketserver_core::{DefaultHooks, Echo, ShutdownFlag, StreamServer, Sync};
+use socketserver_core::{DefaultHooks, Echo, Server, ShutdownFlag, Sync};
 use support::{Journal, MockListener, MockWaiter, RecordingHooks};
 
-type EchoServer = StreamServer<MockListener, MockWaiter, RecordingHooks, Sync<Echo>>;
+type EchoServer = Server<MockListener, MockWaiter, Sync<Echo>, RecordingHooks>;
 
 fn echo_server() -> (EchoServer, MockListener, Arc<ShutdownFlag>, Journal) {
     let listener = MockListener::default();
@@ -22,7 +22,7 @@ fn echo_server() -> (EchoServer, MockListener, Arc<ShutdownFlag>, Journal) {
         ..RecordingHooks::default()
     };
     (
-        StreamServer::new(listener.clone(), waiter, Sync::new(Echo::<1024>), hooks),
+        Server::new(listener.clone(), waiter, Sync::new(Echo::<1024>), hooks),
         listener,
         flag,
         journal,
@@ -113,16 +113,15 @@ fn a_static_flag_works_as_from_an_interrupt() {
         "pending until a loop starts: waits elsewhere are not woken"
     );
     assert!(
-        !FLAG.begin(),
+        FLAG.enter_loop().is_none(),
         "the first loop sees the pending request and stops at once"
     );
-    FLAG.end();
     assert!(FLAG.is_stopped());
     let waiter = MockWaiter {
         flag: Arc::new(ShutdownFlag::new()),
         ..MockWaiter::default()
     };
-    let mut server = StreamServer::new(
+    let mut server = Server::new(
         MockListener::default(),
         waiter,
         Sync::new(Echo::<64>),
@@ -164,7 +163,7 @@ fn two_loops_sharing_one_flag_both_stop() {
             flag: flag.clone(),
             ..MockWaiter::default()
         };
-        let mut server = StreamServer::new(
+        let mut server = Server::new(
             MockListener::default(),
             waiter,
             Sync::new(Echo::<64>),

@@ -7,7 +7,7 @@ mod support;
 
 use std::sync::Mutex;
 
-use socketserver_core::{DefaultHooks, Echo, StreamServer, Sync};
+use socketserver_core::{DefaultHooks, Echo, Server, Sync};
 use support::{MockListener, MockWaiter};
 
 static RECORDS: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -31,7 +31,7 @@ fn the_seed_trace_appears_with_no_user_code() {
     log::set_logger(&Recorder).unwrap();
     log::set_max_level(log::LevelFilter::Debug);
     let listener = MockListener::default();
-    let mut server = StreamServer::new(
+    let mut server = Server::new(
         listener.clone(),
         MockWaiter::default(),
         Sync::new(Echo::<64>),

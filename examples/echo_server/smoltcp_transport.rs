@@ -29,8 +29,8 @@ use smoltcp::iface::SocketStorage;
 use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr};
 use socketserver_core::time::Clock;
 use socketserver_core::{
-    DatagramServer, DefaultHooks, Echo, EchoDatagram, IdlePolicy, Multiplexed, ShutdownFlag,
-    StreamServer, Sync,
+    Datagrams, DefaultHooks, Echo, EchoDatagram, IdlePolicy, Multiplexed, Server, ShutdownFlag,
+    Sync,
 };
 use socketserver_smoltcp::{
     DEFAULT_MAC, NetRef, Stack, SynSlot, TapConfig, TcpListener, TcpStorage, UdpSocket, UdpStorage,
@@ -196,14 +196,8 @@ pub fn run(args: &Args) -> ExitCode {
                 Err(e) => return bind_failed(&plan, e),
             };
             let strategy = Sync::<EchoDatagram>::new(EchoDatagram);
-            let mut server = DatagramServer::new(
-                socket,
-                waiter,
-                strategy,
-                DefaultHooks,
-                vec![0; MAX_PACKET],
-                vec![0; MAX_PACKET],
-            );
+            let source = Datagrams::new(socket, vec![0; MAX_PACKET], vec![0; MAX_PACKET]);
+            let mut server = Server::new(source, waiter, strategy, DefaultHooks);
             announce(&plan).and_then(|()| {
                 server.serve_forever(poll).map_err(io::Error::other)?;
                 server.server_close();
@@ -224,7 +218,7 @@ pub fn run(args: &Args) -> ExitCode {
                 Multiplexed::<_, _, _, MULTIPLEXED_SLOTS>::new(Echo::<4096>)
                     .with_idle_policy(IdlePolicy::unbounded())
             );
-            let mut server = StreamServer::new(listener, waiter, strategy, DefaultHooks);
+            let mut server = Server::new(listener, waiter, strategy, DefaultHooks);
             announce(&plan).and_then(|()| {
                 server.serve_forever(poll).map_err(io::Error::other)?;
                 let deadline = drain_deadline(&server.waiter().now(), &signalled, grace);
@@ -242,7 +236,7 @@ pub fn run(args: &Args) -> ExitCode {
                 Ok(listener) => listener,
                 Err(e) => return bind_failed(&plan, e),
             };
-            let mut server = StreamServer::new(
+            let mut server = Server::new(
                 listener,
                 waiter,
                 Sync::<Echo<4096>>::new(Echo),

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use socketserver::{DatagramStrategy, DefaultHooks, Echo, EchoDatagram, StreamStrategy, Sync};
+use socketserver::{Datagrams, DefaultHooks, Echo, EchoDatagram, StrategyFor, Sync};
 use socketserver_std::{
-    Address, Attach, DEFAULT_MAX_CONNECTIONS, Forking, HeapMultiplexed, Hooks, Options,
-    SocketConnection, SocketDatagram, SocketDatagramServer, SocketListener, SocketStreamServer,
+    Address, Attach, DEFAULT_MAX_CONNECTIONS, DatagramKind, Forking, HeapMultiplexed, Options,
+    SocketConnection, SocketDatagram, SocketKind, SocketListener, SocketServer, StreamKind,
     Threading, ToAddress, UnixAddr,
 };
 
@@ -151,17 +151,18 @@ fn stream_multiplexed<A: Address>(addr: A, given: &str, grace: Duration, max: us
 
 /// Binds, announces, serves until a signal; `serve_forever` returns once
 /// the requests in flight finished or were cut at the end of the grace
-/// period (a graceful stop, see `signals`); closes, exits 0.
-fn stream_with<A, P>(strategy: P, addr: A, given: &str, grace: Duration) -> ExitCode
+/// period (a graceful stop, see `signals`); closes (waiting for threads and
+/// children), exits 0.
+fn serve_with<T, P>(strategy: P, addr: T::Addr, given: &str, grace: Duration) -> ExitCode
 where
-    A: Address,
-    P: StreamStrategy<SocketListener<A>, Hooks<DefaultHooks>> + Attach,
+    T: SocketKind,
+    P: StrategyFor<T::Source, DefaultHooks> + Attach,
 {
-    let mut server = match SocketStreamServer::with_options(addr, strategy, DefaultHooks, options())
-    {
-        Ok(server) => server,
-        Err(e) => return runtime_error(given, &e),
-    };
+    let mut server =
+        match SocketServer::<T, P>::with_options(addr, strategy, DefaultHooks, options()) {
+            Ok(server) => server,
+            Err(e) => return runtime_error(given, &e),
+        };
     // Handlers first: a client may signal as soon as it reads the first line.
     if let Err(e) = signals::install(server.shutdown_handle(), grace) {
         return runtime_error(given, &e);
@@ -174,6 +175,14 @@ where
     }
     server.server_close();
     ExitCode::SUCCESS
+}
+
+fn stream_with<A, P>(strategy: P, addr: A, given: &str, grace: Duration) -> ExitCode
+where
+    A: Address,
+    P: StrategyFor<SocketListener<A>, DefaultHooks> + Attach,
+{
+    serve_with::<StreamKind<A>, P>(strategy, addr, given, grace)
 }
 
 fn serve_datagram<A: Address>(
@@ -199,25 +208,7 @@ fn serve_datagram<A: Address>(
 fn datagram_with<A, P>(strategy: P, addr: A, given: &str, grace: Duration) -> ExitCode
 where
     A: Address,
-    P: DatagramStrategy<SocketDatagram<A>, Hooks<DefaultHooks>> + Attach,
+    P: StrategyFor<Datagrams<SocketDatagram<A>, Vec<u8>>, DefaultHooks> + Attach,
 {
-    let mut server =
-        match SocketDatagramServer::with_options(addr, strategy, DefaultHooks, options()) {
-            Ok(server) => server,
-            Err(e) => return runtime_error(given, &e),
-        };
-    // Handlers first: a client may signal as soon as it reads the first line.
-    if let Err(e) = signals::install(server.shutdown_handle(), grace) {
-        return runtime_error(given, &e);
-    }
-    if announce(&shown(server.server_address(), given)).is_err() {
-        return ExitCode::FAILURE;
-    }
-    if let Err(e) = server.serve_forever(POLL_INTERVAL) {
-        return runtime_error(given, &e);
-    }
-    // Datagram requests are short and never wait on a peer; server_close
-    // waits for threads and children.
-    server.server_close();
-    ExitCode::SUCCESS
+    serve_with::<DatagramKind<A>, P>(strategy, addr, given, grace)
 }

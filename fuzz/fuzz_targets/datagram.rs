@@ -1,4 +1,4 @@
-//! core's datagram path (`DatagramServer`, `Sync`, the datagram request
+//! core's datagram path (core's `Server` over `Datagrams`, `Sync`, the datagram request
 //! lifecycle and `DatagramRequest`) over an in-memory `DatagramSocket`,
 //! with arbitrary packets, packet and reply buffer sizes (so truncation and
 //! full replies), refusals, receive errors and send outcomes (queued,
@@ -23,8 +23,8 @@ use libfuzzer_sys::fuzz_target;
 use socketserver_core::embedded_io::{ErrorKind, ErrorType};
 use socketserver_core::time::{Clock, Instant};
 use socketserver_core::{
-    DatagramRequest, DatagramRequestHandler, DatagramServer, DatagramSocket, Error, HandlerError,
-    Received, Sent, ServerHooks, ShutdownFlag, Sync, Wait,
+    DatagramRequest, DatagramRequestHandler, DatagramSocket, Datagrams, Error, HandlerError,
+    Received, Sent, Server, ServerHooks, ShutdownFlag, Sync, Wait,
 };
 use socketserver_fuzz::MemError;
 use socketserver_fuzz::decode::{byte, bytes};
@@ -307,15 +307,13 @@ fuzz_target!(|input: Input| {
         max_packet,
         expected: expected_packets.clone(),
     };
-    let mut server = DatagramServer::new(
-        socket,
+    let mut server = Server::new(
+        Datagrams::new(socket, vec![0u8; max_packet], vec![0u8; cap]),
         Waiter::default(),
         Sync::new(handler),
         Hooks(log.clone()),
-        vec![0u8; max_packet],
-        vec![0u8; cap],
     );
-    assert_eq!(server.max_packet_size(), max_packet);
+    assert_eq!(server.source().max_packet_size(), max_packet);
     let mut steps = Vec::new();
     let mut dropped = 0;
     for event in &input.events {

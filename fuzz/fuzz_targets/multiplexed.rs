@@ -1,4 +1,4 @@
-//! core's `Multiplexed<N>` strategy under a `StreamServer`, with core's
+//! core's `Multiplexed<N>` strategy under a `Server`, with core's
 //! async `Echo` and `Upper` handlers (wrapped to count `setup` and
 //! `finish`), driven by arbitrary sequences of connect, data, half-close,
 //! reset, stall (the client stops reading), drain and clock-advance events
@@ -24,8 +24,8 @@ use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use socketserver_core::time::Duration;
 use socketserver_core::{
-    AsyncStreamRequestHandler, Echo, IdlePolicy, LINE_TOO_LONG, MinRate, Multiplexed, StreamServer,
-    StreamStrategy, Upper, slot_ids_in_use,
+    Accepted, AsyncStreamRequestHandler, Echo, IdlePolicy, LINE_TOO_LONG, MinRate, Multiplexed,
+    Server, Strategy, Upper, slot_ids_in_use,
 };
 use socketserver_fuzz::decode::{byte, bytes, word};
 use socketserver_fuzz::mux::{
@@ -181,7 +181,7 @@ where
     let waiter = MuxWaiter::default();
     let clock = waiter.micros.clone();
     let hooks = CountingHooks(journal.clone());
-    let mut server = StreamServer::new(listener.clone(), waiter, mux, hooks);
+    let mut server = Server::new(listener.clone(), waiter, mux, hooks);
     let mut clients: Vec<Client> = Vec::new();
 
     let check = |clients: &mut [Client]| {
@@ -307,7 +307,7 @@ where
     }
     let mut passes = 0;
     while !listener.pending.borrow().is_empty()
-        || StreamStrategy::<MuxListener, CountingHooks>::in_flight(server.strategy()) > 0
+        || Strategy::<Accepted<MuxConn>, CountingHooks>::in_flight(server.strategy()) > 0
     {
         passes += 1;
         assert!(

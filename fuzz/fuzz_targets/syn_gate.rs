@@ -31,7 +31,7 @@ use smoltcp::wire::{
     IpAddress, IpCidr, IpProtocol, Ipv4Packet, TcpPacket,
 };
 use socketserver_core::time::{Clock, Instant};
-use socketserver_core::{Connection, Listener};
+use socketserver_core::{Accepted, Connection, Listener};
 use socketserver_fuzz::decode::{byte, bytes};
 use socketserver_smoltcp::{Net, NetRef, Stack, SynSlot, TcpConnection, TcpListener, TcpStorage};
 
@@ -579,7 +579,7 @@ fn run(input: &Input) {
             Event::Raw(bytes) => deliver(bytes.clone()),
             Event::Accept(l) => {
                 let listener = &mut listeners[usize::from(*l) % 2];
-                if let Some((c, _peer)) = no_alloc(|| listener.accept()).unwrap() {
+                if let Some(Accepted { conn: c, .. }) = no_alloc(|| listener.accept()).unwrap() {
                     conns.push(Some(c));
                 }
             }

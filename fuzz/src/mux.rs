@@ -198,7 +198,7 @@ impl Listener for MuxListener {
     fn accept(&mut self) -> Result<Option<Accepted<MuxConn>>, MemError> {
         Ok(self.pending.borrow_mut().pop_front().map(|c| {
             let id = c.id;
-            (c, id)
+            Accepted::new(c, id)
         }))
     }
 }

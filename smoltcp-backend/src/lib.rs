@@ -37,7 +37,7 @@
 //! use smoltcp::iface::{Interface, SocketStorage};
 //! use smoltcp::phy::Device;
 //! use socketserver_core::time::Clock;
-//! use socketserver_core::{DefaultHooks, Echo, ShutdownFlag, StreamServer, Sync};
+//! use socketserver_core::{DefaultHooks, Echo, ShutdownFlag, Server, Sync};
 //! use socketserver_smoltcp::{NetRef, Stack, SynSlot, TcpListener, TcpStorage, Waiter};
 //!
 //! fn serve<D: Device, K: Clock>(
@@ -54,7 +54,7 @@
 //!     let Ok(listener) = TcpListener::bind(net, 7, buffers.sockets()) else { return };
 //!     let flag = ShutdownFlag::new();
 //!     let mut server =
-//!         StreamServer::new(listener, Waiter::new(net, &flag), Sync::<Echo>::new(Echo), DefaultHooks);
+//!         Server::new(listener, Waiter::new(net, &flag), Sync::<Echo>::new(Echo), DefaultHooks);
 //!     let _ = server.serve_forever(Duration::from_millis(500));
 //! }
 //! ```

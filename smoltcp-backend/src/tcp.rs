@@ -168,7 +168,7 @@ impl<'s, 'a> Listener for TcpListener<'s, 'a> {
                 released: false,
                 fin_wanted: false,
             };
-            (conn, peer)
+            Accepted::new(conn, peer)
         }))
     }
 }
@@ -410,10 +410,6 @@ impl Connection for TcpConnection<'_, '_> {
             socket.close();
         }
         Ok(())
-    }
-
-    fn close(self) {
-        // `Drop` closes and releases.
     }
 
     /// RST instead of FIN: see [`TcpConnection::abort`].

@@ -21,7 +21,7 @@ use smoltcp::phy::{FaultInjector, Loopback, Medium};
 use smoltcp::socket::tcp;
 use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, IpEndpoint};
 use socketserver_core::time::{Clock, Instant};
-use socketserver_core::{DefaultHooks, Echo, Multiplexed, ShutdownFlag, StreamServer, Sync};
+use socketserver_core::{DefaultHooks, Echo, Multiplexed, Server, ShutdownFlag, Sync};
 use socketserver_smoltcp::{Net, Stack, SynSlot, TcpListener, TcpStorage, Waiter};
 
 const IP: IpAddress = IpAddress::v4(192, 168, 69, 1);
@@ -210,7 +210,7 @@ fn sync_echoes_1mib_intact_through_faults_then_serves_a_fresh_client() {
     let mut pool = TcpStorage::<2, 65536, 65536>::new();
     let (stack, tally) = stack(&mut slots, &mut backlog, &time);
     let listener = TcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
-    let mut server = StreamServer::new(
+    let mut server = Server::new(
         listener,
         Waiter::new(&stack, &FLAG),
         Sync::new(Echo::<4096>),
@@ -244,7 +244,7 @@ fn multiplexed_echoes_1mib_intact_through_faults_then_serves_a_fresh_client() {
     let (stack, tally) = stack(&mut slots, &mut backlog, &time);
     let listener = TcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
     let mux = pin!(Multiplexed::<_, _, _, 2>::new(Echo::<4096>));
-    let mut server = StreamServer::new(listener, Waiter::new(&stack, &FLAG), mux, DefaultHooks);
+    let mut server = Server::new(listener, Waiter::new(&stack, &FLAG), mux, DefaultHooks);
     // Serves until `client` got its echo and the server's FIN: one turn of
     // the firmware main loop per round, sleeping as long as `poll` allows.
     let mut serve = |client: SocketHandle, into: &mut Vec<u8>| {

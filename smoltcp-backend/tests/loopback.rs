@@ -14,8 +14,7 @@ use smoltcp::socket::{tcp, udp};
 use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, IpEndpoint};
 use socketserver_core::time::{Clock, Instant};
 use socketserver_core::{
-    Connection, DatagramSocket, DefaultHooks, Echo, Listener, Sent, ShutdownFlag, StreamServer,
-    Sync,
+    Connection, DatagramSocket, DefaultHooks, Echo, Listener, Sent, Server, ShutdownFlag, Sync,
 };
 use socketserver_smoltcp::{
     Error, FIN_WAIT_UNDER_PRESSURE, Net, STUCK_SEND_QUEUE, Stack, SynSlot, TcpConfig, TcpListener,
@@ -158,7 +157,7 @@ fn an_accepted_connection_outlives_its_closed_listener_then_leaves() {
     let mut listener = TcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
     let peer = client(&stack, 40001);
     run(&stack, &time, 10, Duration::from_millis(1));
-    let (conn, _) = listener.accept().unwrap().expect("a connection");
+    let conn = listener.accept().unwrap().expect("a connection").conn;
     drop(listener);
     run(&stack, &time, 5, Duration::from_millis(1));
     assert_eq!(state(&stack, peer), tcp::State::Established, "still served");
@@ -201,7 +200,7 @@ fn accepted<'s, 'a>(
 ) -> (socketserver_smoltcp::TcpConnection<'s, 'a>, SocketHandle) {
     let peer = client(stack, 40001);
     run(stack, time, 10, Duration::from_millis(1));
-    let (conn, _) = listener.accept().unwrap().expect("a connection");
+    let conn = listener.accept().unwrap().expect("a connection").conn;
     (conn, peer)
 }
 
@@ -384,7 +383,7 @@ fn a_shutdown_during_serve_forever_stops_it_within_20_ms() {
     });
     let stack = stack_with(&mut slots, &mut backlog, &time, idle);
     let listener = TcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
-    let mut server = StreamServer::new(
+    let mut server = Server::new(
         listener,
         Waiter::new(&stack, &FLAG),
         Sync::new(Echo::<64>),
@@ -450,7 +449,7 @@ fn async_handlers_served_concurrently_woken_by_the_sockets() {
     let stack = stack(&mut slots, &mut backlog, &time);
     let listener = TcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
     let mux = pin!(Multiplexed::<_, _, _, 2>::new(Upper::<64>));
-    let mut server = StreamServer::new(listener, Waiter::new(&stack, &FLAG), mux, DefaultHooks);
+    let mut server = Server::new(listener, Waiter::new(&stack, &FLAG), mux, DefaultHooks);
     let a = client(&stack, 40001);
     let b = client(&stack, 40002);
     run(&stack, &time, 10, Duration::from_millis(1));

@@ -9,45 +9,29 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags};
-use socketserver_core::{DatagramStrategy, ServerHooks, StreamStrategy};
+use socketserver_core::{ServerHooks, StrategyFor};
 
-use crate::hooks::Hooks;
-use crate::net::address::Address;
-use crate::net::datagram::SocketDatagram;
-use crate::net::listener::SocketListener;
-use crate::server::datagram::SocketDatagramServer;
-use crate::server::stream::SocketStreamServer;
-use crate::strategy::Attach;
+use crate::server::kind::SocketKind;
+use crate::server::socket_server::SocketServer;
 use crate::sys::poll;
-use crate::waiter::{Control, Serving, ShutdownHandle, Waiter};
+use crate::waiter::{Serving, ShutdownHandle, Waiter};
 
 /// A server a [`ServerGroup`] serves: every std server (stream or
 /// datagram, TCP or Unix, any strategy) is one.
 pub trait GroupMember: AsFd {
     /// One pass that does not wait; whether anything moved (see
-    /// [`SocketStreamServer::poll`]).
+    /// [`SocketServer::poll`]).
     fn poll(&mut self) -> bool;
 }
 
-impl<A, P, K> GroupMember for SocketStreamServer<A, P, K>
+impl<T, P, K> GroupMember for SocketServer<T, P, K>
 where
-    A: Address,
-    K: ServerHooks<A>,
-    P: StreamStrategy<SocketListener<A>, Hooks<K>> + Attach,
+    T: SocketKind,
+    K: ServerHooks<T::Addr>,
+    P: StrategyFor<T::Source, K>,
 {
     fn poll(&mut self) -> bool {
-        SocketStreamServer::poll(self)
-    }
-}
-
-impl<A, P, K> GroupMember for SocketDatagramServer<A, P, K>
-where
-    A: Address,
-    K: ServerHooks<A>,
-    P: DatagramStrategy<SocketDatagram<A>, Hooks<K>> + Attach,
-{
-    fn poll(&mut self) -> bool {
-        SocketDatagramServer::poll(self)
+        SocketServer::poll(self)
     }
 }
 
@@ -79,7 +63,7 @@ where
 /// forked child; close the servers after the group returns, as after
 /// `serve_forever`. A graceful stop of the group stops its loop as
 /// `shutdown` does: drain and cut each server afterwards
-/// ([`SocketStreamServer::drain`], [`SocketStreamServer::cut_in_flight`]).
+/// ([`SocketServer::drain`], [`SocketServer::cut_in_flight`]).
 /// Strategy deadlines (idle cuts, a handler's `timeout`) are met within
 /// `poll_interval`.
 #[derive(Debug)]
@@ -87,15 +71,6 @@ pub struct ServerGroup {
     /// Only its flag, wake-up socket and serving-thread record are used:
     /// what a [`ShutdownHandle`] needs to stop this loop and wait for it.
     waiter: Waiter,
-}
-
-/// Ends a loop's registration on its shutdown flag when dropped.
-struct Looping(Arc<Control>);
-
-impl Drop for Looping {
-    fn drop(&mut self) {
-        self.0.flag().end();
-    }
 }
 
 impl ServerGroup {
@@ -124,13 +99,13 @@ impl ServerGroup {
         let _serving = Serving::new(self.waiter.control());
         // Ends the flag's loop even when a handler panics through it (`Sync`
         // does not catch panics), as core's `serve_forever` does.
-        let looping = Looping(Arc::clone(self.waiter.control()));
-        if !looping.0.flag().begin() {
+        let control = Arc::clone(self.waiter.control());
+        let Some(running) = control.flag().enter_loop() else {
             return Ok(());
-        }
+        };
         let result = self.run(servers, poll_interval);
         self.waiter.control().take_grace_deadline();
-        drop(looping);
+        drop(running);
         result
     }
 

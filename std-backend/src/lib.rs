@@ -39,11 +39,11 @@
 //! datagram alike.
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
+#![deny(missing_debug_implementations)]
 
 mod clock;
 mod error;
 mod group;
-mod hooks;
 mod net;
 mod options;
 mod server;
@@ -57,22 +57,27 @@ use socketserver_core::{DefaultHooks, Sync};
 
 pub use error::WorkerError;
 pub use group::{GroupMember, ServerGroup};
-pub use hooks::Hooks;
 pub use net::address::{Address, ToAddress, UnixAddr};
 pub use net::connection::{Interrupter, SocketConnection, TcpConnection, UnixConnection};
 pub use net::datagram::{SocketDatagram, UdpSocket, UnixDatagram};
 pub use net::listener::{SocketListener, TcpListener, UnixListener};
 pub use options::{MAX_PACKET_SIZE, Options, REQUEST_QUEUE_SIZE};
-pub use server::datagram::{SocketDatagramServer, UnboundDatagramServer};
-pub use server::stream::{SocketStreamServer, UnboundStreamServer};
+pub use server::kind::{DatagramKind, SocketKind, StreamKind};
+pub use server::socket_server::{CoreServer, SocketServer, UnboundServer};
+pub use strategy::detach::{Detach, DetachedPacket, HandOff, ParentCopy, Run};
 pub use strategy::forking::{FORKING_TIMEOUT, Forking, MAX_CHILDREN};
 pub use strategy::heap_multiplexed::{CHUNK_SLOTS, DEFAULT_MAX_CONNECTIONS, HeapMultiplexed};
 pub use strategy::threading::{DEFAULT_MAX_THREADS, Threading};
-pub use strategy::{Attach, next_thread_name};
+pub use strategy::{Attach, CatchPanic, next_thread_name};
 pub use waiter::{Pollable, ShutdownHandle, Waiter, Waker};
 
 /// Re-exported for `Forking::signal_children`.
 pub use nix::sys::signal::Signal;
+
+/// A stream server over addresses `A` (`SocketAddr`: TCP; [`UnixAddr`]: Unix).
+pub type SocketStreamServer<A, P, K = DefaultHooks> = SocketServer<StreamKind<A>, P, K>;
+/// A datagram server over addresses `A` (`SocketAddr`: UDP; [`UnixAddr`]: Unix).
+pub type SocketDatagramServer<A, P, K = DefaultHooks> = SocketServer<DatagramKind<A>, P, K>;
 
 /// Python's `TCPServer`: one request at a time.
 pub type TCPServer<H, K = DefaultHooks> = SocketStreamServer<SocketAddr, Sync<H>, K>;

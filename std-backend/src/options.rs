@@ -53,9 +53,9 @@ pub struct Options {
     /// server's path is never taken over (binding then fails with
     /// `AddrInUse`). Default `false`, as in Python.
     pub remove_stale_unix_socket: bool,
-    /// Accepted connections are non-blocking, for `Multiplexed` handlers.
-    /// The multiplexed constructors set it; default `false`.
-    pub nonblocking_connections: bool,
+    /// Accepted connections are non-blocking: the server sets it for a
+    /// strategy that asks ([`Attach::nonblocking_connections`](crate::Attach::nonblocking_connections)).
+    pub(crate) nonblocking_connections: bool,
 }
 
 impl Default for Options {
@@ -113,12 +113,6 @@ impl Options {
     /// Sets [`Options::remove_stale_unix_socket`].
     pub fn remove_stale_unix_socket(mut self, on: bool) -> Self {
         self.remove_stale_unix_socket = on;
-        self
-    }
-
-    /// Sets [`Options::nonblocking_connections`].
-    pub fn nonblocking_connections(mut self, on: bool) -> Self {
-        self.nonblocking_connections = on;
         self
     }
 }

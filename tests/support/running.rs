@@ -80,8 +80,7 @@ pub fn serve_tcp<P, K>(
     ready: &Ready,
 ) where
     K: socketserver::ServerHooks<std::net::SocketAddr>,
-    P: socketserver::StreamStrategy<socketserver_std::TcpListener, socketserver_std::Hooks<K>>
-        + socketserver_std::Attach,
+    P: socketserver::StrategyFor<socketserver_std::TcpListener, K> + socketserver_std::Attach,
 {
     ready
         .send((server.shutdown_handle(), *server.server_address()))

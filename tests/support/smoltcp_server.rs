@@ -18,7 +18,7 @@ use smoltcp::iface::{Interface, SocketStorage};
 use smoltcp::phy::Device;
 use smoltcp::wire::{IpAddress, IpCidr};
 use socketserver_core::{
-    DatagramServer, DefaultHooks, Echo, EchoDatagram, Multiplexed, ShutdownFlag, StreamServer, Sync,
+    Datagrams, DefaultHooks, Echo, EchoDatagram, Multiplexed, Server, ShutdownFlag, Sync,
 };
 use socketserver_smoltcp::{
     FdIdle, GateStats, Net, NetRef, PoolStats, Stack, StdClock, SynSlot, TapConfig, TcpConfig,
@@ -46,7 +46,7 @@ pub enum Strategy {
     Sync,
     /// Core's `Multiplexed<N>` with core's async `Echo`, N = the pool size.
     Multiplexed,
-    /// Core's `DatagramServer` with `EchoDatagram`, `max_packet_size` 8192.
+    /// Core's `Server` over `Datagrams` with `EchoDatagram`, `max_packet_size` 8192.
     Udp,
 }
 
@@ -204,13 +204,11 @@ fn serve_udp<D: Device>(
     ));
     let net: NetRef<'_, '_> = &stack;
     let socket = UdpSocket::bind(net, PORT, storage.socket()).expect("bind UDP");
-    let mut server = DatagramServer::new(
-        socket,
+    let mut server = Server::new(
+        Datagrams::new(socket, vec![0u8; 8192], vec![0u8; 8192]),
         Waiter::new(net, flag),
         Sync::<EchoDatagram>::new(EchoDatagram),
         DefaultHooks,
-        vec![0u8; 8192],
-        vec![0u8; 8192],
     );
     let _ = ready.send(Ok(()));
     server
@@ -245,14 +243,14 @@ fn serve_tcp<const N: usize, D: Device>(
         let strategy = std::pin::pin!(
             Multiplexed::<_, _, _, N>::new(Echo::<4096>).with_idle_timeout(spec.idle_timeout)
         );
-        let mut server = StreamServer::new(listener, waiter, strategy, DefaultHooks);
+        let mut server = Server::new(listener, waiter, strategy, DefaultHooks);
         let _ = ready.send(Ok(()));
         server
             .serve_forever(Duration::from_millis(100))
             .expect("serve");
         server.server_close();
     } else {
-        let mut server = StreamServer::new(
+        let mut server = Server::new(
             listener,
             waiter,
             Sync::<Echo<4096>>::new(Echo),

@@ -195,7 +195,7 @@ impl MockListener {
         let mut id = self.next_id.lock().unwrap();
         *id += 1;
         let port = 40000 + *id as u16;
-        self.pending.lock().unwrap().push_back((
+        self.pending.lock().unwrap().push_back(Accepted::new(
             MockConn {
                 id: *id,
                 pipe: pipe.clone(),
@@ -351,7 +351,6 @@ impl Journal {
 pub struct RecordingHooks {
     pub journal: Journal,
     pub refuse: bool,
-    pub timeout: Option<Duration>,
 }
 
 impl<A: core::fmt::Debug> ServerHooks<A> for RecordingHooks {
@@ -385,8 +384,5 @@ impl<A: core::fmt::Debug> ServerHooks<A> for RecordingHooks {
     }
     fn server_close(&self) {
         self.journal.push("server_close");
-    }
-    fn timeout(&self) -> Option<Duration> {
-        self.timeout
     }
 }

@@ -11,8 +11,8 @@ use core::time::Duration;
 
 use cortex_m_semihosting::hprintln;
 use socketserver_core::{
-    AsyncStreamRequest, AsyncStreamRequestHandler, Connection, DatagramServer, Echo, EchoDatagram,
-    Error, Multiplexed, Served, ServerHooks, ShutdownFlag, StreamServer, Sync, Upper,
+    AsyncStreamRequest, AsyncStreamRequestHandler, Connection, Datagrams, Echo, EchoDatagram,
+    Error, Multiplexed, Served, ServerHooks, ShutdownFlag, Server, Sync, Upper,
 };
 use socketserver_smoltcp::smoltcp::wire::IpEndpoint;
 use socketserver_smoltcp::{NetRef, TcpConnection, TcpListener, UdpSocket, Waiter};
@@ -34,20 +34,19 @@ pub const MAX_LINE: usize = 128;
 type Conn<'s> = TcpConnection<'s, 'static>;
 
 /// A TCP server whose strategy is `Multiplexed` pinned in `main`.
-pub type TcpServer<'s, 'p, H, F> = StreamServer<
+pub type TcpServer<'s, 'p, H, F> = Server<
     TcpListener<'s, 'static>,
     Waiter<'s, 'static>,
-    Hooks,
     Pin<&'p mut Multiplexed<Conn<'s>, H, F, POOL>>,
+    Hooks,
 >;
 
 /// The UDP echo server, `Sync` over one socket.
-pub type UdpEcho<'s> = DatagramServer<
-    UdpSocket<'s, 'static>,
+pub type UdpEcho<'s> = Server<
+    Datagrams<UdpSocket<'s, 'static>, &'static mut [u8]>,
     Waiter<'s, 'static>,
-    Hooks,
     Sync<EchoDatagram>,
-    &'static mut [u8],
+    Hooks,
 >;
 
 /// What a slot serves: core's `Echo` or its line handler `Upper`, chosen
@@ -125,7 +124,7 @@ where
     F: Future<Output = Option<Served<Conn<'s>>>>,
 {
     let waiter = Waiter::new(listener.net(), flag);
-    StreamServer::new(listener, waiter, slots, Hooks::default())
+    Server::new(listener, waiter, slots, Hooks::default())
 }
 
 /// The UDP echo server over a bound socket; `packet` and `reply` are its
@@ -138,14 +137,8 @@ pub fn udp_server<'s>(
     reply: &'static mut [u8],
 ) -> UdpEcho<'s> {
     let waiter = Waiter::new(net, flag);
-    DatagramServer::new(
-        socket,
-        waiter,
-        Sync::new(EchoDatagram),
-        Hooks::default(),
-        packet,
-        reply,
-    )
+    let source = Datagrams::new(socket, packet, reply);
+    Server::new(source, waiter, Sync::new(EchoDatagram), Hooks::default())
 }
 
 /// Server hooks that count requests and report failures over semihosting;

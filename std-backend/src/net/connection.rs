@@ -446,8 +446,6 @@ impl<A: Address> Connection for SocketConnection<A> {
         self.shared.socket.shutdown(Shutdown::Write)
     }
 
-    fn close(self) {}
-
     fn abort(self) {
         self.shared.cut.store(true, Ordering::Release);
         reset(&self.shared.socket);

@@ -106,7 +106,7 @@ impl<A: Address> Listener for SocketListener<A> {
                     inherited,
                     &self.live,
                 )?;
-                Ok(Some((conn, client)))
+                Ok(Some(Accepted::new(conn, client)))
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
             Err(e) => Err(e),

@@ -1,7 +1,7 @@
 //! Python's server classes over std sockets.
 
-pub(crate) mod datagram;
-pub(crate) mod stream;
+pub(crate) mod kind;
+pub(crate) mod socket_server;
 
 use std::io;
 

@@ -6,15 +6,15 @@ use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
-use socketserver_core::time::{Duration, Instant, earliest};
+use socketserver_core::time::{Duration, Instant};
 use socketserver_core::{
-    AddrOf, DatagramRequestHandler, DatagramSocket, DatagramStrategy, Listener, ServerHooks,
-    ShutdownFlag, StreamRequestHandler, StreamStrategy, Wait, end_stream_request,
+    Serve, ServerHooks, Strategy, drop_request, hand_off_request, run_request,
 };
 
 use crate::error::WorkerError;
 use crate::strategy::child_stop::StopChannel;
-use crate::strategy::{Attach, serve_datagram, serve_stream};
+use crate::strategy::detach::{HandOff, ParentCopy};
+use crate::strategy::{Attach, CatchPanic};
 use crate::sys::fork::{Forked, exit_child, fork};
 use crate::waiter::Waker;
 
@@ -31,30 +31,12 @@ const REAP_INTERVAL: Duration = Duration::from_millis(10);
 /// they are killed.
 const CUT_PATIENCE: std::time::Duration = std::time::Duration::from_millis(200);
 
-/// The parent's copy of a child's connection, kept until the child is
-/// reaped so that the parent can reset it: at a shutdown's deadline, or when
-/// the child died by a signal (a plain close would let the peer read a clean
-/// end of stream after a cut transfer).
-trait HeldConnection: std::fmt::Debug {
-    fn close_held(self: Box<Self>);
-    fn abort_held(self: Box<Self>);
-}
-
-impl<C: socketserver_core::Connection> HeldConnection for C {
-    fn close_held(self: Box<Self>) {
-        (*self).close();
-    }
-    fn abort_held(self: Box<Self>) {
-        (*self).abort();
-    }
-}
-
 /// A child not yet reaped.
 #[derive(Debug)]
 struct Child {
     pid: Pid,
-    /// Stream requests only.
-    connection: Option<Box<dyn HeldConnection + Send>>,
+    /// The parent's copy of its connection (stream requests only).
+    connection: Option<ParentCopy>,
 }
 
 /// Serves each request in a forked child, Python's `ForkingMixIn`.
@@ -70,7 +52,7 @@ struct Child {
 /// defaults to 300 s.
 ///
 /// Beyond Python: the parent keeps its copy of each child's connection
-/// until it reaps the child, so that [`StreamStrategy::cut_in_flight`] (the
+/// until it reaps the child, so that [`Strategy::cut_in_flight`] (the
 /// end of a graceful shutdown) resets every connection in flight (children
 /// blocked on one wake with an error, and those still running after 200 ms
 /// are killed), and the connection of a child killed by a signal is reset,
@@ -189,9 +171,9 @@ impl<H, const RBUF: usize, const WBUF: usize> Forking<H, RBUF, WBUF> {
             let child = self.children.swap_remove(index);
             if let Some(connection) = child.connection {
                 if killed {
-                    connection.abort_held();
+                    connection.abort();
                 } else {
-                    connection.close_held();
+                    connection.close();
                 }
             }
         }
@@ -202,7 +184,7 @@ impl<H, const RBUF: usize, const WBUF: usize> Forking<H, RBUF, WBUF> {
     fn cut_children(&mut self) {
         for child in &mut self.children {
             if let Some(connection) = child.connection.take() {
-                connection.abort_held();
+                connection.abort();
             }
         }
         let deadline = std::time::Instant::now() + CUT_PATIENCE;
@@ -226,36 +208,20 @@ impl<H, const RBUF: usize, const WBUF: usize> Forking<H, RBUF, WBUF> {
         }
     }
 
-    /// The deadline of a wait. At `max_children` the server socket is left
-    /// out of the wait and nothing signals a child's exit to it, so the wait
-    /// is cut to a short re-check that reaps: a freed slot is noticed within
-    /// `REAP_INTERVAL`, not after `poll_interval`, and `handle_request`
-    /// with no timeout cannot hang.
-    fn reap_deadline(
-        &mut self,
-        socket_given: bool,
-        deadline: Option<Instant>,
-        now: Instant,
-    ) -> Option<Instant> {
-        if socket_given || self.children.is_empty() {
-            return deadline;
+    /// The latest a wait may last. At `max_children` the server socket is
+    /// left out of the wait and nothing signals a child's exit to it, so the
+    /// wait is cut to a short re-check that reaps: a freed slot is noticed
+    /// within `REAP_INTERVAL`, not after `poll_interval`, and
+    /// `handle_request` with no timeout cannot hang.
+    fn reap_deadline(&mut self, watching: bool, now: Instant) -> Option<Instant> {
+        if watching || self.children.is_empty() {
+            return None;
         }
         self.collect_children(false);
         if self.children.is_empty() {
             return Some(now);
         }
-        let recheck = now.saturating_add(REAP_INTERVAL);
-        earliest(deadline, Some(recheck))
-    }
-
-    /// After each wait: a stop a child asked for becomes a request of the
-    /// parent's own flag, so the loop stops before it takes more work.
-    /// (Not in `service_actions`: a wake-up that brings no request runs it
-    /// only once the poll interval has passed.)
-    fn take_child_stops(&self, flag: &ShutdownFlag) {
-        if self.stop.as_ref().is_some_and(StopChannel::take_requests) {
-            flag.request();
-        }
+        Some(now.saturating_add(REAP_INTERVAL))
     }
 
     /// Forks; in the child runs `work` with panics caught and exits with its
@@ -293,40 +259,33 @@ impl<H, const RBUF: usize, const WBUF: usize> Attach for Forking<H, RBUF, WBUF> 
     }
 }
 
-impl<L, K, H, const RBUF: usize, const WBUF: usize> StreamStrategy<L, K> for Forking<H, RBUF, WBUF>
+impl<R, K, H, const RBUF: usize, const WBUF: usize> Strategy<R, K> for Forking<H, RBUF, WBUF>
 where
-    L: Listener,
-    L::Conn: Send + 'static,
-    K: ServerHooks<AddrOf<L>>,
-    H: StreamRequestHandler<L::Conn>,
+    R: HandOff,
+    K: ServerHooks<R::Addr>,
+    H: Serve<R> + Clone,
 {
-    fn process_request(&mut self, hooks: &K, conn: L::Conn, client: AddrOf<L>) {
+    fn process_request(&mut self, hooks: &K, request: R) {
         let handler = self.handler.clone();
-        // The child takes the connection out of this cell; the parent finds it still there.
-        let mut conn = Some(conn);
+        // The child takes the request out of this cell; the parent finds it still there.
+        let mut request = Some(request);
         let forked = self.fork_request(|| {
             let mut rbuf = [0u8; RBUF];
             let mut wbuf = [0u8; WBUF];
-            conn.take().is_some_and(|conn| {
-                serve_stream(&handler, hooks, conn, &client, &mut rbuf, &mut wbuf)
+            request.take().is_some_and(|request| {
+                run_request(&handler, hooks, request, &mut rbuf, &mut wbuf, &CatchPanic)
             })
         });
+        let Some(request) = request else { return };
         match forked {
-            // Python's parent calls close_request only: a shutdown here would
-            // half-close the child's connection too. The parent's copy is
-            // kept until the child is reaped (see the type's docs).
+            // The parent's copy is kept until the child is reaped (see the type's docs).
             Ok(_) => {
-                hooks.close_request(&client);
-                if let (Some(child), Some(conn)) = (self.children.last_mut(), conn) {
-                    child.connection = Some(Box::new(conn));
+                let copy = hand_off_request(hooks, request).and_then(R::parent_copy);
+                if let Some(child) = self.children.last_mut() {
+                    child.connection = copy;
                 }
             }
-            Err(e) => {
-                hooks.handle_error(&client, &WorkerError::Spawn(e));
-                if let Some(conn) = conn {
-                    end_stream_request(hooks, conn, &client);
-                }
-            }
+            Err(e) => drop_request(hooks, request, &WorkerError::Spawn(e)),
         }
     }
 
@@ -334,16 +293,14 @@ where
         self.children.len() < self.max_children
     }
 
-    fn wait<W: Wait<L>>(
-        &mut self,
-        waiter: &mut W,
-        listener: Option<&L>,
-        deadline: Option<Instant>,
-    ) -> Result<(), W::Error> {
-        let deadline = self.reap_deadline(listener.is_some(), deadline, waiter.now());
-        let waited = waiter.wait(listener, deadline);
-        self.take_child_stops(waiter.shutdown_flag());
-        waited
+    fn next_wake(&mut self, now: Instant, watching: bool) -> Option<Instant> {
+        self.reap_deadline(watching, now)
+    }
+
+    /// A stop a child asked for becomes a request of the parent's own flag,
+    /// so the loop stops before it takes more work.
+    fn stop_requested(&mut self) -> bool {
+        self.stop.as_ref().is_some_and(StopChannel::take_requests)
     }
 
     fn in_flight(&self) -> usize {
@@ -352,65 +309,6 @@ where
 
     fn cut_in_flight(&mut self, _hooks: &K) {
         self.cut_children();
-    }
-
-    fn service_actions(&mut self, _hooks: &K) {
-        self.collect_children(false);
-    }
-
-    fn server_close(&mut self, _hooks: &K) {
-        self.collect_children(self.block_on_close);
-    }
-
-    fn default_timeout(&self) -> Option<Duration> {
-        self.timeout
-    }
-}
-
-impl<D, K, H, const RBUF: usize, const WBUF: usize> DatagramStrategy<D, K>
-    for Forking<H, RBUF, WBUF>
-where
-    D: DatagramSocket,
-    K: ServerHooks<D::Addr>,
-    H: DatagramRequestHandler<D::Addr>,
-{
-    fn process_request(
-        &mut self,
-        hooks: &K,
-        socket: &mut D,
-        packet: &[u8],
-        truncated: bool,
-        client: D::Addr,
-        reply: &mut [u8],
-    ) {
-        let handler = self.handler.clone();
-        let forked = self.fork_request(|| {
-            serve_datagram(&handler, hooks, socket, packet, truncated, &client, reply)
-        });
-        match forked {
-            Ok(_) => hooks.close_request(&client),
-            Err(e) => {
-                hooks.handle_error(&client, &WorkerError::Spawn(e));
-                hooks.shutdown_request(&client);
-                hooks.close_request(&client);
-            }
-        }
-    }
-
-    fn can_accept(&self) -> bool {
-        self.children.len() < self.max_children
-    }
-
-    fn wait<W: Wait<D>>(
-        &mut self,
-        waiter: &mut W,
-        socket: Option<&D>,
-        deadline: Option<Instant>,
-    ) -> Result<(), W::Error> {
-        let deadline = self.reap_deadline(socket.is_some(), deadline, waiter.now());
-        let waited = waiter.wait(socket, deadline);
-        self.take_child_stops(waiter.shutdown_flag());
-        waited
     }
 
     fn service_actions(&mut self, _hooks: &K) {

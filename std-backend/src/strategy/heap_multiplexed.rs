@@ -8,8 +8,8 @@ use std::pin::Pin;
 
 use socketserver_core::time::{Instant, earliest};
 use socketserver_core::{
-    AddrOf, AsyncStreamRequestHandler, Connection, IdlePolicy, Listener, Multiplexed, Served,
-    ServerHooks, StreamStrategy, Wait, cut_stream_request,
+    Accepted, AsyncStreamRequestHandler, Connection, IdlePolicy, Multiplexed, Served, ServerHooks,
+    Strategy, cut_request,
 };
 
 use crate::strategy::Attach;
@@ -182,14 +182,14 @@ impl<C: Connection, H, F> fmt::Debug for HeapMultiplexed<C, H, F> {
     }
 }
 
-impl<L, K, H, F> StreamStrategy<L, K> for HeapMultiplexed<L::Conn, H, F>
+impl<C, K, H, F> Strategy<Accepted<C>, K> for HeapMultiplexed<C, H, F>
 where
-    L: Listener,
-    K: ServerHooks<AddrOf<L>>,
-    H: AsyncStreamRequestHandler<L::Conn>,
-    F: Future<Output = Option<Served<L::Conn>>>,
+    C: Connection,
+    K: ServerHooks<C::Addr>,
+    H: AsyncStreamRequestHandler<C>,
+    F: Future<Output = Option<Served<C>>>,
 {
-    fn process_request(&mut self, hooks: &K, conn: L::Conn, client: AddrOf<L>) {
+    fn process_request(&mut self, hooks: &K, request: Accepted<C>) {
         self.apply_limit();
         let chunk = if self.active() < self.max_connections {
             Some(self.chunk_with_room())
@@ -199,9 +199,9 @@ where
         };
         match chunk {
             Some(chunk) => {
-                StreamStrategy::<L, K>::process_request(&mut chunk.as_mut(), hooks, conn, client);
+                chunk.as_mut().process_request(hooks, request);
             }
-            None => cut_stream_request(hooks, conn, &client),
+            None => cut_request(hooks, request),
         }
     }
 
@@ -213,16 +213,10 @@ where
                 .any(|chunk| chunk.eviction_idle().is_some())
     }
 
-    fn wait<W: Wait<L>>(
-        &mut self,
-        waiter: &mut W,
-        listener: Option<&L>,
-        deadline: Option<Instant>,
-    ) -> Result<(), W::Error> {
-        let deadline = self.chunks.iter().fold(deadline, |soonest, chunk| {
-            earliest(soonest, chunk.next_poll())
-        });
-        waiter.wait(listener, deadline)
+    fn next_wake(&mut self, _now: Instant, _watching: bool) -> Option<Instant> {
+        self.chunks
+            .iter()
+            .fold(None, |soonest, chunk| earliest(soonest, chunk.next_poll()))
     }
 
     fn poll_requests(&mut self, hooks: &K, now: Instant) -> bool {
@@ -230,7 +224,7 @@ where
         self.apply_limit();
         let mut moved = false;
         for chunk in &mut self.chunks {
-            moved |= StreamStrategy::<L, K>::poll_requests(&mut chunk.as_mut(), hooks, now);
+            moved |= Strategy::<Accepted<C>, K>::poll_requests(&mut chunk.as_mut(), hooks, now);
         }
         moved
     }
@@ -241,7 +235,7 @@ where
 
     fn cut_in_flight(&mut self, hooks: &K) {
         for chunk in &mut self.chunks {
-            StreamStrategy::<L, K>::cut_in_flight(&mut chunk.as_mut(), hooks);
+            Strategy::<Accepted<C>, K>::cut_in_flight(&mut chunk.as_mut(), hooks);
         }
     }
 
@@ -259,7 +253,7 @@ where
 
     fn server_close(&mut self, hooks: &K) {
         for chunk in &mut self.chunks {
-            StreamStrategy::<L, K>::server_close(&mut chunk.as_mut(), hooks);
+            Strategy::<Accepted<C>, K>::server_close(&mut chunk.as_mut(), hooks);
         }
     }
 }

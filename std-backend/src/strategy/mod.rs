@@ -1,7 +1,9 @@
 //! Python's `ThreadingMixIn` and `ForkingMixIn` as core strategies, plus
-//! what every std strategy shares: the waker hook and panic-safe requests.
+//! what every std strategy shares: the waker hook, the panic guard, and
+//! requests that outlive the server's borrow (a worker thread's).
 
 pub(crate) mod child_stop;
+pub(crate) mod detach;
 pub(crate) mod forking;
 pub(crate) mod heap_multiplexed;
 mod live_count;
@@ -10,11 +12,7 @@ pub(crate) mod threading;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use socketserver_core::{
-    Connection, DatagramRequestHandler, DatagramSocket, IdlePolicy, Multiplexed, ServerHooks,
-    StreamRequestHandler, Sync, close_stream_request, end_stream_request, finish_stream_request,
-    report_request_error, run_datagram_request,
-};
+use socketserver_core::{Connection, IdlePolicy, Multiplexed, PanicGuard, Sync};
 
 use crate::error::WorkerError;
 use crate::waiter::Waker;
@@ -69,63 +67,18 @@ pub fn next_thread_name() -> String {
     format!("Thread-{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
-/// One stream request in a worker: core's lifecycle, with a panic in the
-/// handler caught and reported to `handle_error` like an error, so
-/// `shutdown_request` and `close_request` still run. Returns success.
-pub(crate) fn serve_stream<C, H, K>(
-    handler: &H,
-    hooks: &K,
-    mut conn: C,
-    client: &C::Addr,
-    rbuf: &mut [u8],
-    wbuf: &mut [u8],
-) -> bool
-where
-    C: Connection,
-    H: StreamRequestHandler<C>,
-    K: ServerHooks<C::Addr>,
-{
-    let result = panic::catch_unwind(AssertUnwindSafe(|| {
-        finish_stream_request(handler, hooks, &mut conn, client, rbuf, wbuf)
-    }));
-    match result {
-        Ok(result) => {
-            if let Err(e) = &result {
-                report_request_error::<C, K>(hooks, client, e);
-            }
-            close_stream_request(hooks, conn, client, &result);
-            result.is_ok()
-        }
-        Err(payload) => {
-            hooks.handle_error(client, &WorkerError::from_panic(&*payload));
-            end_stream_request(hooks, conn, client);
-            false
-        }
-    }
-}
+/// The panic guard of requests run in worker threads and forked children:
+/// a panic in the handler is caught and reported to `handle_error` as
+/// [`WorkerError::Panicked`], so the request still ends with its hooks and
+/// the worker goes on (a thread ends, a child exits with status 1).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CatchPanic;
 
-/// One datagram request in a worker, a handler panic caught as in [`serve_stream`].
-pub(crate) fn serve_datagram<D, H, K>(
-    handler: &H,
-    hooks: &K,
-    socket: &mut D,
-    packet: &[u8],
-    truncated: bool,
-    client: &D::Addr,
-    reply: &mut [u8],
-) -> bool
-where
-    D: DatagramSocket,
-    H: DatagramRequestHandler<D::Addr>,
-    K: ServerHooks<D::Addr>,
-{
-    let result = panic::catch_unwind(AssertUnwindSafe(|| {
-        run_datagram_request(handler, hooks, socket, packet, truncated, client, reply)
-    }));
-    result.unwrap_or_else(|payload| {
-        hooks.handle_error(client, &WorkerError::from_panic(&*payload));
-        hooks.shutdown_request(client);
-        hooks.close_request(client);
-        false
-    })
+impl PanicGuard for CatchPanic {
+    type Caught = WorkerError;
+
+    fn guard<T>(&self, work: impl FnOnce() -> T) -> Result<T, WorkerError> {
+        panic::catch_unwind(AssertUnwindSafe(work))
+            .map_err(|payload| WorkerError::from_panic(&*payload))
+    }
 }

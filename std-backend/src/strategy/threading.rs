@@ -5,15 +5,13 @@ use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 
-use socketserver_core::time::{Duration, Instant, earliest};
-use socketserver_core::{
-    AddrOf, DatagramRequestHandler, DatagramSocket, DatagramStrategy, IdlePolicy, Listener,
-    ServerHooks, StreamRequestHandler, StreamStrategy, Wait, end_stream_request,
-};
+use socketserver_core::time::{Duration, Instant};
+use socketserver_core::{IdlePolicy, ServerHooks, Strategy, drop_request};
 
 use crate::error::WorkerError;
+use crate::strategy::detach::{Detach, Run};
 use crate::strategy::live_count::LiveCount;
-use crate::strategy::{Attach, next_thread_name, serve_datagram, serve_stream};
+use crate::strategy::{Attach, next_thread_name};
 use crate::waiter::Waker;
 
 /// Live handler threads allowed by default: enough for 1,000 concurrent
@@ -34,7 +32,7 @@ const FULL_RECHECK: Duration = Duration::from_millis(20);
 /// a refusal), unless the server's [`IdlePolicy`] lets a waiting client evict
 /// the connection that has waited longest for its peer (by default one idle
 /// for a second or more: it is reset and its handler sees an error). Every
-/// connection in flight can be cut at once ([`StreamStrategy::cut_in_flight`],
+/// connection in flight can be cut at once ([`Strategy::cut_in_flight`],
 /// the end of a graceful shutdown). A handler panic is caught and reported to `handle_error` as
 /// [`WorkerError::Panicked`]; the connection is still shut down and closed,
 /// and the server goes on.
@@ -183,22 +181,6 @@ impl<H, const RBUF: usize, const WBUF: usize> Threading<H, RBUF, WBUF> {
         self.live.observe() < self.max_threads
     }
 
-    /// Waits, with the listening socket or (at the bound, draining) for a
-    /// thread to end; a thread that ended since the loop looked at the
-    /// count makes it return at once instead.
-    fn wait_for<S, W: Wait<S>>(
-        &mut self,
-        waiter: &mut W,
-        socket: Option<&S>,
-        deadline: Option<Instant>,
-    ) -> Result<(), W::Error> {
-        let deadline = self.wait_deadline(socket.is_some(), deadline, waiter.now());
-        if !self.live.begin_wait(socket.is_none()) {
-            return Ok(());
-        }
-        waiter.wait(socket, deadline)
-    }
-
     /// The live connection a waiting client may evict (only with the
     /// server's waker attached, which knows the server's connections).
     fn eviction_candidate(&self) -> Option<crate::net::connection::Interrupter> {
@@ -206,23 +188,18 @@ impl<H, const RBUF: usize, const WBUF: usize> Threading<H, RBUF, WBUF> {
         connections.longest_waiting(self.evict_after?)
     }
 
-    /// The deadline of a wait. At the thread bound the server socket is left
-    /// out of the wait; with no waker attached (core's server used directly)
-    /// nothing would end that wait when a thread finishes, and with eviction
-    /// on a connection may become evictable, so the wait is cut to a short
-    /// re-check, and `handle_request` with no timeout cannot hang.
-    fn wait_deadline(
-        &self,
-        socket_given: bool,
-        deadline: Option<Instant>,
-        now: Instant,
-    ) -> Option<Instant> {
+    /// The latest a wait may last. At the thread bound the server socket
+    /// is left out of the wait; with no waker attached (core's server used
+    /// directly) nothing would end that wait when a thread finishes, and
+    /// with eviction on a connection may become evictable, so the wait is
+    /// cut to a short re-check, and `handle_request` with no timeout cannot
+    /// hang.
+    fn recheck_deadline(&self, watching: bool, now: Instant) -> Option<Instant> {
         let evicting = self.evict_after.is_some() && self.at_bound();
-        if socket_given || (self.waker.is_some() && !evicting) || self.live_threads() == 0 {
-            return deadline;
+        if watching || (self.waker.is_some() && !evicting) || self.live_threads() == 0 {
+            return None;
         }
-        let recheck = now.saturating_add(FULL_RECHECK);
-        earliest(deadline, Some(recheck))
+        Some(now.saturating_add(FULL_RECHECK))
     }
 }
 
@@ -236,47 +213,36 @@ impl<H, const RBUF: usize, const WBUF: usize> Attach for Threading<H, RBUF, WBUF
     }
 }
 
-impl<L, K, H, const RBUF: usize, const WBUF: usize> StreamStrategy<L, K>
-    for Threading<H, RBUF, WBUF>
+impl<R, K, H, const RBUF: usize, const WBUF: usize> Strategy<R, K> for Threading<H, RBUF, WBUF>
 where
-    L: Listener,
-    L::Conn: Send + 'static,
-    AddrOf<L>: Send + 'static,
-    K: ServerHooks<AddrOf<L>> + Clone + Send + 'static,
-    H: StreamRequestHandler<L::Conn> + Send + 'static,
+    R: Detach,
+    R::Detached: Run<H, K>,
+    K: ServerHooks<R::Addr> + Clone + Send + 'static,
+    H: Clone + Send + 'static,
 {
-    fn process_request(&mut self, hooks: &K, conn: L::Conn, client: AddrOf<L>) {
+    fn process_request(&mut self, hooks: &K, request: R) {
         if self.at_bound() {
             // `can_accept` let this client in to evict an idle connection.
             if let Some(idle) = self.eviction_candidate() {
                 idle.interrupt();
             }
         }
-        // The connection goes back to this thread if no thread can start.
-        let slot = Arc::new(Mutex::new(Some(conn)));
+        // The request comes back to this thread if no thread can start.
+        let slot = Arc::new(Mutex::new(Some(request.detach())));
         let theirs = Arc::clone(&slot);
-        let (handler, worker_hooks, worker_client) =
-            (self.handler.clone(), hooks.clone(), client.clone());
+        let (handler, worker_hooks) = (self.handler.clone(), hooks.clone());
         let spawned = self.spawn(move || {
-            let conn = theirs.lock().unwrap_or_else(PoisonError::into_inner).take();
-            if let Some(conn) = conn {
+            let request = theirs.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some(request) = request {
                 let mut rbuf = [0u8; RBUF];
                 let mut wbuf = [0u8; WBUF];
-                serve_stream(
-                    &handler,
-                    &worker_hooks,
-                    conn,
-                    &worker_client,
-                    &mut rbuf,
-                    &mut wbuf,
-                );
+                request.run(&handler, &worker_hooks, &mut rbuf, &mut wbuf);
             }
         });
         if let Err(e) = spawned {
-            let conn = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
-            hooks.handle_error(&client, &WorkerError::Spawn(e));
-            if let Some(conn) = conn {
-                end_stream_request(hooks, conn, &client);
+            let request = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some(request) = request {
+                drop_request(hooks, request, &WorkerError::Spawn(e));
             }
         }
     }
@@ -285,13 +251,12 @@ where
         self.below_bound() || self.eviction_candidate().is_some()
     }
 
-    fn wait<W: Wait<L>>(
-        &mut self,
-        waiter: &mut W,
-        listener: Option<&L>,
-        deadline: Option<Instant>,
-    ) -> Result<(), W::Error> {
-        self.wait_for(waiter, listener, deadline)
+    fn next_wake(&mut self, now: Instant, watching: bool) -> Option<Instant> {
+        if !self.live.begin_wait(!watching) {
+            // A thread ended since the loop looked: look again at once.
+            return Some(now);
+        }
+        self.recheck_deadline(watching, now)
     }
 
     fn in_flight(&self) -> usize {
@@ -315,77 +280,15 @@ where
     }
 }
 
-impl<D, K, H, const RBUF: usize, const WBUF: usize> DatagramStrategy<D, K>
-    for Threading<H, RBUF, WBUF>
-where
-    D: DatagramSocket + Clone + Send + 'static,
-    D::Addr: Send + 'static,
-    K: ServerHooks<D::Addr> + Clone + Send + 'static,
-    H: DatagramRequestHandler<D::Addr> + Send + 'static,
-{
-    fn process_request(
-        &mut self,
-        hooks: &K,
-        socket: &mut D,
-        packet: &[u8],
-        truncated: bool,
-        client: D::Addr,
-        reply: &mut [u8],
-    ) {
-        let (handler, worker_hooks, worker_client) =
-            (self.handler.clone(), hooks.clone(), client.clone());
-        let mut socket = socket.clone();
-        let packet = packet.to_vec();
-        let reply_len = reply.len();
-        let spawned = self.spawn(move || {
-            let mut reply = vec![0u8; reply_len];
-            serve_datagram(
-                &handler,
-                &worker_hooks,
-                &mut socket,
-                &packet,
-                truncated,
-                &worker_client,
-                &mut reply,
-            );
-        });
-        if let Err(e) = spawned {
-            hooks.handle_error(&client, &WorkerError::Spawn(e));
-            hooks.shutdown_request(&client);
-            hooks.close_request(&client);
-        }
-    }
-
-    fn can_accept(&self) -> bool {
-        self.below_bound()
-    }
-
-    fn wait<W: Wait<D>>(
-        &mut self,
-        waiter: &mut W,
-        socket: Option<&D>,
-        deadline: Option<Instant>,
-    ) -> Result<(), W::Error> {
-        self.wait_for(waiter, socket, deadline)
-    }
-
-    fn service_actions(&mut self, _hooks: &K) {
-        self.reap();
-    }
-
-    fn server_close(&mut self, _hooks: &K) {
-        if self.block_on_close {
-            self.join_all();
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::mpsc;
 
     use socketserver_core::time::Clock;
-    use socketserver_core::{DatagramRequest, DefaultHooks, HandlerError, Received, ShutdownFlag};
+    use socketserver_core::{
+        DatagramRequest, DatagramRequestHandler, DatagramSocket, Datagrams, DefaultHooks,
+        HandlerError, Packet, Received, Server, ShutdownFlag, Wait,
+    };
 
     use super::*;
 
@@ -447,58 +350,55 @@ mod tests {
         }
     }
 
-    fn datagram_wait(
-        strategy: &mut Threading<Gate>,
-        socket_given: bool,
-        deadline: Option<Instant>,
-    ) -> Option<Instant> {
-        let mut recorder = Recorder {
-            flag: ShutdownFlag::new(),
-            deadlines: Vec::new(),
-        };
-        let socket = socket_given.then_some(&NullSocket);
-        DatagramStrategy::<NullSocket, DefaultHooks>::wait(
-            strategy,
-            &mut recorder,
-            socket,
-            deadline,
-        )
-        .unwrap();
-        recorder.deadlines[0]
+    type Tested = Server<Datagrams<NullSocket, [u8; 8]>, Recorder, Threading<Gate>, DefaultHooks>;
+
+    /// The deadline the server's next wait gets, given the loop's own.
+    fn wait_deadline(server: &mut Tested, deadline: Option<Instant>) -> Option<Instant> {
+        server.wait_ready(deadline).unwrap();
+        server.waiter_mut().deadlines.pop().unwrap()
     }
 
     #[test]
     fn datagram_wait_at_the_thread_bound_without_a_waker_rechecks_soon() {
         let (release, gate) = mpsc::channel();
-        let mut strategy = Threading::new(Gate(Arc::new(Mutex::new(gate)))).max_threads(1);
+        let strategy = Threading::new(Gate(Arc::new(Mutex::new(gate)))).max_threads(1);
+        let recorder = Recorder {
+            flag: ShutdownFlag::new(),
+            deadlines: Vec::new(),
+        };
+        let source = Datagrams::new(NullSocket, [0u8; 8], [0u8; 8]);
+        let mut server: Tested = Server::new(source, recorder, strategy, DefaultHooks);
         let recheck = Some(NOW.saturating_add(FULL_RECHECK));
-        assert_eq!(datagram_wait(&mut strategy, false, None), None, "idle");
+        assert_eq!(wait_deadline(&mut server, None), None, "idle");
 
-        let mut reply = [0u8; 8];
-        DatagramStrategy::<NullSocket, DefaultHooks>::process_request(
-            &mut strategy,
-            &DefaultHooks,
-            &mut NullSocket,
-            b"x",
-            false,
-            7,
-            &mut reply,
-        );
-        assert!(!DatagramStrategy::<NullSocket, DefaultHooks>::can_accept(
-            &strategy
-        ));
+        let (mut socket, mut reply) = (NullSocket, [0u8; 8]);
+        let packet = Packet {
+            socket: &mut socket,
+            data: b"x",
+            truncated: false,
+            client: 7,
+            reply: &mut reply,
+        };
+        server.strategy_mut().process_request(&DefaultHooks, packet);
         // handle_request with no timeout: the wait must not be unbounded.
-        assert_eq!(datagram_wait(&mut strategy, false, None), recheck);
+        assert_eq!(wait_deadline(&mut server, None), recheck);
         // serve_forever's poll interval: cut to the re-check.
         let later = Some(NOW.saturating_add(Duration::from_secs(30)));
-        assert_eq!(datagram_wait(&mut strategy, false, later), recheck);
+        assert_eq!(wait_deadline(&mut server, later), recheck);
         // A sooner deadline stays; a wait on the socket is left alone.
         let soon = Some(NOW.saturating_add(Duration::from_millis(1)));
-        assert_eq!(datagram_wait(&mut strategy, false, soon), soon);
-        assert_eq!(datagram_wait(&mut strategy, true, None), None);
+        assert_eq!(wait_deadline(&mut server, soon), soon);
+        assert_eq!(
+            Strategy::<Packet<'_, NullSocket>, DefaultHooks>::next_wake(
+                server.strategy_mut(),
+                NOW,
+                true
+            ),
+            None
+        );
 
         release.send(()).unwrap();
-        DatagramStrategy::<NullSocket, DefaultHooks>::server_close(&mut strategy, &DefaultHooks);
-        assert_eq!(strategy.live_threads(), 0);
+        server.server_close();
+        assert_eq!(server.strategy().live_threads(), 0);
     }
 }

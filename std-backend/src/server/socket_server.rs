@@ -1,58 +1,61 @@
-//! Stream servers: Python's `TCPServer` and `UnixStreamServer`.
+//! The std server: core's `Server` with a bound socket, Python's
+//! `TCPServer`, `UDPServer`, `UnixStreamServer` and `UnixDatagramServer`
+//! (one type; the [`SocketKind`] says which).
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
-use socket2::{Socket, Type};
+use socket2::Socket;
 use socketserver_core::time::Clock;
-use socketserver_core::{DefaultHooks, Handled, ServerHooks, StreamServer, StreamStrategy};
+use socketserver_core::{DefaultHooks, Handled, Server, ServerHooks, StrategyFor};
 
-use crate::hooks::Hooks;
-use crate::net::address::{Address, ToAddress};
-use crate::net::listener::SocketListener;
+use crate::net::address::ToAddress;
 use crate::options::Options;
+use crate::server::kind::SocketKind;
 use crate::server::{bind, new_socket};
 use crate::strategy::Attach;
 use crate::waiter::{Serving, ShutdownHandle, Waiter};
 
-/// A stream server on std sockets: core's `StreamServer` with a socket
-/// bound and listening, Python's `TCPServer` (`A = SocketAddr`) and
-/// `UnixStreamServer` (`A = UnixAddr`). Use the aliases (`TCPServer`,
-/// `ThreadingTCPServer`, …) rather than this name.
+/// core's server as a std server holds it.
+pub type CoreServer<T, P, K> = Server<<T as SocketKind>::Source, Waiter, P, K>;
+
+/// A server on std sockets: core's [`Server`] with its socket bound (and
+/// listening), Python's server classes. Use the aliases (`TCPServer`,
+/// `ThreadingUDPServer`, `ForkingUnixStreamServer`, …) rather than this name.
 ///
 /// Dropping the server runs `server_close` if it has not run, as Python's
 /// `with` block does.
-pub struct SocketStreamServer<A, P, K = DefaultHooks>
+pub struct SocketServer<T, P, K = DefaultHooks>
 where
-    A: Address,
-    K: ServerHooks<A>,
-    P: StreamStrategy<SocketListener<A>, Hooks<K>>,
+    T: SocketKind,
+    K: ServerHooks<T::Addr>,
+    P: StrategyFor<T::Source, K>,
 {
-    core: StreamServer<SocketListener<A>, Waiter, Hooks<K>, P>,
-    address: A,
+    core: CoreServer<T, P, K>,
+    address: T::Addr,
     options: Options,
     closed: bool,
 }
 
-/// A stream server whose socket exists but is not bound yet: Python's
+/// A server whose socket exists but is not bound yet: Python's
 /// `bind_and_activate=False`. Set socket options through
 /// [`socket`](Self::socket), then [`server_bind`](Self::server_bind) and
 /// [`server_activate`](Self::server_activate). Dropping it closes the socket.
 #[derive(Debug)]
-pub struct UnboundStreamServer<A, P, K> {
+pub struct UnboundServer<T: SocketKind, P, K> {
     socket: Socket,
-    address: A,
+    address: T::Addr,
     strategy: P,
     hooks: K,
     options: Options,
 }
 
-impl<A, P, K> UnboundStreamServer<A, P, K>
+impl<T, P, K> UnboundServer<T, P, K>
 where
-    A: Address,
-    K: ServerHooks<A>,
-    P: StreamStrategy<SocketListener<A>, Hooks<K>> + Attach,
+    T: SocketKind,
+    K: ServerHooks<T::Addr>,
+    P: StrategyFor<T::Source, K> + Attach,
 {
     /// The socket, for options to set before binding (Python's `server.socket`).
     pub fn socket(&self) -> &Socket {
@@ -60,7 +63,7 @@ where
     }
 
     /// The address as given until bound; the real one after.
-    pub fn server_address(&self) -> &A {
+    pub fn server_address(&self) -> &T::Addr {
         &self.address
     }
 
@@ -70,23 +73,18 @@ where
         Ok(())
     }
 
-    /// Python's `server_activate`: listens, and returns the server. On an
-    /// error the socket is closed.
-    pub fn server_activate(self) -> io::Result<SocketStreamServer<A, P, K>> {
-        self.socket.listen(self.options.request_queue_size)?;
+    /// Python's `server_activate`: listens (streams), and returns the
+    /// server. On an error the socket is closed.
+    pub fn server_activate(self) -> io::Result<SocketServer<T, P, K>> {
         let waiter = Waiter::new()?;
-        let listener = SocketListener::new(
-            self.socket,
-            self.options.nonblocking_connections,
-            self.options.idle_policy,
-            waiter.connections(),
-        )?;
+        let source = T::activate(self.socket, &self.options, &waiter)?;
         let mut strategy = self.strategy;
         strategy.attach(waiter.waker());
         strategy.adopt_idle_policy(self.options.idle_policy);
-        let hooks = Hooks::new(self.hooks, self.options.timeout);
-        Ok(SocketStreamServer {
-            core: StreamServer::new(listener, waiter, strategy, hooks),
+        let mut core = Server::new(source, waiter, strategy, self.hooks);
+        core.set_timeout(self.options.timeout);
+        Ok(SocketServer {
+            core,
             address: self.address,
             options: self.options,
             closed: false,
@@ -94,33 +92,34 @@ where
     }
 }
 
-impl<A, P> SocketStreamServer<A, P, DefaultHooks>
+impl<T, P> SocketServer<T, P, DefaultHooks>
 where
-    A: Address,
-    P: StreamStrategy<SocketListener<A>, Hooks<DefaultHooks>> + Attach,
+    T: SocketKind,
+    DefaultHooks: ServerHooks<T::Addr>,
+    P: StrategyFor<T::Source, DefaultHooks> + Attach,
 {
-    /// Binds `address`, listens, and returns the server, Python's
+    /// Binds `address` (and listens), and returns the server, Python's
     /// `TCPServer(address, Handler)`. Port 0 lets the kernel choose.
-    pub fn new(address: impl ToAddress<A>, strategy: P) -> io::Result<Self> {
+    pub fn new(address: impl ToAddress<T::Addr>, strategy: P) -> io::Result<Self> {
         Self::with_options(address, strategy, DefaultHooks, Options::default())
     }
 }
 
-impl<A, P, K> SocketStreamServer<A, P, K>
+impl<T, P, K> SocketServer<T, P, K>
 where
-    A: Address,
-    K: ServerHooks<A>,
-    P: StreamStrategy<SocketListener<A>, Hooks<K>> + Attach,
+    T: SocketKind,
+    K: ServerHooks<T::Addr>,
+    P: StrategyFor<T::Source, K> + Attach,
 {
-    /// Binds and listens with the given hooks.
-    pub fn with_hooks(address: impl ToAddress<A>, strategy: P, hooks: K) -> io::Result<Self> {
+    /// Binds (and listens) with the given hooks.
+    pub fn with_hooks(address: impl ToAddress<T::Addr>, strategy: P, hooks: K) -> io::Result<Self> {
         Self::with_options(address, strategy, hooks, Options::default())
     }
 
-    /// Binds and listens with hooks and Python's knobs. A failure closes
+    /// Binds (and listens) with hooks and Python's knobs. A failure closes
     /// the socket before the error returns (bpo-22435: no descriptor leaks).
     pub fn with_options(
-        address: impl ToAddress<A>,
+        address: impl ToAddress<T::Addr>,
         strategy: P,
         hooks: K,
         options: Options,
@@ -132,15 +131,15 @@ where
 
     /// Creates the socket without binding it (`bind_and_activate=False`).
     pub fn unbound(
-        address: impl ToAddress<A>,
+        address: impl ToAddress<T::Addr>,
         strategy: P,
         hooks: K,
         mut options: Options,
-    ) -> io::Result<UnboundStreamServer<A, P, K>> {
+    ) -> io::Result<UnboundServer<T, P, K>> {
         let address = address.to_address()?;
         options.nonblocking_connections |= strategy.nonblocking_connections();
-        let socket = new_socket(&address, Type::STREAM)?;
-        Ok(UnboundStreamServer {
+        let socket = new_socket(&address, T::TYPE)?;
+        Ok(UnboundServer {
             socket,
             address,
             strategy,
@@ -148,7 +147,14 @@ where
             options,
         })
     }
+}
 
+impl<T, P, K> SocketServer<T, P, K>
+where
+    T: SocketKind,
+    K: ServerHooks<T::Addr>,
+    P: StrategyFor<T::Source, K>,
+{
     /// Python's `serve_forever`: serves until a [`ShutdownHandle`] stops it.
     /// A stop wakes the wait at once; `poll_interval` only paces
     /// `service_actions` (Python's default is 0.5 s).
@@ -171,7 +177,7 @@ where
     }
 
     /// Python's `handle_request`: one request, or `handle_timeout` after the
-    /// timeout (hooks', then [`Options::timeout`], then the strategy's).
+    /// timeout ([`Options::timeout`], else the strategy's).
     pub fn handle_request(&mut self) -> io::Result<Handled> {
         self.core.handle_request()
     }
@@ -190,7 +196,7 @@ where
         self.core.poll()
     }
 
-    /// Serves requests already taken, accepting none, for at most `grace`:
+    /// Serves requests already taken, taking none, for at most `grace`:
     /// the graceful half of a shutdown. Returns whether all finished.
     pub fn drain(&mut self, grace: Duration) -> io::Result<bool> {
         let deadline = self.core.waiter().now().saturating_add(grace);
@@ -217,33 +223,45 @@ where
         self.shutdown_handle().shutdown();
     }
 
-    /// Python's `server_close`: closes the listening socket first (new
-    /// clients are refused at once), then lets the strategy finish
-    /// (`block_on_close`: join threads, wait for children), then the hook.
-    /// Runs once; later calls and the drop do nothing.
+    /// Python's `server_close`: a listening socket closes first (new clients
+    /// are refused at once), then the strategy finishes (`block_on_close`:
+    /// join threads, wait for children), then the hook; a datagram socket,
+    /// which requests answer on, closes last. Runs once; later calls and
+    /// the drop do nothing.
     pub fn server_close(&mut self) {
         if self.closed {
             return;
         }
         self.closed = true;
-        self.core.listener_mut().close();
+        if !T::SHARED_SOCKET {
+            T::close(self.core.source_mut());
+        }
         self.core.server_close();
+        if T::SHARED_SOCKET {
+            T::close(self.core.source_mut());
+        }
     }
 
     /// Python's `server_address`: the bound address (the real port when
     /// port 0 was asked for), or the path for Unix servers.
-    pub fn server_address(&self) -> &A {
+    pub fn server_address(&self) -> &T::Addr {
         &self.address
     }
 
-    /// Python's `fileno()`: the listening descriptor, -1 once closed.
+    /// Python's `max_packet_size` (datagram servers read at most this many
+    /// bytes of a datagram).
+    pub fn max_packet_size(&self) -> usize {
+        self.options.max_packet_size
+    }
+
+    /// Python's `fileno()`: the server socket's descriptor, -1 once closed.
     pub fn fileno(&self) -> RawFd {
         self.socket().map_or(-1, AsRawFd::as_raw_fd)
     }
 
     /// Python's `server.socket`; `None` once closed.
     pub fn socket(&self) -> Option<&Socket> {
-        self.core.listener().socket()
+        T::socket(self.core.source())
     }
 
     /// The options the server was built with.
@@ -251,9 +269,9 @@ where
         &self.options
     }
 
-    /// The user's hooks.
+    /// The hooks.
     pub fn hooks(&self) -> &K {
-        self.core.hooks().inner()
+        self.core.hooks()
     }
 
     /// The strategy (and through it the handler).
@@ -267,63 +285,59 @@ where
     }
 
     /// core's server, for what this type does not forward.
-    pub fn core(&mut self) -> &mut StreamServer<SocketListener<A>, Waiter, Hooks<K>, P> {
+    pub fn core(&mut self) -> &mut CoreServer<T, P, K> {
         &mut self.core
     }
 }
 
-impl<A, P, K> AsRawFd for SocketStreamServer<A, P, K>
+impl<T, P, K> AsRawFd for SocketServer<T, P, K>
 where
-    A: Address,
-    K: ServerHooks<A>,
-    P: StreamStrategy<SocketListener<A>, Hooks<K>>,
+    T: SocketKind,
+    K: ServerHooks<T::Addr>,
+    P: StrategyFor<T::Source, K>,
 {
     fn as_raw_fd(&self) -> RawFd {
-        self.core.listener().socket().map_or(-1, AsRawFd::as_raw_fd)
+        self.fileno()
     }
 }
 
 /// The server's epoll descriptor (not the socket: that is
-/// [`fileno`](SocketStreamServer::fileno), Python's): readable while the server has
-/// something to do, for a loop serving several servers, which then calls
-/// [`poll`](SocketStreamServer::poll).
-impl<A, P, K> AsFd for SocketStreamServer<A, P, K>
+/// [`fileno`](SocketServer::fileno), Python's): readable while the server
+/// has something to do, for a loop serving several servers, which then
+/// calls [`poll`](SocketServer::poll).
+impl<T, P, K> AsFd for SocketServer<T, P, K>
 where
-    A: Address,
-    K: ServerHooks<A>,
-    P: StreamStrategy<SocketListener<A>, Hooks<K>>,
+    T: SocketKind,
+    K: ServerHooks<T::Addr>,
+    P: StrategyFor<T::Source, K>,
 {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.core.waiter().as_fd()
     }
 }
 
-impl<A, P, K> std::fmt::Debug for SocketStreamServer<A, P, K>
+impl<T, P, K> std::fmt::Debug for SocketServer<T, P, K>
 where
-    A: Address,
-    K: ServerHooks<A>,
-    P: StreamStrategy<SocketListener<A>, Hooks<K>>,
+    T: SocketKind,
+    K: ServerHooks<T::Addr>,
+    P: StrategyFor<T::Source, K>,
 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SocketStreamServer")
+        f.debug_struct("SocketServer")
             .field("server_address", &self.address)
-            .field("listener", self.core.listener())
+            .field("source", self.core.source())
             .field("closed", &self.closed)
             .finish_non_exhaustive()
     }
 }
 
-impl<A, P, K> Drop for SocketStreamServer<A, P, K>
+impl<T, P, K> Drop for SocketServer<T, P, K>
 where
-    A: Address,
-    K: ServerHooks<A>,
-    P: StreamStrategy<SocketListener<A>, Hooks<K>>,
+    T: SocketKind,
+    K: ServerHooks<T::Addr>,
+    P: StrategyFor<T::Source, K>,
 {
     fn drop(&mut self) {
-        if !self.closed {
-            self.closed = true;
-            self.core.listener_mut().close();
-            self.core.server_close();
-        }
+        self.server_close();
     }
 }
