@@ -154,6 +154,15 @@ fn a_quit_from_a_forked_child_stops_serve_forever_while_another_client_is_served
             !serving.is_finished(),
             "{command:?}: server_close did not wait for the child in flight"
         );
+        // The listening socket is closed: the child serving `stays` closed
+        // its copy after the fork, so a new client is refused at once, not
+        // queued for a listener only children hold.
+        let refused = TcpStream::connect_timeout(&addr, Duration::from_secs(2));
+        assert_eq!(
+            refused.as_ref().map_err(std::io::Error::kind).err(),
+            Some(std::io::ErrorKind::ConnectionRefused),
+            "{command:?}: a client connected after server_close: {refused:?}"
+        );
         stays.shutdown(Shutdown::Write).unwrap();
         let mut rest = Vec::new();
         stays.read_to_end(&mut rest).unwrap();

@@ -80,6 +80,11 @@ where
         let source = T::activate(self.socket, &self.options, &waiter)?;
         let mut strategy = self.strategy;
         strategy.attach(waiter.waker());
+        if !T::SHARED_SOCKET
+            && let Some(socket) = T::socket(&source)
+        {
+            strategy.attach_listener(socket.as_raw_fd());
+        }
         strategy.adopt_idle_policy(self.options.idle_policy);
         let mut core = Server::new(source, waiter, strategy, self.hooks);
         core.set_timeout(self.options.timeout);

@@ -1,5 +1,6 @@
 //! `Forking`: one child process per request, Python's `ForkingMixIn`.
 
+use std::os::fd::RawFd;
 use std::panic::{self, AssertUnwindSafe};
 
 use nix::errno::Errno;
@@ -91,6 +92,8 @@ pub struct Forking<H, const RBUF: usize = 1024, const WBUF: usize = 0> {
     waker: Option<Waker>,
     /// Created before the first fork of an attached strategy.
     stop: Option<StopChannel>,
+    /// The stream server's listening socket, which a child closes.
+    listener: Option<RawFd>,
 }
 
 impl<H> Forking<H> {
@@ -112,6 +115,7 @@ impl<H, const RBUF: usize, const WBUF: usize> Forking<H, RBUF, WBUF> {
             children: Vec::new(),
             waker: None,
             stop: None,
+            listener: None,
         }
     }
 
@@ -243,6 +247,14 @@ impl<H, const RBUF: usize, const WBUF: usize> Forking<H, RBUF, WBUF> {
                 // are not this child's to hold: close them, so a socket
                 // lives no longer than the child serving it.
                 self.children.clear();
+                // Nor the listening socket: once the parent closes its own,
+                // new clients must be refused, not queued for a listener
+                // that only children hold. The child never returns to the
+                // `Socket` that owns this descriptor (it ends with `_exit`),
+                // so nothing uses or closes it again.
+                if let Some(fd) = self.listener {
+                    let _ = nix::unistd::close(fd);
+                }
                 if let (Some(waker), Some(stop)) = (&self.waker, &self.stop) {
                     waker.enter_forked_child(stop.sender());
                 }
@@ -256,6 +268,10 @@ impl<H, const RBUF: usize, const WBUF: usize> Forking<H, RBUF, WBUF> {
 impl<H, const RBUF: usize, const WBUF: usize> Attach for Forking<H, RBUF, WBUF> {
     fn attach(&mut self, waker: Waker) {
         self.waker = Some(waker);
+    }
+
+    fn attach_listener(&mut self, fd: RawFd) {
+        self.listener = Some(fd);
     }
 }
 

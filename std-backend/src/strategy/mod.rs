@@ -9,6 +9,7 @@ pub(crate) mod heap_multiplexed;
 mod live_count;
 pub(crate) mod threading;
 
+use std::os::fd::RawFd;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -32,6 +33,15 @@ pub trait Attach {
     /// Receives the server's waker when the server is built.
     fn attach(&mut self, waker: Waker) {
         let _ = waker;
+    }
+
+    /// Receives the descriptor of the server's listening socket (stream
+    /// servers only: a datagram server's requests answer on its socket),
+    /// for a strategy whose workers must not keep it open (`Forking`: a
+    /// child closes its copy, so that once the server closes its own, new
+    /// clients are refused even while children still serve).
+    fn attach_listener(&mut self, fd: RawFd) {
+        let _ = fd;
     }
 
     /// Receives the server's [`Options::idle_policy`](crate::Options::idle_policy)
