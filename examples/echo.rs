@@ -11,7 +11,7 @@ use std::thread;
 use std::time::Duration;
 
 use log::{debug, info};
-use socketserver::{Connection, Error, StreamRequest, StreamRequestHandler, Sync};
+use socketserver::{Connection, Error, StreamRequest, StreamRequestHandler};
 use socketserver_std::TCPServer;
 
 /// The seed's `EchoRequestHandler`: one `recv(1024)`, logged, sent back.
@@ -44,7 +44,7 @@ fn init_logging() {
 
 fn main() -> std::io::Result<()> {
     init_logging();
-    let mut server = TCPServer::new("127.0.0.1:0", Sync::new(EchoRequestHandler))?;
+    let mut server = TCPServer::bind("127.0.0.1:0", EchoRequestHandler)?;
     let address = *server.server_address();
     let stop = server.shutdown_handle();
     // The client starts once the server has logged its start, as in the seed's output.

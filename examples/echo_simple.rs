@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::thread;
 use std::time::Duration;
 
-use socketserver::{Connection, Error, StreamRequest, StreamRequestHandler, Sync};
+use socketserver::{Connection, Error, StreamRequest, StreamRequestHandler};
 use socketserver_std::TCPServer;
 
 #[derive(Clone, Default)]
@@ -23,7 +23,7 @@ impl<C: Connection> StreamRequestHandler<C> for EchoRequestHandler {
 }
 
 fn main() -> std::io::Result<()> {
-    let mut server = TCPServer::new("localhost:0", Sync::new(EchoRequestHandler))?;
+    let mut server = TCPServer::bind("localhost:0", EchoRequestHandler)?;
     let address = *server.server_address();
     let stop = server.shutdown_handle();
     let serving = thread::spawn(move || server.serve_forever(Duration::from_millis(500)));

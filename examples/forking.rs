@@ -9,7 +9,7 @@ use std::thread;
 use std::time::Duration;
 
 use socketserver::{Connection, Error, StreamRequest, StreamRequestHandler};
-use socketserver_std::{Forking, ForkingTCPServer};
+use socketserver_std::ForkingTCPServer;
 
 #[derive(Clone, Default)]
 struct ForkingEchoRequestHandler;
@@ -26,7 +26,7 @@ impl<C: Connection> StreamRequestHandler<C> for ForkingEchoRequestHandler {
 }
 
 fn main() -> std::io::Result<()> {
-    let mut server = ForkingTCPServer::new("localhost:0", Forking::new(ForkingEchoRequestHandler))?;
+    let mut server = ForkingTCPServer::bind("localhost:0", ForkingEchoRequestHandler)?;
     let address = *server.server_address();
     let stop = server.shutdown_handle();
     let serving = thread::spawn(move || {

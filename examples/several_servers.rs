@@ -12,14 +12,13 @@ use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use socketserver::std::{
-    HeapMultiplexed, ServerGroup, SocketStreamServer, Threading, ThreadingTCPServer, UDPServer,
-    UnixConnection,
+    HeapMultiplexed, ServerGroup, SocketStreamServer, ThreadingTCPServer, UDPServer, UnixConnection,
 };
-use socketserver::{Echo, EchoDatagram, Sync, Upper};
+use socketserver::{Echo, EchoDatagram, Upper};
 
 fn main() -> std::io::Result<()> {
-    let mut tcp = ThreadingTCPServer::new("127.0.0.1:0", Threading::new(Echo::<1024>))?;
-    let mut udp = UDPServer::new("127.0.0.1:0", Sync::new(EchoDatagram))?;
+    let mut tcp = ThreadingTCPServer::bind("127.0.0.1:0", Echo::<1024>)?;
+    let mut udp = UDPServer::bind("127.0.0.1:0", EchoDatagram)?;
     let path = std::env::temp_dir().join(format!("several-servers-{}", std::process::id()));
     let lines = HeapMultiplexed::<UnixConnection, _, _>::new(Upper::<256>);
     let mut unix = SocketStreamServer::new(&path, lines)?;

@@ -86,7 +86,7 @@ fn main() -> ExitCode {
 fn kernel_baseline(len: usize) -> std::io::Result<Duration> {
     use socketserver::Echo;
     use socketserver::std::TCPServer;
-    let mut server = TCPServer::new("127.0.0.1:0", socketserver::Sync::new(Echo::<65536>))?;
+    let mut server = TCPServer::bind("127.0.0.1:0", Echo::<65536>)?;
     let addr = *server.server_address();
     let stop = server.shutdown_handle();
     let serving = thread::spawn(move || server.serve_forever(Duration::from_millis(500)));

@@ -9,7 +9,7 @@ use std::thread;
 use std::time::Duration;
 
 use socketserver::{Connection, Error, StreamRequest, StreamRequestHandler};
-use socketserver_std::{Threading, ThreadingTCPServer, next_thread_name};
+use socketserver_std::{ThreadingTCPServer, next_thread_name};
 
 #[derive(Clone, Default)]
 struct ThreadedEchoRequestHandler;
@@ -27,8 +27,7 @@ impl<C: Connection> StreamRequestHandler<C> for ThreadedEchoRequestHandler {
 }
 
 fn main() -> std::io::Result<()> {
-    let mut server =
-        ThreadingTCPServer::new("localhost:0", Threading::new(ThreadedEchoRequestHandler))?;
+    let mut server = ThreadingTCPServer::bind("localhost:0", ThreadedEchoRequestHandler)?;
     let address = *server.server_address();
     let stop = server.shutdown_handle();
     // Named from the same counter as the workers, as Python numbers threads.

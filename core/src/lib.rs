@@ -118,7 +118,7 @@ pub use serve_loop::Handled;
 pub use server::Server;
 pub use shutdown::{RunningLoop, ShutdownFlag};
 pub use source::{Datagrams, RequestOf, RequestSource, StrategyFor};
-pub use strategy::Strategy;
+pub use strategy::{FromHandler, Strategy};
 pub use sync::Sync;
 pub use transport::{Connection, DatagramSocket, Interest, Listener, Received, Sent, Wait};
 pub use wake::{SLOT_IDS, slot_ids_in_use, wake_count};

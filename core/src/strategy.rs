@@ -11,6 +11,15 @@ use crate::hooks::ServerHooks;
 use crate::incoming::Request;
 use crate::time::{Duration, Instant};
 
+/// A strategy made from a handler alone, with its defaults: what lets a
+/// backend build a server from a handler, as Python's
+/// `ThreadingTCPServer(address, Handler)` does, without naming the
+/// strategy twice (`ThreadingTCPServer::bind(address, handler)` in std).
+pub trait FromHandler<H> {
+    /// The strategy serving `handler` with its default settings.
+    fn from_handler(handler: H) -> Self;
+}
+
 /// A way to process requests of kind `R` ([`Accepted`](crate::Accepted)
 /// connections or [`Packet`](crate::Packet)s), Python's `process_request`
 /// override, with hooks `K`.

@@ -3,7 +3,7 @@
 use crate::hooks::ServerHooks;
 use crate::incoming::Request;
 use crate::runner::{Serve, Unguarded, run_request};
-use crate::strategy::Strategy;
+use crate::strategy::{FromHandler, Strategy};
 
 /// Serves each request to completion before taking the next.
 ///
@@ -39,6 +39,12 @@ impl<H, const RBUF: usize, const WBUF: usize> Sync<H, RBUF, WBUF> {
     /// reassigning Python's `RequestHandlerClass` does.
     pub fn handler_mut(&mut self) -> &mut H {
         &mut self.handler
+    }
+}
+
+impl<H, const RBUF: usize, const WBUF: usize> FromHandler<H> for Sync<H, RBUF, WBUF> {
+    fn from_handler(handler: H) -> Self {
+        Self::with_buffers(handler)
     }
 }
 

@@ -47,8 +47,8 @@ where
 /// use socketserver_std::{ServerGroup, TCPServer, ThreadingTCPServer, Threading, UDPServer};
 ///
 /// # fn main() -> std::io::Result<()> {
-/// let mut tcp = ThreadingTCPServer::new("127.0.0.1:0", Threading::new(Echo::<1024>))?;
-/// let mut udp = UDPServer::new("127.0.0.1:0", Sync::new(EchoDatagram))?;
+/// let mut tcp = ThreadingTCPServer::bind("127.0.0.1:0", Echo::<1024>)?;
+/// let mut udp = UDPServer::bind("127.0.0.1:0", EchoDatagram)?;
 /// let mut group = ServerGroup::new()?;
 /// let stop = group.shutdown_handle(); // stops the whole group, from any thread
 /// # stop.request();

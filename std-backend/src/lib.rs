@@ -14,14 +14,14 @@
 //! use socketserver_std::{TCPServer, ThreadingTCPServer, Threading};
 //!
 //! # fn main() -> std::io::Result<()> {
-//! let mut server = ThreadingTCPServer::new("127.0.0.1:0", Threading::new(Echo::<1024>))?;
+//! let mut server = ThreadingTCPServer::bind("127.0.0.1:0", Echo::<1024>)?;
 //! println!("listening on {}", server.server_address());
 //! let stop = server.shutdown_handle();
 //! let serving = std::thread::spawn(move || server.serve_forever(Duration::from_millis(500)));
 //! // ... later, from any thread:
 //! stop.shutdown();
 //! serving.join().expect("server thread")?;
-//! # let _ = TCPServer::new("127.0.0.1:0", Sync::new(Echo::<1024>))?;
+//! # let _ = TCPServer::bind("127.0.0.1:0", Echo::<1024>)?;
 //! # Ok(()) }
 //! ```
 //!

@@ -274,7 +274,7 @@ impl ShutdownHandle {
     /// use socketserver_std::{ThreadingTCPServer, Threading};
     ///
     /// # fn main() -> std::io::Result<()> {
-    /// let mut server = ThreadingTCPServer::new("127.0.0.1:0", Threading::new(Echo::<1024>))?;
+    /// let mut server = ThreadingTCPServer::bind("127.0.0.1:0", Echo::<1024>)?;
     /// let stop = server.shutdown_handle();
     /// std::thread::spawn(move || {
     ///     std::thread::sleep(Duration::from_secs(60));

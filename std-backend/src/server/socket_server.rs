@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use socket2::Socket;
 use socketserver_core::time::Clock;
-use socketserver_core::{DefaultHooks, Handled, Server, ServerHooks, StrategyFor};
+use socketserver_core::{DefaultHooks, FromHandler, Handled, Server, ServerHooks, StrategyFor};
 
 use crate::net::address::ToAddress;
 use crate::options::Options;
@@ -103,8 +103,28 @@ where
     DefaultHooks: ServerHooks<T::Addr>,
     P: StrategyFor<T::Source, DefaultHooks> + Attach,
 {
-    /// Binds `address` (and listens), and returns the server, Python's
-    /// `TCPServer(address, Handler)`. Port 0 lets the kernel choose.
+    /// Binds `address` (and listens), and returns the server serving
+    /// `handler` with the strategy's defaults: Python's
+    /// `ThreadingTCPServer(address, Handler)`. Port 0 lets the kernel choose.
+    ///
+    /// ```no_run
+    /// use socketserver_core::Echo;
+    /// use socketserver_std::ThreadingTCPServer;
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let mut server = ThreadingTCPServer::bind("127.0.0.1:0", Echo::<1024>)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn bind<H>(address: impl ToAddress<T::Addr>, handler: H) -> io::Result<Self>
+    where
+        P: FromHandler<H>,
+    {
+        Self::new(address, P::from_handler(handler))
+    }
+
+    /// Binds `address` (and listens), and returns the server with a
+    /// strategy built by hand (`Threading::new(handler).max_threads(64)`,
+    /// `HeapMultiplexed`). Port 0 lets the kernel choose.
     pub fn new(address: impl ToAddress<T::Addr>, strategy: P) -> io::Result<Self> {
         Self::with_options(address, strategy, DefaultHooks, Options::default())
     }

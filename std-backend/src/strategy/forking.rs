@@ -9,7 +9,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use socketserver_core::time::{Duration, Instant};
 use socketserver_core::{
-    Serve, ServerHooks, Strategy, drop_request, hand_off_request, run_request,
+    FromHandler, Serve, ServerHooks, Strategy, drop_request, hand_off_request, run_request,
 };
 
 use crate::error::WorkerError;
@@ -262,6 +262,12 @@ impl<H, const RBUF: usize, const WBUF: usize> Forking<H, RBUF, WBUF> {
                 exit_child(if ok { 0 } else { 1 })
             }
         }
+    }
+}
+
+impl<H, const RBUF: usize, const WBUF: usize> FromHandler<H> for Forking<H, RBUF, WBUF> {
+    fn from_handler(handler: H) -> Self {
+        Self::with_buffers(handler)
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 
 use socketserver_core::time::{Duration, Instant};
-use socketserver_core::{IdlePolicy, ServerHooks, Strategy, drop_request};
+use socketserver_core::{FromHandler, IdlePolicy, ServerHooks, Strategy, drop_request};
 
 use crate::error::WorkerError;
 use crate::strategy::detach::{Detach, Run};
@@ -200,6 +200,12 @@ impl<H, const RBUF: usize, const WBUF: usize> Threading<H, RBUF, WBUF> {
             return None;
         }
         Some(now.saturating_add(FULL_RECHECK))
+    }
+}
+
+impl<H, const RBUF: usize, const WBUF: usize> FromHandler<H> for Threading<H, RBUF, WBUF> {
+    fn from_handler(handler: H) -> Self {
+        Self::with_buffers(handler)
     }
 }
 
