@@ -11,10 +11,10 @@ use std::net::{TcpStream, UdpSocket};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use socketserver::std::{
+use socketserver::{Echo, EchoDatagram, Upper};
+use socketserver::{
     HeapMultiplexed, ServerGroup, SocketStreamServer, ThreadingTCPServer, UDPServer, UnixConnection,
 };
-use socketserver::{Echo, EchoDatagram, Upper};
 
 fn main() -> std::io::Result<()> {
     let mut tcp = ThreadingTCPServer::bind("127.0.0.1:0", Echo::<1024>)?;

@@ -1,7 +1,7 @@
 //! Throughput of a TCP echo through the smoltcp backend over TAP.
 //!
 //! Creates a private network namespace with a TAP device, serves core's
-//! `Echo` (under `Sync` or `Multiplexed`) on the
+//! `Echo` (under `Sequential` or `Multiplexed`) on the
 //! smoltcp stack there, sends 64 MiB through it from a kernel socket while
 //! reading the echo back, checks every byte, and prints MiB/s. Needs root.
 //!
@@ -85,7 +85,7 @@ fn main() -> ExitCode {
 /// The same echo through the std backend's `TCPServer` on 127.0.0.1.
 fn kernel_baseline(len: usize) -> std::io::Result<Duration> {
     use socketserver::Echo;
-    use socketserver::std::TCPServer;
+    use socketserver::TCPServer;
     let mut server = TCPServer::bind("127.0.0.1:0", Echo::<65536>)?;
     let addr = *server.server_address();
     let stop = server.shutdown_handle();

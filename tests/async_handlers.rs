@@ -1,5 +1,5 @@
 //! One async handler value, served on real sockets by every blocking
-//! strategy: `Sync`, `Threading` and `Forking`, over TCP and Unix streams.
+//! strategy: `Sequential`, `Threading` and `Forking`, over TCP and Unix streams.
 //! Core's `Upper` (lines in upper case, an overlong line answered with an
 //! error line and skipped) and a user's handler wrapped in `Async`.
 
@@ -8,7 +8,7 @@ mod support;
 use std::io::{BufRead, BufReader, Write};
 
 use socketserver::{
-    Async, AsyncStreamRequest, AsyncStreamRequestHandler, Connection, Error, Sync, Upper,
+    Async, AsyncStreamRequest, AsyncStreamRequestHandler, Connection, Error, Sequential, Upper,
 };
 use socketserver_std::{
     ForkingTCPServer, ForkingUnixStreamServer, TCPServer, Threading, ThreadingTCPServer,
@@ -72,9 +72,12 @@ fn numbered_checks(name: &str, target: &dyn StreamTarget) {
 fn upper_and_a_users_async_handler_on_every_blocking_strategy_over_tcp() {
     let _fork = support::fork_lock();
     {
-        let (_s, addr) = run_server!(TCPServer::new("127.0.0.1:0", Sync::new(Upper::<256>)));
+        let (_s, addr) = run_server!(TCPServer::new("127.0.0.1:0", Sequential::new(Upper::<256>)));
         upper_checks("sync", &behaviour::tcp(addr));
-        let (_s, addr) = run_server!(TCPServer::new("127.0.0.1:0", Sync::new(Async(Numbered))));
+        let (_s, addr) = run_server!(TCPServer::new(
+            "127.0.0.1:0",
+            Sequential::new(Async(Numbered))
+        ));
         numbered_checks("sync", &behaviour::tcp(addr));
     }
     {
@@ -107,7 +110,7 @@ fn upper_and_a_users_async_handler_on_every_blocking_strategy_over_tcp() {
 fn upper_on_every_blocking_strategy_over_unix_streams() {
     let _fork = support::fork_lock();
     let path = support::temp_socket("async-sync");
-    let (_s, _) = run_server!(UnixStreamServer::new(&path, Sync::new(Upper::<256>)));
+    let (_s, _) = run_server!(UnixStreamServer::new(&path, Sequential::new(Upper::<256>)));
     upper_checks("sync unix", &behaviour::unix(&path));
     let path = support::temp_socket("async-threading");
     let (_s, _) = run_server!(ThreadingUnixStreamServer::new(

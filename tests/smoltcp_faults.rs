@@ -2,7 +2,7 @@
 //! device drops, corrupts, duplicates and reorders frames both ways
 //! (smoltcp's `FaultInjector` plus `support/impaired.rs`), or limits their
 //! size, and the Linux kernel is the client. A 1 MiB echo must come back
-//! intact within seconds, under `Sync` and `Multiplexed`, and the server
+//! intact within seconds, under `Sequential` and `Multiplexed`, and the server
 //! must serve a fresh client afterwards.
 //!
 //! Each test runs in its own namespace (see `support/smoltcp_server.rs`);

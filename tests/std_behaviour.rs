@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::pin::pin;
 use std::time::Duration;
 
-use socketserver::{Echo, EchoDatagram, Multiplexed, Sync};
+use socketserver::{Echo, EchoDatagram, Multiplexed, Sequential};
 use socketserver_std::{
     Address, Forking, ForkingTCPServer, ForkingUDPServer, ForkingUnixDatagramServer,
     ForkingUnixStreamServer, SocketConnection, SocketStreamServer, TCPServer, Threading,
@@ -63,7 +63,8 @@ fn ip() -> &'static str {
 
 #[test]
 fn tcp_sync() {
-    let (_s, addr): (_, SocketAddr) = run_server!(TCPServer::new(ip(), Sync::new(Echo::<1024>)));
+    let (_s, addr): (_, SocketAddr) =
+        run_server!(TCPServer::new(ip(), Sequential::new(Echo::<1024>)));
     stream_suite(&behaviour::tcp(addr), Expect::One);
 }
 
@@ -128,7 +129,7 @@ fn unix_path(name: &str) -> PathBuf {
 #[test]
 fn unix_sync() {
     let path = unix_path("sync");
-    let (_s, _) = run_server!(UnixStreamServer::new(&path, Sync::new(Echo::<1024>)));
+    let (_s, _) = run_server!(UnixStreamServer::new(&path, Sequential::new(Echo::<1024>)));
     stream_suite(&behaviour::unix(&path), Expect::One);
 }
 
@@ -163,7 +164,7 @@ fn unix_multiplexed() {
 
 #[test]
 fn udp_sync() {
-    let (_s, addr) = run_server!(UDPServer::new(ip(), Sync::new(EchoDatagram)));
+    let (_s, addr) = run_server!(UDPServer::new(ip(), Sequential::new(EchoDatagram)));
     datagram_suite(&behaviour::udp(addr));
 }
 
@@ -183,7 +184,10 @@ fn udp_forking() {
 #[test]
 fn unix_datagram_sync() {
     let path = unix_path("dgram-sync");
-    let (_s, _) = run_server!(UnixDatagramServer::new(&path, Sync::new(EchoDatagram)));
+    let (_s, _) = run_server!(UnixDatagramServer::new(
+        &path,
+        Sequential::new(EchoDatagram)
+    ));
     datagram_suite(&behaviour::unix_datagram(&path));
     unbound_sender_gets_no_reply_and_server_goes_on(&path);
 }

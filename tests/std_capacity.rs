@@ -243,12 +243,12 @@ fn stream_servers_at_capacity_take_the_next_connection_promptly() {
 /// (and `shutdown` returns).
 #[test]
 fn a_unix_datagram_peer_that_never_reads_does_not_wedge_a_sync_server() {
-    use socketserver::{EchoDatagram, Sync};
+    use socketserver::{EchoDatagram, Sequential};
     use socketserver_std::UnixDatagramServer;
     use std::os::unix::net::UnixDatagram;
 
     let path = support::temp_socket("dgram-flood");
-    let mut server = UnixDatagramServer::new(&path, Sync::new(EchoDatagram)).unwrap();
+    let mut server = UnixDatagramServer::new(&path, Sequential::new(EchoDatagram)).unwrap();
     let stop = server.shutdown_handle();
     let serving = thread::spawn(move || server.serve_forever(Duration::from_millis(500)));
 

@@ -14,7 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use socketserver::{
-    Async, AsyncStreamRequest, AsyncStreamRequestHandler, Connection, Error, Sync, Upper,
+    Async, AsyncStreamRequest, AsyncStreamRequestHandler, Connection, Error, Sequential, Upper,
 };
 use socketserver_std::{Forking, HeapMultiplexed, SocketStreamServer, TcpConnection, Threading};
 use support::running::{Ready, serve_tcp, spawn_tcp_server};
@@ -170,7 +170,7 @@ fn a_graceful_stop_serves_what_is_in_flight_and_cuts_what_stays_at_the_deadline(
     // the thread that asked for the stop.
     graceful_stop("sync", true, |h, ready| {
         serve_tcp(
-            SocketStreamServer::new("127.0.0.1:0", Sync::new(Async(h))).expect("bind"),
+            SocketStreamServer::new("127.0.0.1:0", Sequential::new(Async(h))).expect("bind"),
             &ready,
         );
     });

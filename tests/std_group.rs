@@ -15,7 +15,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
-use socketserver::{Async, Echo, EchoDatagram, Sync, Upper};
+use socketserver::{Async, Echo, EchoDatagram, Sequential, Upper};
 use socketserver_std::{
     HeapMultiplexed, ServerGroup, SocketStreamServer, TCPServer, Threading, ThreadingTCPServer,
     UDPServer, UnixConnection,
@@ -35,7 +35,7 @@ fn tcp_echo(addr: std::net::SocketAddr, message: &[u8]) -> Vec<u8> {
 fn one_thread_serves_tcp_udp_and_unix_servers_until_one_shutdown() {
     let mut tcp =
         ThreadingTCPServer::new("127.0.0.1:0", Threading::new(Echo::<1024>)).expect("tcp");
-    let mut udp = UDPServer::new("127.0.0.1:0", Sync::new(EchoDatagram)).expect("udp");
+    let mut udp = UDPServer::new("127.0.0.1:0", Sequential::new(EchoDatagram)).expect("udp");
     let path = support::temp_socket("group-unix");
     let mux = HeapMultiplexed::<UnixConnection, _, _>::new(Upper::<64>);
     let mut unix = SocketStreamServer::new(&path, mux).expect("unix");
@@ -104,8 +104,8 @@ fn one_thread_serves_tcp_udp_and_unix_servers_until_one_shutdown() {
 /// `select()` on the servers, then `handle_request()` on the ready one.
 #[test]
 fn the_seeds_pattern_poll_on_fileno_then_handle_request_works() {
-    let mut a = TCPServer::new("127.0.0.1:0", Sync::new(Async(Upper::<64>))).expect("a");
-    let mut b = TCPServer::new("127.0.0.1:0", Sync::new(Echo::<1024>)).expect("b");
+    let mut a = TCPServer::new("127.0.0.1:0", Sequential::new(Async(Upper::<64>))).expect("a");
+    let mut b = TCPServer::new("127.0.0.1:0", Sequential::new(Echo::<1024>)).expect("b");
     let (a_addr, b_addr) = (*a.server_address(), *b.server_address());
     let stop = Arc::new(AtomicBool::new(false));
     let stopping = Arc::clone(&stop);

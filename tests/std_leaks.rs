@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use socketserver::{Echo, EchoDatagram, Sync};
+use socketserver::{Echo, EchoDatagram, Sequential};
 use socketserver_std::{
     Forking, ForkingTCPServer, ForkingUDPServer, TCPServer, Threading, ThreadingTCPServer,
     ThreadingUDPServer, ThreadingUnixStreamServer,
@@ -41,9 +41,9 @@ fn servers_return_to_baseline_after_close() {
     let base = baseline();
 
     // bpo-22435: a failed bind closes its socket.
-    let taken = TCPServer::new("127.0.0.1:0", Sync::new(Echo::<64>)).unwrap();
+    let taken = TCPServer::new("127.0.0.1:0", Sequential::new(Echo::<64>)).unwrap();
     for _ in 0..500 {
-        TCPServer::new(*taken.server_address(), Sync::new(Echo::<64>)).unwrap_err();
+        TCPServer::new(*taken.server_address(), Sequential::new(Echo::<64>)).unwrap_err();
     }
     drop(taken);
     assert!(

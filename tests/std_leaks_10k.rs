@@ -13,7 +13,7 @@ use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use socketserver::{Echo, EchoDatagram, Sync, slot_ids_in_use};
+use socketserver::{Echo, EchoDatagram, Sequential, slot_ids_in_use};
 use socketserver_std::{
     Forking, HeapMultiplexed, SocketDatagramServer, SocketStreamServer, TcpConnection, Threading,
 };
@@ -168,14 +168,14 @@ macro_rules! datagram_case {
 #[test]
 fn nothing_leaks_after_ten_thousand_connections_of_every_kind() {
     let _fork = support::fork_lock();
-    stream_case!("sync", Sync::new(Echo::<1024>));
+    stream_case!("sync", Sequential::new(Echo::<1024>));
     stream_case!("threading", Threading::new(Echo::<1024>));
     stream_case!("forking", Forking::new(Echo::<1024>));
     stream_case!(
         "multiplexed",
         HeapMultiplexed::<TcpConnection, _, _>::new(Echo::<1024>)
     );
-    datagram_case!("udp sync", Sync::new(EchoDatagram));
+    datagram_case!("udp sync", Sequential::new(EchoDatagram));
     datagram_case!("udp threading", Threading::new(EchoDatagram));
     // Not `Forking` for datagrams here: forked from this test process, it
     // answered 78% of 10,000 datagrams in one run (every reply it got was

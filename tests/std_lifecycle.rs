@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use socketserver::embedded_io::{Error as _, ErrorKind};
 use socketserver::{
     Connection, DatagramRequest, DatagramRequestHandler, Echo, Error, Handled, HandlerError,
-    ServerHooks, StreamRequest, StreamRequestHandler, Sync,
+    Sequential, ServerHooks, StreamRequest, StreamRequestHandler,
 };
 use socketserver_std::{
     Forking, ForkingTCPServer, Options, TCPServer, Threading, ThreadingTCPServer,
@@ -67,7 +67,8 @@ fn verify_request_refusal_gives_eof_builds_no_handler_shuts_down_once() {
     };
     let built = Built::default();
     let mut server =
-        TCPServer::with_hooks("127.0.0.1:0", Sync::new(built.clone()), hooks.clone()).unwrap();
+        TCPServer::with_hooks("127.0.0.1:0", Sequential::new(built.clone()), hooks.clone())
+            .unwrap();
     let mut client = TcpStream::connect(server.server_address()).unwrap();
     client
         .set_read_timeout(Some(Duration::from_secs(5)))
@@ -84,9 +85,13 @@ fn verify_request_refusal_gives_eof_builds_no_handler_shuts_down_once() {
 fn handle_request_timeout_calls_handle_timeout() {
     let hooks = Counting::default();
     let options = Options::default().timeout(Some(Duration::from_millis(200)));
-    let mut server =
-        TCPServer::with_options("127.0.0.1:0", Sync::new(Echo::<64>), hooks.clone(), options)
-            .unwrap();
+    let mut server = TCPServer::with_options(
+        "127.0.0.1:0",
+        Sequential::new(Echo::<64>),
+        hooks.clone(),
+        options,
+    )
+    .unwrap();
     let start = Instant::now();
     assert_eq!(server.handle_request().unwrap(), Handled::TimedOut);
     let took = start.elapsed();
@@ -123,7 +128,7 @@ fn shutdown_from_another_thread_returns_within_100ms() {
 
 #[test]
 fn shutdown_before_serving_stops_the_first_loop_and_stale_shutdown_is_dropped() {
-    let mut server = TCPServer::new("127.0.0.1:0", Sync::new(Echo::<64>)).unwrap();
+    let mut server = TCPServer::new("127.0.0.1:0", Sequential::new(Echo::<64>)).unwrap();
     server.shutdown(); // no loop runs: returns at once
     server.serve_forever(Duration::from_secs(30)).unwrap(); // returns at once
     server.shutdown(); // stale: dropped
@@ -158,10 +163,10 @@ fn a_panic_through_a_sync_loop_never_leaves_shutdown_waiting() {
         entered: entered_tx,
         gate: Arc::new(Mutex::new(gate)),
     };
-    let mut server = TCPServer::new("127.0.0.1:0", Sync::new(handler)).unwrap();
+    let mut server = TCPServer::new("127.0.0.1:0", Sequential::new(handler)).unwrap();
     let addr = *server.server_address();
     let stop = server.shutdown_handle();
-    // Sync does not catch panics: like Python's BaseException, the panic
+    // Sequential does not catch panics: like Python's BaseException, the panic
     // leaves serve_forever.
     let serving = thread::spawn(move || server.serve_forever(Duration::from_secs(30)));
     let _client = TcpStream::connect(addr).unwrap();
@@ -262,7 +267,8 @@ fn default_handle_error_writes_pythons_report() {
     static CAPTURE: Capture = Capture(Mutex::new(Vec::new()));
     log::set_logger(&CAPTURE).unwrap();
     log::set_max_level(log::LevelFilter::Error);
-    let mut server = TCPServer::new("127.0.0.1:0", Sync::new(Failing { panic: false })).unwrap();
+    let mut server =
+        TCPServer::new("127.0.0.1:0", Sequential::new(Failing { panic: false })).unwrap();
     let c = TcpStream::connect(server.server_address()).unwrap();
     let port = c.local_addr().unwrap().port();
     server.handle_request().unwrap();
@@ -301,7 +307,7 @@ fn sixteen_clients_overlap_with_threading_and_serialize_with_sync() {
         t.elapsed
     );
 
-    let mut sync = TCPServer::new("127.0.0.1:0", Sync::new(Slow)).unwrap();
+    let mut sync = TCPServer::new("127.0.0.1:0", Sequential::new(Slow)).unwrap();
     let addr = *sync.server_address();
     let stop = sync.shutdown_handle();
     let serving = thread::spawn(move || sync.serve_forever(Duration::from_millis(500)));
@@ -352,14 +358,14 @@ fn forking_clients_overlap() {
 #[test]
 fn bind_failure_returns_the_os_error() {
     // The descriptor side of this is checked in std_leaks.rs, which runs alone.
-    let taken = TCPServer::new("127.0.0.1:0", Sync::new(Echo::<64>)).unwrap();
-    let err = TCPServer::new(*taken.server_address(), Sync::new(Echo::<64>)).unwrap_err();
+    let taken = TCPServer::new("127.0.0.1:0", Sequential::new(Echo::<64>)).unwrap();
+    let err = TCPServer::new(*taken.server_address(), Sequential::new(Echo::<64>)).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
 }
 
 #[test]
 fn server_address_reports_the_real_port_and_reuse_address_is_off_by_default() {
-    let server = TCPServer::new("127.0.0.1:0", Sync::new(Echo::<64>)).unwrap();
+    let server = TCPServer::new("127.0.0.1:0", Sequential::new(Echo::<64>)).unwrap();
     assert_ne!(server.server_address().port(), 0);
     assert!(!server.socket().unwrap().reuse_address().unwrap());
     let options = Options::default()
@@ -367,7 +373,7 @@ fn server_address_reports_the_real_port_and_reuse_address_is_off_by_default() {
         .allow_reuse_port(true);
     let server = TCPServer::with_options(
         "127.0.0.1:0",
-        Sync::new(Echo::<64>),
+        Sequential::new(Echo::<64>),
         socketserver::DefaultHooks,
         options,
     )
@@ -380,7 +386,7 @@ fn server_address_reports_the_real_port_and_reuse_address_is_off_by_default() {
 fn unbound_server_binds_later() {
     let mut unbound = TCPServer::unbound(
         "127.0.0.1:0",
-        Sync::new(Echo::<64>),
+        Sequential::new(Echo::<64>),
         socketserver::DefaultHooks,
         Options::default(),
     )
@@ -407,7 +413,7 @@ impl<A: std::fmt::Debug> DatagramRequestHandler<A> for Silent {
 
 #[test]
 fn datagram_handler_that_writes_nothing_sends_an_empty_reply() {
-    let mut server = UDPServer::new("127.0.0.1:0", Sync::new(Silent)).unwrap();
+    let mut server = UDPServer::new("127.0.0.1:0", Sequential::new(Silent)).unwrap();
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     client
         .set_read_timeout(Some(Duration::from_secs(5)))
@@ -501,10 +507,14 @@ fn silent_client_times_out(
 
 #[test]
 fn handler_timeout_fails_a_blocked_read_reaches_handle_error_and_the_server_goes_on() {
-    // Sync over TCP: handle_request returns once the read has timed out.
+    // Sequential over TCP: handle_request returns once the read has timed out.
     let (handler, reports) = (LineWithTimeout::default(), Reports::default());
-    let mut server =
-        TCPServer::with_hooks("127.0.0.1:0", Sync::new(handler.clone()), reports.clone()).unwrap();
+    let mut server = TCPServer::with_hooks(
+        "127.0.0.1:0",
+        Sequential::new(handler.clone()),
+        reports.clone(),
+    )
+    .unwrap();
     let target = behaviour::tcp(*server.server_address());
     let waited = silent_client_times_out(
         &target,
@@ -559,23 +569,23 @@ fn a_stale_unix_socket_file_is_replaced_on_request_and_a_live_one_never() {
     assert!(path.exists());
 
     // Python's default: the bind fails.
-    let err = Server::new(&path, Sync::new(Echo::<64>)).unwrap_err();
+    let err = Server::new(&path, Sequential::new(Echo::<64>)).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
 
     // Asked to: the stale file is replaced and the server serves.
     let replace = Options::default().remove_stale_unix_socket(true);
     let live: Server = SocketStreamServer::with_options(
         &path,
-        Sync::new(Echo::<64>),
+        Sequential::new(Echo::<64>),
         socketserver::DefaultHooks,
         replace.clone(),
     )
     .expect("a stale socket file is replaced");
 
     // A live server's path is never taken over, even when asked.
-    let err = SocketStreamServer::<_, Sync<Echo<64>>>::with_options(
+    let err = SocketStreamServer::<_, Sequential<Echo<64>>>::with_options(
         &path,
-        Sync::new(Echo::<64>),
+        Sequential::new(Echo::<64>),
         socketserver::DefaultHooks,
         replace,
     )

@@ -249,7 +249,7 @@ fn heap_multiplexed_grows_for_a_burst_and_frees_its_slots_after() {
         .map(|_| TcpStream::connect(addr).unwrap())
         .collect();
     let served = support::eventually(Duration::from_secs(10), || {
-        server.poll();
+        server.serve_ready();
         server.strategy().active() == burst
     });
     assert!(served, "{} of {burst} served", server.strategy().active());
@@ -266,7 +266,7 @@ fn heap_multiplexed_grows_for_a_burst_and_frees_its_slots_after() {
         let mut answer = String::new();
         let deadline = Instant::now() + Duration::from_secs(5);
         while answer.is_empty() && Instant::now() < deadline {
-            server.poll();
+            server.serve_ready();
             reader.get_mut().set_nonblocking(true).unwrap();
             let _ = reader.read_line(&mut answer);
         }
@@ -274,7 +274,7 @@ fn heap_multiplexed_grows_for_a_burst_and_frees_its_slots_after() {
     }
     drop(clients);
     let freed = support::eventually(Duration::from_secs(10), || {
-        server.poll();
+        server.serve_ready();
         server.strategy().active() == 0 && server.strategy().capacity() == CHUNK_SLOTS
     });
     assert!(

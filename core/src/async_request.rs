@@ -17,7 +17,7 @@ use crate::transport::Connection;
 /// buffer (`wbufsize`, 0 by default: each write reaches the peer before it
 /// returns); both are storage the server lends, so nothing here allocates.
 ///
-/// Under a blocking strategy (Python's threads and children, and `Sync`)
+/// Under a blocking strategy (Python's threads and children, and `Sequential`)
 /// each await completes at once, in the transport; the request is driven
 /// with [`block_on`](crate::block_on). Under a multiplexed server a call
 /// that would block yields until the connection is ready, a poll moves at

@@ -1,6 +1,6 @@
 //! Running a future to completion on the calling thread, for requests
 //! whose I/O blocks: the blocking request API and async handlers served by
-//! `Sync` (and, in `socketserver-std`, by a thread or a child per request).
+//! `Sequential` (and, in `socketserver-std`, by a thread or a child per request).
 
 use core::future::Future;
 use core::pin::pin;

@@ -71,7 +71,7 @@ pub trait StreamRequestHandler<C: Connection>: Clone {
 /// `setup`, `handle`, `finish` as `async fn`s over an
 /// [`AsyncStreamRequest`]. The compiler writes the state machine.
 ///
-/// The same value runs everywhere: a blocking strategy (`Sync`, and
+/// The same value runs everywhere: a blocking strategy (`Sequential`, and
 /// `Threading` or `Forking` on std) serves it wrapped in [`Async`], which
 /// makes it a [`StreamRequestHandler`] whose every await completes at once
 /// on its blocking connection; the lifecycle, hooks and their order are the
@@ -129,7 +129,7 @@ pub trait AsyncStreamRequestHandler<C: Connection>: Clone {
 }
 
 /// An async handler served by a blocking strategy: each step is driven to
-/// completion with [`block_on`] over the request, so `Sync`, `Threading`
+/// completion with [`block_on`] over the request, so `Sequential`, `Threading`
 /// and `Forking` serve it in core's lifecycle, unchanged.
 ///
 /// ```

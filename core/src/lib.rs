@@ -6,7 +6,7 @@
 //! [`StreamRequestHandler`] and [`DatagramRequestHandler`]); a *server*
 //! ([`Server`], over a listener or [`Datagrams`]) owns the socket and the request loop
 //! (`handle_request`, `serve_forever`, shutdown) and calls Python's hooks
-//! ([`ServerHooks`]) in Python's order; a *strategy* ([`Sync`],
+//! ([`ServerHooks`]) in Python's order; a *strategy* ([`Sequential`],
 //! [`Multiplexed`], and `Threading` / `Forking` in `socketserver-std`)
 //! replaces Python's mix-ins. Backends supply sockets through the traits in
 //! [`transport`]: `socketserver-std` over the OS, `socketserver-smoltcp` over a
@@ -36,11 +36,11 @@
 //! and served by any backend's listener, here a generic one:
 //!
 //! ```
-//! use socketserver_core::{DefaultHooks, Listener, Server, Sync, Wait, Echo};
+//! use socketserver_core::{DefaultHooks, Listener, Server, Sequential, Wait, Echo};
 //! use socketserver_core::time::Duration;
 //!
 //! fn serve<L: Listener, W: Wait<L>>(listener: L, waiter: W) -> Result<(), W::Error> {
-//!     let mut server = Server::new(listener, waiter, Sync::<Echo>::new(Echo), DefaultHooks);
+//!     let mut server = Server::new(listener, waiter, Sequential::<Echo>::new(Echo), DefaultHooks);
 //!     server.serve_forever(Duration::from_millis(500))
 //! }
 //! ```
@@ -82,12 +82,12 @@ mod report_limit;
 mod request;
 mod request_io;
 mod runner;
+mod sequential;
 mod serve_loop;
 mod server;
 mod shutdown;
 mod source;
 mod strategy;
-mod sync;
 pub mod time;
 pub mod transport;
 
@@ -114,11 +114,11 @@ pub use runner::{
     PanicGuard, Serve, Unguarded, begin_request, complete_request, cut_request, drop_request,
     hand_off_request, refuse_request, report_request_error, run_request,
 };
+pub use sequential::Sequential;
 pub use serve_loop::Handled;
 pub use server::Server;
 pub use shutdown::{RunningLoop, ShutdownFlag};
 pub use source::{Datagrams, RequestOf, RequestSource, StrategyFor};
 pub use strategy::{FromHandler, Strategy};
-pub use sync::Sync;
 pub use transport::{Connection, DatagramSocket, Interest, Listener, Received, Sent, Wait};
 pub use wake::{SLOT_IDS, slot_ids_in_use, wake_count};

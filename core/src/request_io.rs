@@ -25,7 +25,7 @@ pub const STEP_BUDGET: usize = 64 * 1024;
 /// How a request's calls wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
-    /// In the transport (a thread, a child, `Sync`).
+    /// In the transport (a thread, a child, `Sequential`).
     Blocking,
     /// By yielding to a multiplexed server until the connection is ready.
     Polled,

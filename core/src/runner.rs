@@ -128,7 +128,7 @@ pub trait PanicGuard {
 }
 
 /// Runs the handler as it is: a panic unwinds through the server (core's
-/// `Sync`, firmware built with `panic = "abort"`).
+/// `Sequential`, firmware built with `panic = "abort"`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Unguarded;
 

@@ -3,7 +3,7 @@
 use crate::shutdown::ShutdownFlag;
 use crate::time::{Duration, Instant};
 
-/// New requests one pass of `serve_forever` or `poll` may take: a backlog of
+/// New requests one pass of `serve_forever` or `serve_ready` may take: a backlog of
 /// thousands drains in a few passes, not one pass per client, while a pass
 /// stays short enough for held requests and a shutdown not to wait.
 pub(crate) const ACCEPT_BATCH: usize = 64;
@@ -58,7 +58,7 @@ pub(crate) fn serve_forever<P: Pass>(
     server: &mut P,
     poll_interval: Duration,
 ) -> Result<(), P::WaitError> {
-    // `end` runs even when a handler panics through the loop (`Sync` does
+    // `end` runs even when a handler panics through the loop (`Sequential` does
     // not catch panics): otherwise the flag would report a loop running
     // forever, and a later `shutdown()` would wait for it forever, where
     // Python's `finally` clears its state.
@@ -103,7 +103,7 @@ fn run_passes<P: Pass>(server: &mut P, poll_interval: Duration) -> Result<(), P:
 
 /// One pass that does not wait: for firmware main loops. Returns whether
 /// anything moved, so a caller knows whether another pass may find more work.
-pub(crate) fn poll<P: Pass>(server: &mut P) -> bool {
+pub(crate) fn serve_ready<P: Pass>(server: &mut P) -> bool {
     let taken = server.take_ready(ACCEPT_BATCH);
     server.service_actions();
     taken.new_request || taken.progressed

@@ -90,14 +90,14 @@ where
     /// whether anything moved (a new request, or progress of a held one):
     /// while it returns `true`, call it again before sleeping. With
     /// `Multiplexed` it never blocks: call it from a firmware main loop.
-    pub fn poll(&mut self) -> bool {
-        serve_loop::poll(self)
+    pub fn serve_ready(&mut self) -> bool {
+        serve_loop::serve_ready(self)
     }
 
     /// Sleeps until the server socket (while it can take a request) or a
     /// request in flight may be ready, or until `deadline`, taking nothing:
     /// one `select()` of Python's loop, for a caller's own loop, which then
-    /// calls [`poll`](Self::poll). With `deadline` now it only collects
+    /// calls [`serve_ready`](Self::serve_ready). With `deadline` now it only collects
     /// readiness (std: and arms the server socket's next event).
     pub fn wait_ready(&mut self, deadline: Option<Instant>) -> Result<(), W::Error> {
         Pass::wait_until(self, deadline)

@@ -1,6 +1,6 @@
 //! How a server processes requests: Python's mix-ins as values.
 //!
-//! `Sync` (here) serves each request inline; `Multiplexed<N>` (here) polls N
+//! `Sequential` (here) serves each request inline; `Multiplexed<N>` (here) polls N
 //! async requests from one thread; `Threading` and `Forking` live in
 //! `socketserver-std`. A strategy owns the handler value it clones per
 //! request, decides where each request runs, and runs it through the request
@@ -24,7 +24,7 @@ pub trait FromHandler<H> {
 /// connections or [`Packet`](crate::Packet)s), Python's `process_request`
 /// override, with hooks `K`.
 pub trait Strategy<R: Request, K: ServerHooks<R::Addr>> {
-    /// Takes a verified request. `Sync` serves it before returning; others
+    /// Takes a verified request. `Sequential` serves it before returning; others
     /// hand it to a slot, a thread or a child.
     fn process_request(&mut self, hooks: &K, request: R);
 

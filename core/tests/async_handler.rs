@@ -8,7 +8,8 @@ mod support;
 use socketserver_core::embedded_io_async::{BufRead, Write};
 use socketserver_core::time::Duration;
 use socketserver_core::{
-    Async, AsyncStreamRequest, AsyncStreamRequestHandler, Connection, Error, Server, Sync, Upper,
+    Async, AsyncStreamRequest, AsyncStreamRequestHandler, Connection, Error, Sequential, Server,
+    Upper,
 };
 use support::{Journal, MockListener, MockWaiter, RecordingHooks};
 
@@ -64,7 +65,7 @@ fn an_async_handler_keeps_pythons_call_order_and_finish_runs_after_a_failure() {
         let mut server = Server::new(
             listener.clone(),
             MockWaiter::default(),
-            Sync::new(Async(handler)),
+            Sequential::new(Async(handler)),
             hooks(&journal),
         );
         server.set_timeout(Some(Duration::from_secs(5)));
@@ -101,7 +102,7 @@ fn upper_answers_lines_and_survives_an_overlong_one() {
     let mut server = Server::new(
         listener.clone(),
         MockWaiter::default(),
-        Sync::new(Upper::<16>),
+        Sequential::new(Upper::<16>),
         hooks(&journal),
     );
     server.set_timeout(Some(Duration::from_secs(5)));
@@ -163,7 +164,7 @@ fn the_async_request_is_an_embedded_io_async_bufread_and_write() {
     let mut server = Server::new(
         listener.clone(),
         MockWaiter::default(),
-        Sync::<_, 8, 0>::with_buffers(Async(WordCount)),
+        Sequential::<_, 8, 0>::with_buffers(Async(WordCount)),
         hooks(&journal),
     );
     server.set_timeout(Some(Duration::from_secs(5)));

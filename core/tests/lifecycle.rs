@@ -6,7 +6,7 @@ mod support;
 use socketserver_core::time::Duration;
 use socketserver_core::{
     Connection, DatagramRequest, DatagramRequestHandler, Datagrams, Error, Handled, HandlerError,
-    Server, StreamRequest, StreamRequestHandler, Sync,
+    Sequential, Server, StreamRequest, StreamRequestHandler,
 };
 use support::{Journal, MockDatagram, MockListener, MockWaiter, RecordingHooks};
 
@@ -62,7 +62,7 @@ fn server(
     fail: FailIn,
     refuse: bool,
 ) -> (
-    Server<MockListener, MockWaiter, Sync<JournalingEcho>, RecordingHooks>,
+    Server<MockListener, MockWaiter, Sequential<JournalingEcho>, RecordingHooks>,
     MockListener,
     Journal,
 ) {
@@ -79,7 +79,7 @@ fn server(
     let mut server = Server::new(
         listener.clone(),
         MockWaiter::default(),
-        Sync::new(handler),
+        Sequential::new(handler),
         hooks,
     );
     server.set_timeout(Some(Duration::from_secs(5)));
@@ -267,7 +267,7 @@ fn datagram_requests_get_one_reply_each_even_on_failure() {
     let mut server = Server::new(
         Datagrams::new(socket.clone(), vec![0u8; 8], vec![0u8; 64]),
         MockWaiter::default(),
-        Sync::<_>::new(GotHandler),
+        Sequential::<_>::new(GotHandler),
         hooks,
     );
     server.set_timeout(Some(Duration::from_millis(20)));

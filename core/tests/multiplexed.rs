@@ -52,7 +52,7 @@ fn three_clients_on_two_slots_all_served_in_turn_no_byte_lost() {
     let big: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
     let c = listener.connect(&big, true);
     for _ in 0..10 {
-        server.poll();
+        server.serve_ready();
     }
     assert_eq!(server.strategy().active(), 2, "two slots busy");
     assert_eq!(listener.pending.lock().unwrap().len(), 1, "the third waits");
@@ -62,7 +62,7 @@ fn three_clients_on_two_slots_all_served_in_turn_no_byte_lost() {
     // a sends more, then EOF: its slot frees and the third is served.
     Pipe::send(&a, b"AA", true);
     for _ in 0..20 {
-        server.poll();
+        server.serve_ready();
     }
     assert_eq!(out(&a), "aaaaAA");
     assert!(a.lock().unwrap().closed && a.lock().unwrap().shut_write);
@@ -83,12 +83,12 @@ fn only_woken_slots_are_polled() {
     let quiet = listener.connect(b"", false);
     let talker = listener.connect(b"", false);
     for _ in 0..3 {
-        server.poll();
+        server.serve_ready();
     }
     let quiet_tries = quiet.lock().unwrap().reads_tried;
     for i in 0..50 {
         Pipe::send(&talker, format!("line {i}\n").as_bytes(), false);
-        server.poll();
+        server.serve_ready();
     }
     assert_eq!(
         quiet.lock().unwrap().reads_tried,
@@ -144,7 +144,7 @@ fn a_request_done_on_its_first_poll_and_a_failure_that_still_runs_finish() {
         let mux = pin!(Multiplexed::<MockConn, _, _, 2>::new(handler));
         let (mut server, listener) = serve(mux, &journal);
         let pipe = listener.connect(b"ready\n", true);
-        server.poll();
+        server.serve_ready();
         assert_eq!(
             out(&pipe),
             "ready\n",
@@ -172,7 +172,7 @@ fn server_close_cuts_requests_in_flight_and_their_finish_runs() {
     let (mut server, listener) = serve(mux, &journal);
     let waiting = listener.connect(b"no newline yet", false);
     for _ in 0..3 {
-        server.poll();
+        server.serve_ready();
     }
     assert_eq!(server.strategy().active(), 1);
     server.server_close();
@@ -195,12 +195,12 @@ fn a_busy_connection_cannot_hold_the_serving_thread() {
     // would echo all of it in one poll.
     let flood = listener.connect(&vec![b'x'; 4 << 20], false);
     let other = listener.connect(b"hi", false);
-    server.poll();
+    server.serve_ready();
     let echoed = flood.lock().unwrap().to_client.len();
     assert!(echoed <= 128 * 1024, "one pass echoed {echoed} bytes");
     assert_eq!(out(&other), "hi", "served in the same pass");
     for _ in 0..200 {
-        server.poll();
+        server.serve_ready();
     }
     assert_eq!(
         flood.lock().unwrap().to_client.len(),
@@ -225,7 +225,7 @@ fn a_silent_client_is_cut_at_the_idle_timeout_and_the_next_one_served() {
             std::time::Instant::now() < deadline,
             "the silent client held the only slot"
         );
-        server.poll();
+        server.serve_ready();
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
     let silent = silent.lock().unwrap();
@@ -256,7 +256,7 @@ fn a_handlers_own_timeout_ends_its_silent_request_with_timed_out() {
             started.elapsed() < std::time::Duration::from_secs(5),
             "the handler's timeout never ended the silent request"
         );
-        server.poll();
+        server.serve_ready();
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
     assert!(started.elapsed() >= std::time::Duration::from_millis(30));
@@ -277,19 +277,19 @@ fn when_the_eviction_candidate_moves_another_idle_request_is_evicted() {
     let (mut server, listener) = serve(mux, &journal);
     let a = listener.connect(b"", false);
     let b = listener.connect(b"", false);
-    server.poll();
+    server.serve_ready();
     assert_eq!(server.strategy().active(), 2);
     // Both idle past `evict_after`: one of them is the candidate.
     std::thread::sleep(std::time::Duration::from_millis(60));
-    server.poll();
+    server.serve_ready();
     // Both talk, so neither is evictable; then only `b` falls idle again.
     Pipe::send(&a, b"a\n", false);
     Pipe::send(&b, b"b\n", false);
-    server.poll();
+    server.serve_ready();
     std::thread::sleep(std::time::Duration::from_millis(60));
     Pipe::send(&a, b"again\n", false);
-    server.poll();
-    server.poll();
+    server.serve_ready();
+    server.serve_ready();
     let c = listener.connect(b"c\n", true);
     let started = std::time::Instant::now();
     while out(&c) != "C\n" {
@@ -298,7 +298,7 @@ fn when_the_eviction_candidate_moves_another_idle_request_is_evicted() {
             "the newcomer was never let in: {} active",
             server.strategy().active()
         );
-        server.poll();
+        server.serve_ready();
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
     assert!(b.lock().unwrap().closed, "the idle one was evicted");

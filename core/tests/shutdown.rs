@@ -7,10 +7,10 @@ use std::thread;
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use socketserver_core::time::Duration;
-use socketserver_core::{DefaultHooks, Echo, Server, ShutdownFlag, Sync};
+use socketserver_core::{DefaultHooks, Echo, Sequential, Server, ShutdownFlag};
 use support::{Journal, MockListener, MockWaiter, RecordingHooks};
 
-type EchoServer = Server<MockListener, MockWaiter, Sync<Echo>, RecordingHooks>;
+type EchoServer = Server<MockListener, MockWaiter, Sequential<Echo>, RecordingHooks>;
 
 fn echo_server() -> (EchoServer, MockListener, Arc<ShutdownFlag>, Journal) {
     let listener = MockListener::default();
@@ -22,7 +22,12 @@ fn echo_server() -> (EchoServer, MockListener, Arc<ShutdownFlag>, Journal) {
         ..RecordingHooks::default()
     };
     (
-        Server::new(listener.clone(), waiter, Sync::new(Echo::<1024>), hooks),
+        Server::new(
+            listener.clone(),
+            waiter,
+            Sequential::new(Echo::<1024>),
+            hooks,
+        ),
         listener,
         flag,
         journal,
@@ -124,12 +129,12 @@ fn a_static_flag_works_as_from_an_interrupt() {
     let mut server = Server::new(
         MockListener::default(),
         waiter,
-        Sync::new(Echo::<64>),
+        Sequential::new(Echo::<64>),
         DefaultHooks,
     );
     // A different flag: this server is unaffected by the static one.
     assert!(!server.shutdown_flag().is_requested());
-    assert!(!server.poll());
+    assert!(!server.serve_ready());
 }
 
 #[test]
@@ -166,7 +171,7 @@ fn two_loops_sharing_one_flag_both_stop() {
         let mut server = Server::new(
             MockListener::default(),
             waiter,
-            Sync::new(Echo::<64>),
+            Sequential::new(Echo::<64>),
             DefaultHooks,
         );
         handles.push(thread::spawn(move || {

@@ -7,7 +7,7 @@ mod support;
 
 use std::sync::Mutex;
 
-use socketserver_core::{DefaultHooks, Echo, Server, Sync};
+use socketserver_core::{DefaultHooks, Echo, Sequential, Server};
 use support::{MockListener, MockWaiter};
 
 static RECORDS: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -34,7 +34,7 @@ fn the_seed_trace_appears_with_no_user_code() {
     let mut server = Server::new(
         listener.clone(),
         MockWaiter::default(),
-        Sync::new(Echo::<64>),
+        Sequential::new(Echo::<64>),
         DefaultHooks,
     );
     listener.connect(b"Hello, world", true);

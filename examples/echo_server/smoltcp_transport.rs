@@ -29,12 +29,12 @@ use smoltcp::iface::SocketStorage;
 use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr};
 use socketserver_core::time::Clock;
 use socketserver_core::{
-    Datagrams, DefaultHooks, Echo, EchoDatagram, IdlePolicy, Multiplexed, Server, ShutdownFlag,
-    Sync,
+    Datagrams, DefaultHooks, Echo, EchoDatagram, IdlePolicy, Multiplexed, Sequential, Server,
+    ShutdownFlag,
 };
 use socketserver_smoltcp::{
-    DEFAULT_MAC, NetRef, Stack, SynSlot, TapConfig, TcpListener, TcpStorage, UdpSocket, UdpStorage,
-    Waiter,
+    DEFAULT_MAC, NetRef, Stack, StackTcpListener, StackUdpSocket, SynSlot, TapConfig, TcpStorage,
+    UdpStorage, Waiter,
 };
 
 use crate::args::{Args, Strategy, Transport, usage_error};
@@ -191,11 +191,11 @@ pub fn run(args: &Args) -> ExitCode {
         // A datagram request never waits on a peer: `multiplexed` serves it
         // inline, as `sync`.
         (Transport::SmoltcpUdp, _) => {
-            let socket = match UdpSocket::bind(net, plan.port, udp.socket()) {
+            let socket = match StackUdpSocket::bind(net, plan.port, udp.socket()) {
                 Ok(socket) => socket,
                 Err(e) => return bind_failed(&plan, e),
             };
-            let strategy = Sync::<EchoDatagram>::new(EchoDatagram);
+            let strategy = Sequential::<EchoDatagram>::new(EchoDatagram);
             let source = Datagrams::new(socket, vec![0; MAX_PACKET], vec![0; MAX_PACKET]);
             let mut server = Server::new(source, waiter, strategy, DefaultHooks);
             announce(&plan).and_then(|()| {
@@ -207,7 +207,7 @@ pub fn run(args: &Args) -> ExitCode {
         (_, Strategy::Multiplexed) => {
             // At most `max` connections: the listener's pool holds that many.
             let max = args.max_connections(MULTIPLEXED_SLOTS);
-            let listener = match TcpListener::bind(net, plan.port, tcp.sockets().take(max)) {
+            let listener = match StackTcpListener::bind(net, plan.port, tcp.sockets().take(max)) {
                 Ok(listener) => listener,
                 Err(e) => return bind_failed(&plan, e),
             };
@@ -232,14 +232,15 @@ pub fn run(args: &Args) -> ExitCode {
             })
         }
         _ => {
-            let listener = match TcpListener::bind(net, plan.port, tcp.sockets().take(SYNC_POOL)) {
-                Ok(listener) => listener,
-                Err(e) => return bind_failed(&plan, e),
-            };
+            let listener =
+                match StackTcpListener::bind(net, plan.port, tcp.sockets().take(SYNC_POOL)) {
+                    Ok(listener) => listener,
+                    Err(e) => return bind_failed(&plan, e),
+                };
             let mut server = Server::new(
                 listener,
                 waiter,
-                Sync::<Echo<4096>>::new(Echo),
+                Sequential::<Echo<4096>>::new(Echo),
                 DefaultHooks,
             );
             // The request in flight when the signal came finishes inside

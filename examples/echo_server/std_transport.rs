@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use socketserver::{Datagrams, DefaultHooks, Echo, EchoDatagram, StrategyFor, Sync};
+use socketserver::{Datagrams, DefaultHooks, Echo, EchoDatagram, Sequential, StrategyFor};
 use socketserver_std::{
     Address, Attach, DEFAULT_MAX_CONNECTIONS, DatagramKind, Forking, HeapMultiplexed, Options,
     SocketConnection, SocketDatagram, SocketKind, SocketListener, SocketServer, StreamKind,
@@ -126,7 +126,7 @@ fn serve_stream<A: Address>(
 
 #[inline(never)]
 fn stream_sync<A: Address>(addr: A, given: &str, grace: Duration) -> ExitCode {
-    stream_with(Sync::new(Echo::<CHUNK>), addr, given, grace)
+    stream_with(Sequential::new(Echo::<CHUNK>), addr, given, grace)
 }
 
 #[inline(never)]
@@ -192,7 +192,7 @@ fn serve_datagram<A: Address>(
     grace: Duration,
 ) -> ExitCode {
     match strategy {
-        Strategy::Sync => datagram_with(Sync::new(EchoDatagram), addr, given, grace),
+        Strategy::Sync => datagram_with(Sequential::new(EchoDatagram), addr, given, grace),
         Strategy::Threading => datagram_with(
             Threading::new(EchoDatagram).stack_size(Some(THREAD_STACK)),
             addr,
@@ -201,7 +201,7 @@ fn serve_datagram<A: Address>(
         ),
         Strategy::Forking => datagram_with(Forking::new(EchoDatagram), addr, given, grace),
         // A datagram request never waits on a peer: served inline, as `sync`.
-        Strategy::Multiplexed => datagram_with(Sync::new(EchoDatagram), addr, given, grace),
+        Strategy::Multiplexed => datagram_with(Sequential::new(EchoDatagram), addr, given, grace),
     }
 }
 

@@ -1,4 +1,4 @@
-//! core's datagram path (core's `Server` over `Datagrams`, `Sync`, the datagram request
+//! core's datagram path (core's `Server` over `Datagrams`, `Sequential`, the datagram request
 //! lifecycle and `DatagramRequest`) over an in-memory `DatagramSocket`,
 //! with arbitrary packets, packet and reply buffer sizes (so truncation and
 //! full replies), refusals, receive errors and send outcomes (queued,
@@ -24,7 +24,7 @@ use socketserver_core::embedded_io::{ErrorKind, ErrorType};
 use socketserver_core::time::{Clock, Instant};
 use socketserver_core::{
     DatagramRequest, DatagramRequestHandler, DatagramSocket, Datagrams, Error, HandlerError,
-    Received, Sent, Server, ServerHooks, ShutdownFlag, Sync, Wait,
+    Received, Sent, Sequential, Server, ServerHooks, ShutdownFlag, Wait,
 };
 use socketserver_fuzz::MemError;
 use socketserver_fuzz::decode::{byte, bytes};
@@ -310,7 +310,7 @@ fuzz_target!(|input: Input| {
     let mut server = Server::new(
         Datagrams::new(socket, vec![0u8; max_packet], vec![0u8; cap]),
         Waiter::default(),
-        Sync::new(handler),
+        Sequential::new(handler),
         Hooks(log.clone()),
     );
     assert_eq!(server.source().max_packet_size(), max_packet);
@@ -333,7 +333,7 @@ fuzz_target!(|input: Input| {
             }
             Event::RecvError => queue.borrow_mut().recv_errors += 1,
             Event::Poll => {
-                server.poll();
+                server.serve_ready();
             }
         }
     }
@@ -342,7 +342,7 @@ fuzz_target!(|input: Input| {
     while !queue.borrow().packets.is_empty() {
         passes += 1;
         assert!(passes <= input.events.len() + 1, "packets left unserved");
-        server.poll();
+        server.serve_ready();
     }
     server.server_close();
     assert!(expected_packets.borrow().is_empty(), "a packet not handled");

@@ -284,11 +284,11 @@ where
             Event::Advance(step) => {
                 let ms = ADVANCE[usize::from(*step) % ADVANCE.len()];
                 clock.set(clock.get() + ms * 1000);
-                server.poll();
+                server.serve_ready();
             }
             Event::Poll(times) => {
                 for _ in 0..=(*times % 8) {
-                    server.poll();
+                    server.serve_ready();
                 }
             }
         }
@@ -314,7 +314,7 @@ where
             passes < 10_000,
             "requests left after every client half-closed"
         );
-        server.poll();
+        server.serve_ready();
     }
     check(&mut clients);
     server.server_close();

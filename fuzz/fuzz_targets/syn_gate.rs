@@ -2,7 +2,7 @@
 //! firmware uses it: a `Stack` over a device fed arbitrary frames (raw
 //! bytes, and SYNs, ACKs with data, FINs and RSTs of model clients, some
 //! with a byte flipped), on Ethernet (with ARP answered) or bare IP, with
-//! two `TcpListener` pools, a small SYN backlog, a server that accepts,
+//! two `StackTcpListener` pools, a small SYN backlog, a server that accepts,
 //! reads, writes, closes and aborts, and a virtual clock.
 //!
 //! Checked: no panic; no heap allocation inside the stack (bounded memory:
@@ -33,7 +33,9 @@ use smoltcp::wire::{
 use socketserver_core::time::{Clock, Instant};
 use socketserver_core::{Accepted, Connection, Listener};
 use socketserver_fuzz::decode::{byte, bytes};
-use socketserver_smoltcp::{Net, NetRef, Stack, SynSlot, TcpConnection, TcpListener, TcpStorage};
+use socketserver_smoltcp::{
+    Net, NetRef, Stack, StackTcpListener, SynSlot, TcpConnection, TcpStorage,
+};
 
 /// Counts allocations while armed: the stack must make none.
 struct Counting;
@@ -517,8 +519,8 @@ fn run(input: &Input) {
     ));
     let net: NetRef<'_, '_> = &stack;
     let mut listeners = [
-        TcpListener::bind(net, PORTS[0], three.sockets()).unwrap(),
-        TcpListener::bind(net, PORTS[1], one.sockets()).unwrap(),
+        StackTcpListener::bind(net, PORTS[0], three.sockets()).unwrap(),
+        StackTcpListener::bind(net, PORTS[1], one.sockets()).unwrap(),
     ];
     let mut driver = Driver {
         medium,

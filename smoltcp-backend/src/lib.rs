@@ -6,7 +6,7 @@
 //!
 //! - [`Stack`]: your interface, device and storage plus a clock and an
 //!   [`Idle`]; shared as `&RefCell<Stack<..>>`, which coerces to [`NetRef`].
-//! - [`TcpListener`]: a port served by a pool of sockets (smoltcp has no
+//! - [`StackTcpListener`]: a port served by a pool of sockets (smoltcp has no
 //!   backlog, so the pool's size is the number of simultaneous connections);
 //!   each socket is re-armed after its connection closes. Clients beyond the
 //!   pool wait: their SYNs are held in a backlog of [`SynSlot`]s and replayed
@@ -17,9 +17,9 @@
 //!   takes the place of the longest-idle connection ([`TcpConfig`]).
 //! - [`TcpConnection`]: core's `Connection` (embedded-io `Read`, `Write`,
 //!   `ReadReady`, `WriteReady`); blocking calls drive the stack while they
-//!   wait, so the blocking `StreamRequestHandler` runs under core's `Sync`.
-//! - [`UdpSocket`]: core's `DatagramSocket`; sending never blocks.
-//! - [`Waiter`]: core's `Wait`, for `serve_forever`; [`poll`]: one
+//!   wait, so the blocking `StreamRequestHandler` runs under core's `Sequential`.
+//! - [`StackUdpSocket`]: core's `DatagramSocket`; sending never blocks.
+//! - [`Waiter`]: core's `Wait`, for `serve_forever`; [`poll_and_serve`]: one
 //!   non-blocking turn for a firmware main loop, telling when to call again.
 //! - [`TcpConfig`]: ACK delay, Nagle, keep-alive, timeouts, with documented defaults.
 //! - With `std`: `TapConfig` opens a TAP device (with optional pcap capture),
@@ -37,8 +37,8 @@
 //! use smoltcp::iface::{Interface, SocketStorage};
 //! use smoltcp::phy::Device;
 //! use socketserver_core::time::Clock;
-//! use socketserver_core::{DefaultHooks, Echo, ShutdownFlag, Server, Sync};
-//! use socketserver_smoltcp::{NetRef, Stack, SynSlot, TcpListener, TcpStorage, Waiter};
+//! use socketserver_core::{DefaultHooks, Echo, ShutdownFlag, Server, Sequential};
+//! use socketserver_smoltcp::{NetRef, Stack, SynSlot, StackTcpListener, TcpStorage, Waiter};
 //!
 //! fn serve<D: Device, K: Clock>(
 //!     iface: Interface,
@@ -51,18 +51,18 @@
 //!     let mut buffers = TcpStorage::<4, 2048, 2048>::new();
 //!     let stack = RefCell::new(Stack::new(iface, device, &mut sockets, &mut backlog, clock, sleep));
 //!     let net: NetRef<'_, '_> = &stack;
-//!     let Ok(listener) = TcpListener::bind(net, 7, buffers.sockets()) else { return };
+//!     let Ok(listener) = StackTcpListener::bind(net, 7, buffers.sockets()) else { return };
 //!     let flag = ShutdownFlag::new();
 //!     let mut server =
-//!         Server::new(listener, Waiter::new(net, &flag), Sync::<Echo>::new(Echo), DefaultHooks);
+//!         Server::new(listener, Waiter::new(net, &flag), Sequential::<Echo>::new(Echo), DefaultHooks);
 //!     let _ = server.serve_forever(Duration::from_millis(500));
 //! }
 //! ```
 //!
 //! To serve several clients at once, use core's `Multiplexed` (pinned,
 //! `core::pin::pin!`) with an async handler: its requests are woken by the
-//! sockets' wakers. In a firmware main loop call [`poll`] with the servers'
-//! `poll` instead of `serve_forever`; it never blocks and returns how long
+//! sockets' wakers. In a firmware main loop call [`poll_and_serve`] with the servers'
+//! `serve_ready` instead of `serve_forever`; it never blocks and returns how long
 //! the loop may sleep.
 //!
 //! What this crate is *not*: a socket API for applications (use smoltcp
@@ -92,6 +92,7 @@
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![deny(missing_debug_implementations)]
 
 #[cfg(feature = "std")]
 extern crate std;
@@ -126,6 +127,6 @@ pub use smoltcp;
 pub use stack::{Idle, Net, NetRef, Spin, Stack};
 #[cfg(feature = "std")]
 pub use tap::{Capture, DEFAULT_MAC, FdIdle, StdClock, TapConfig, TapDevice, TapStack};
-pub use tcp::{TcpConnection, TcpListener, TcpStorage};
-pub use udp::{STUCK_SEND_QUEUE, UdpBytes, UdpMeta, UdpSocket, UdpStorage};
-pub use wait::{Waiter, poll};
+pub use tcp::{StackTcpListener, TcpConnection, TcpStorage};
+pub use udp::{STUCK_SEND_QUEUE, StackUdpSocket, UdpBytes, UdpMeta, UdpStorage};
+pub use wait::{Waiter, poll_and_serve};

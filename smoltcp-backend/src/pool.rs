@@ -113,7 +113,7 @@ impl Phase {
     }
 }
 
-/// Names the sockets one [`TcpListener::bind`](crate::TcpListener::bind) added,
+/// Names the sockets one [`StackTcpListener::bind`](crate::StackTcpListener::bind) added,
 /// so that closing the listener (or a failed bind) removes exactly those.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

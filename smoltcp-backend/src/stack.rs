@@ -123,7 +123,7 @@ impl<'a, D: Device, K: Clock, I: Idle> Stack<'a, D, K, I> {
     /// Watches `cancel`: once it is set (from another thread, a signal
     /// handler, an interrupt), every blocking read or write fails with
     /// [`Error::TimedOut`] at its next wake-up, which ends a graceful
-    /// shutdown's grace period under `Sync`.
+    /// shutdown's grace period under `Sequential`.
     pub fn with_cancel(mut self, cancel: &'a AtomicBool) -> Self {
         self.cancel = Some(cancel);
         self

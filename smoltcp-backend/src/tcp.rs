@@ -45,7 +45,7 @@ impl<const N: usize, const RX: usize, const TX: usize> TcpStorage<N, RX, TX> {
         }
     }
 
-    /// `N` sockets over this storage, for [`TcpListener::bind`].
+    /// `N` sockets over this storage, for [`StackTcpListener::bind`].
     pub fn sockets(&mut self) -> impl Iterator<Item = tcp::Socket<'_>> {
         self.rx.iter_mut().zip(self.tx.iter_mut()).map(|(rx, tx)| {
             tcp::Socket::new(
@@ -60,29 +60,29 @@ impl<const N: usize, const RX: usize, const TX: usize> TcpStorage<N, RX, TX> {
 ///
 /// smoltcp has no backlog, so each pool socket listens on the port and holds
 /// one connection; after the connection closes the stack re-arms it. The
-/// pool's size is the number of sockets given to [`TcpListener::bind`].
+/// pool's size is the number of sockets given to [`StackTcpListener::bind`].
 ///
 /// Closing or dropping it closes the port: sockets that hold no accepted
 /// connection are aborted (a connection not yet accepted gets RST) and leave
 /// the socket set; accepted connections go on until they close, and their
 /// sockets then leave the set instead of listening again. New clients are
 /// refused with RST, and the port may be bound again.
-pub struct TcpListener<'s, 'a> {
+pub struct StackTcpListener<'s, 'a> {
     net: NetRef<'s, 'a>,
     port: u16,
     pool: PoolId,
     closed: bool,
 }
 
-impl core::fmt::Debug for TcpListener<'_, '_> {
+impl core::fmt::Debug for StackTcpListener<'_, '_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("TcpListener")
+        f.debug_struct("StackTcpListener")
             .field("port", &self.port)
             .finish()
     }
 }
 
-impl<'s, 'a> TcpListener<'s, 'a> {
+impl<'s, 'a> StackTcpListener<'s, 'a> {
     /// Adds `sockets` to the stack, all listening on `port`. All or nothing:
     /// when one cannot be added ([`Error::SocketSetFull`],
     /// [`Error::PoolFull`]), those added before it are removed again.
@@ -144,17 +144,17 @@ impl<'s, 'a> TcpListener<'s, 'a> {
     }
 }
 
-impl Drop for TcpListener<'_, '_> {
+impl Drop for StackTcpListener<'_, '_> {
     fn drop(&mut self) {
         self.close_pool();
     }
 }
 
-impl ErrorType for TcpListener<'_, '_> {
+impl ErrorType for StackTcpListener<'_, '_> {
     type Error = Error;
 }
 
-impl<'s, 'a> Listener for TcpListener<'s, 'a> {
+impl<'s, 'a> Listener for StackTcpListener<'s, 'a> {
     type Conn = TcpConnection<'s, 'a>;
 
     fn accept(&mut self) -> Result<Option<Accepted<Self::Conn>>, Error> {

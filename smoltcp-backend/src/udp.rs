@@ -70,7 +70,7 @@ impl<const BYTES: usize> UdpBytes<BYTES> {
         }
     }
 
-    /// A socket over these bytes and `meta`, for [`UdpSocket::bind`].
+    /// A socket over these bytes and `meta`, for [`StackUdpSocket::bind`].
     ///
     /// ```
     /// use socketserver_smoltcp::{UdpBytes, UdpMeta};
@@ -119,7 +119,7 @@ impl<const P: usize, const BYTES: usize> UdpStorage<P, BYTES> {
         }
     }
 
-    /// A socket over this storage, for [`UdpSocket::bind`].
+    /// A socket over this storage, for [`StackUdpSocket::bind`].
     pub fn socket(&mut self) -> udp::Socket<'_> {
         self.bytes.socket(&mut self.meta)
     }
@@ -131,7 +131,7 @@ impl<const P: usize, const BYTES: usize> UdpStorage<P, BYTES> {
 /// dropped, and `send_to` says so with `Sent::Dropped` (see
 /// [`DatagramSocket::send_to`] below). Closing or dropping it removes
 /// the socket from the stack, so the port may be bound again.
-pub struct UdpSocket<'s, 'a> {
+pub struct StackUdpSocket<'s, 'a> {
     net: NetRef<'s, 'a>,
     handle: SocketHandle,
     local: IpListenEndpoint,
@@ -142,9 +142,9 @@ pub struct UdpSocket<'s, 'a> {
     closed: bool,
 }
 
-impl core::fmt::Debug for UdpSocket<'_, '_> {
+impl core::fmt::Debug for StackUdpSocket<'_, '_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("UdpSocket")
+        f.debug_struct("StackUdpSocket")
             .field("local", &self.local)
             .finish_non_exhaustive()
     }
@@ -157,7 +157,7 @@ fn bind_error(e: udp::BindError) -> Error {
     }
 }
 
-impl<'s, 'a> UdpSocket<'s, 'a> {
+impl<'s, 'a> StackUdpSocket<'s, 'a> {
     /// Adds `socket` to the stack, bound to `local` (a port, or an address and port).
     pub fn bind(
         net: NetRef<'s, 'a>,
@@ -240,17 +240,17 @@ impl<'s, 'a> UdpSocket<'s, 'a> {
     }
 }
 
-impl Drop for UdpSocket<'_, '_> {
+impl Drop for StackUdpSocket<'_, '_> {
     fn drop(&mut self) {
         self.remove();
     }
 }
 
-impl ErrorType for UdpSocket<'_, '_> {
+impl ErrorType for StackUdpSocket<'_, '_> {
     type Error = Error;
 }
 
-impl DatagramSocket for UdpSocket<'_, '_> {
+impl DatagramSocket for StackUdpSocket<'_, '_> {
     type Addr = IpEndpoint;
 
     /// Takes one waiting datagram. smoltcp has already dropped any datagram
@@ -274,7 +274,7 @@ impl DatagramSocket for UdpSocket<'_, '_> {
     /// when the send buffer is full even after a poll, the datagram is not
     /// sent and [`Sent::Dropped`] says so (UDP may drop it; a kernel
     /// socket's `ENOBUFS`). A queue whose head has not left for
-    /// [`STUCK_SEND_QUEUE`] is dropped first (see [`UdpSocket::dropped_bytes`]).
+    /// [`STUCK_SEND_QUEUE`] is dropped first (see [`StackUdpSocket::dropped_bytes`]).
     fn send_to(&mut self, buf: &[u8], addr: &IpEndpoint) -> Result<Sent, Error> {
         for attempt in 0..2 {
             let result = {

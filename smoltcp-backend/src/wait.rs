@@ -1,4 +1,4 @@
-//! Core's [`Wait`] over the stack, and the non-blocking `poll` for main loops.
+//! Core's [`Wait`] over the stack, and the non-blocking `poll_and_serve` for main loops.
 
 use core::time::Duration;
 
@@ -8,8 +8,8 @@ use socketserver_core::{ShutdownFlag, Wait, wake_count};
 use crate::drive::drive;
 use crate::error::Error;
 use crate::stack::NetRef;
-use crate::tcp::TcpListener;
-use crate::udp::UdpSocket;
+use crate::tcp::StackTcpListener;
+use crate::udp::StackUdpSocket;
 
 /// Core's selector for this backend: waits by driving the stack (poll, then
 /// idle until smoltcp's `poll_delay`, the deadline, or at most 20 ms so a
@@ -60,15 +60,15 @@ impl Clock for Waiter<'_, '_> {
     }
 }
 
-impl<'s, 'a> Wait<TcpListener<'s, 'a>> for Waiter<'s, 'a> {
+impl<'s, 'a> Wait<StackTcpListener<'s, 'a>> for Waiter<'s, 'a> {
     type Error = Error;
 
     fn wait(
         &mut self,
-        server: Option<&TcpListener<'s, 'a>>,
+        server: Option<&StackTcpListener<'s, 'a>>,
         deadline: Option<Instant>,
     ) -> Result<(), Error> {
-        self.wait_with(|| server.is_some_and(TcpListener::is_ready), deadline);
+        self.wait_with(|| server.is_some_and(StackTcpListener::is_ready), deadline);
         Ok(())
     }
 
@@ -77,15 +77,15 @@ impl<'s, 'a> Wait<TcpListener<'s, 'a>> for Waiter<'s, 'a> {
     }
 }
 
-impl<'s, 'a> Wait<UdpSocket<'s, 'a>> for Waiter<'s, 'a> {
+impl<'s, 'a> Wait<StackUdpSocket<'s, 'a>> for Waiter<'s, 'a> {
     type Error = Error;
 
     fn wait(
         &mut self,
-        server: Option<&UdpSocket<'s, 'a>>,
+        server: Option<&StackUdpSocket<'s, 'a>>,
         deadline: Option<Instant>,
     ) -> Result<(), Error> {
-        self.wait_with(|| server.is_some_and(UdpSocket::is_ready), deadline);
+        self.wait_with(|| server.is_some_and(StackUdpSocket::is_ready), deadline);
         Ok(())
     }
 
@@ -95,7 +95,7 @@ impl<'s, 'a> Wait<UdpSocket<'s, 'a>> for Waiter<'s, 'a> {
 }
 
 /// One non-blocking turn for a firmware main loop: polls the stack, runs
-/// `serve` (your servers' `poll`, returning whether any of them moved), polls
+/// `serve` (your servers' `serve_ready`, returning whether any of them moved), polls
 /// again to send what they queued, and returns how long the loop may sleep
 /// before the next turn (`None`: until a frame arrives).
 ///
@@ -106,13 +106,13 @@ impl<'s, 'a> Wait<UdpSocket<'s, 'a>> for Waiter<'s, 'a> {
 /// ```no_run
 /// # fn example(net: socketserver_smoltcp::NetRef<'_, '_>, mut serve: impl FnMut() -> bool) {
 /// loop {
-///     let next = socketserver_smoltcp::poll(net, &mut serve);
+///     let next = socketserver_smoltcp::poll_and_serve(net, &mut serve);
 ///     // sleep (wfi, a timer) for at most `next`
 /// #   let _ = next;
 /// }
 /// # }
 /// ```
-pub fn poll(net: NetRef<'_, '_>, serve: impl FnOnce() -> bool) -> Option<Duration> {
+pub fn poll_and_serve(net: NetRef<'_, '_>, serve: impl FnOnce() -> bool) -> Option<Duration> {
     net.borrow_mut().poll();
     let moved = serve();
     let mut stack = net.borrow_mut();

@@ -2,7 +2,7 @@
 //! clients are smoltcp sockets on the same stack, and every frame crosses a
 //! device that drops, corrupts, duplicates and reorders (smoltcp's
 //! `FaultInjector` plus `tests/support/impaired.rs`). A 1 MiB echo must come
-//! back intact under `Sync` and `Multiplexed`, the server must serve a fresh
+//! back intact under `Sequential` and `Multiplexed`, the server must serve a fresh
 //! client afterwards, and loss recovery must have been at work. Time is
 //! virtual (every idle advances it), so no root, no network, and waits of
 //! seconds cost nothing; every loop is bounded in rounds.
@@ -21,8 +21,8 @@ use smoltcp::phy::{FaultInjector, Loopback, Medium};
 use smoltcp::socket::tcp;
 use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, IpEndpoint};
 use socketserver_core::time::{Clock, Instant};
-use socketserver_core::{DefaultHooks, Echo, Multiplexed, Server, ShutdownFlag, Sync};
-use socketserver_smoltcp::{Net, Stack, SynSlot, TcpListener, TcpStorage, Waiter};
+use socketserver_core::{DefaultHooks, Echo, Multiplexed, Sequential, Server, ShutdownFlag};
+use socketserver_smoltcp::{Net, Stack, StackTcpListener, SynSlot, TcpStorage, Waiter};
 
 const IP: IpAddress = IpAddress::v4(192, 168, 69, 1);
 const PORT: u16 = 7;
@@ -209,11 +209,11 @@ fn sync_echoes_1mib_intact_through_faults_then_serves_a_fresh_client() {
     let mut backlog = [SynSlot::EMPTY; 4];
     let mut pool = TcpStorage::<2, 65536, 65536>::new();
     let (stack, tally) = stack(&mut slots, &mut backlog, &time);
-    let listener = TcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
+    let listener = StackTcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
     let mut server = Server::new(
         listener,
         Waiter::new(&stack, &FLAG),
-        Sync::new(Echo::<4096>),
+        Sequential::new(Echo::<4096>),
         DefaultHooks,
     );
     let data = pattern(MIB);
@@ -242,7 +242,7 @@ fn multiplexed_echoes_1mib_intact_through_faults_then_serves_a_fresh_client() {
     let mut backlog = [SynSlot::EMPTY; 4];
     let mut pool = TcpStorage::<2, 65536, 65536>::new();
     let (stack, tally) = stack(&mut slots, &mut backlog, &time);
-    let listener = TcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
+    let listener = StackTcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
     let mux = pin!(Multiplexed::<_, _, _, 2>::new(Echo::<4096>));
     let mut server = Server::new(listener, Waiter::new(&stack, &FLAG), mux, DefaultHooks);
     // Serves until `client` got its echo and the server's FIN: one turn of
@@ -252,7 +252,7 @@ fn multiplexed_echoes_1mib_intact_through_faults_then_serves_a_fresh_client() {
             if received(&stack, client, into) {
                 return;
             }
-            let next = socketserver_smoltcp::poll(&stack, || server.poll());
+            let next = socketserver_smoltcp::poll_and_serve(&stack, || server.serve_ready());
             time.advance(
                 next.unwrap_or(Duration::from_millis(20))
                     .min(Duration::from_millis(20)),

@@ -14,11 +14,12 @@ use smoltcp::socket::{tcp, udp};
 use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, IpEndpoint};
 use socketserver_core::time::{Clock, Instant};
 use socketserver_core::{
-    Connection, DatagramSocket, DefaultHooks, Echo, Listener, Sent, Server, ShutdownFlag, Sync,
+    Connection, DatagramSocket, DefaultHooks, Echo, Listener, Sent, Sequential, Server,
+    ShutdownFlag,
 };
 use socketserver_smoltcp::{
-    Error, FIN_WAIT_UNDER_PRESSURE, Net, STUCK_SEND_QUEUE, Stack, SynSlot, TcpConfig, TcpListener,
-    TcpStorage, UdpSocket, UdpStorage, Waiter,
+    Error, FIN_WAIT_UNDER_PRESSURE, Net, STUCK_SEND_QUEUE, Stack, StackTcpListener, StackUdpSocket,
+    SynSlot, TcpConfig, TcpStorage, UdpStorage, Waiter,
 };
 
 const IP: IpAddress = IpAddress::v4(192, 168, 69, 1);
@@ -119,7 +120,7 @@ fn closing_a_listener_resets_waiting_clients_and_frees_its_sockets() {
     let mut pool = TcpStorage::<2, 512, 512>::new();
     let mut pool2 = TcpStorage::<2, 512, 512>::new();
     let stack = stack(&mut slots, &mut backlog, &time);
-    let listener = TcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
+    let listener = StackTcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
     let early = client(&stack, 40001);
     run(&stack, &time, 10, Duration::from_millis(1));
     assert_eq!(state(&stack, early), tcp::State::Established);
@@ -140,7 +141,7 @@ fn closing_a_listener_resets_waiting_clients_and_frees_its_sockets() {
     assert_eq!(state(&stack, late), tcp::State::Closed, "refused, not hung");
 
     // Binding the port again makes a pool of the same size.
-    let listener = TcpListener::bind(&stack, PORT, pool2.sockets()).unwrap();
+    let listener = StackTcpListener::bind(&stack, PORT, pool2.sockets()).unwrap();
     assert_eq!(socket_count(&stack), 4);
     listener.close();
     run(&stack, &time, 2, Duration::from_millis(1));
@@ -154,7 +155,7 @@ fn an_accepted_connection_outlives_its_closed_listener_then_leaves() {
     let mut backlog = [SynSlot::EMPTY; 4];
     let mut pool = TcpStorage::<1, 512, 512>::new();
     let stack = stack(&mut slots, &mut backlog, &time);
-    let mut listener = TcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
+    let mut listener = StackTcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
     let peer = client(&stack, 40001);
     run(&stack, &time, 10, Duration::from_millis(1));
     let conn = listener.accept().unwrap().expect("a connection").conn;
@@ -184,10 +185,10 @@ fn a_failed_bind_adds_nothing() {
     let mut big = TcpStorage::<4, 256, 256>::new();
     let mut fits = TcpStorage::<3, 256, 256>::new();
     let stack = stack(&mut slots, &mut backlog, &time);
-    let err = TcpListener::bind(&stack, PORT, big.sockets()).unwrap_err();
+    let err = StackTcpListener::bind(&stack, PORT, big.sockets()).unwrap_err();
     assert_eq!(err, Error::SocketSetFull);
     assert_eq!(socket_count(&stack), 0, "rolled back");
-    let listener = TcpListener::bind(&stack, PORT, fits.sockets()).unwrap();
+    let listener = StackTcpListener::bind(&stack, PORT, fits.sockets()).unwrap();
     assert_eq!(socket_count(&stack), 3);
     drop(listener);
 }
@@ -195,7 +196,7 @@ fn a_failed_bind_adds_nothing() {
 /// Accepts one connection from a fresh client; returns it and the client.
 fn accepted<'s, 'a>(
     stack: &'s TestStack<'a>,
-    listener: &mut TcpListener<'s, 'a>,
+    listener: &mut StackTcpListener<'s, 'a>,
     time: &Time,
 ) -> (socketserver_smoltcp::TcpConnection<'s, 'a>, SocketHandle) {
     let peer = client(stack, 40001);
@@ -211,7 +212,7 @@ fn a_handler_timeout_ends_with_fin_not_rst() {
     let mut backlog = [SynSlot::EMPTY; 4];
     let mut pool = TcpStorage::<1, 512, 512>::new();
     let stack = stack(&mut slots, &mut backlog, &time);
-    let mut listener = TcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
+    let mut listener = StackTcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
     let (mut conn, peer) = accepted(&stack, &mut listener, &time);
     conn.set_timeout(Some(Duration::from_millis(50))).unwrap();
     let err = conn.read(&mut [0; 16]).unwrap_err();
@@ -234,7 +235,7 @@ fn a_cancelled_wait_still_resets() {
     let mut pool = TcpStorage::<1, 512, 512>::new();
     let stack = stack(&mut slots, &mut backlog, &time);
     let stack = RefCell::new(stack.into_inner().with_cancel(&CANCEL));
-    let mut listener = TcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
+    let mut listener = StackTcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
     let (mut conn, peer) = accepted(&stack, &mut listener, &time);
     CANCEL.store(true, Ordering::Relaxed);
     let err = conn.read(&mut [0; 16]).unwrap_err();
@@ -251,7 +252,7 @@ fn fin_wait_2_is_cut_short_while_clients_wait() {
     let mut backlog = [SynSlot::EMPTY; 4];
     let mut pool = TcpStorage::<1, 512, 512>::new();
     let stack = stack(&mut slots, &mut backlog, &time);
-    let mut listener = TcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
+    let mut listener = StackTcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
     let (conn, _lingering) = accepted(&stack, &mut listener, &time);
     drop(conn); // FIN; the client never closes its side
     run(&stack, &time, 10, Duration::from_millis(1));
@@ -275,7 +276,7 @@ fn fin_wait_2_keeps_fin_timeout_without_waiting_clients() {
     let mut backlog = [SynSlot::EMPTY; 4];
     let mut pool = TcpStorage::<1, 512, 512>::new();
     let stack = stack(&mut slots, &mut backlog, &time);
-    let mut listener = TcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
+    let mut listener = StackTcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
     let (conn, lingering) = accepted(&stack, &mut listener, &time);
     drop(conn);
     run(&stack, &time, 30, Duration::from_millis(100));
@@ -304,8 +305,8 @@ fn udp_send_never_blocks_and_a_stuck_queue_is_dropped() {
     let mut server_storage = UdpStorage::<2, 64>::new();
     let mut peer_storage = UdpStorage::<4, 256>::new();
     let stack = stack(&mut slots, &mut backlog, &time);
-    let mut server = UdpSocket::bind(&stack, PORT, server_storage.socket()).unwrap();
-    let mut peer = UdpSocket::bind(&stack, 9000, peer_storage.socket()).unwrap();
+    let mut server = StackUdpSocket::bind(&stack, PORT, server_storage.socket()).unwrap();
+    let mut peer = StackUdpSocket::bind(&stack, 9000, peer_storage.socket()).unwrap();
     // Nobody answers neighbor discovery for .50: its replies stay queued.
     let nowhere = IpEndpoint::new(IpAddress::v4(192, 168, 69, 50), 9);
     server.send_to(b"one", &nowhere).unwrap();
@@ -338,10 +339,10 @@ fn closing_a_udp_socket_frees_its_port() {
     let mut first = UdpStorage::<2, 64>::new();
     let mut second = UdpStorage::<2, 64>::new();
     let stack = stack(&mut slots, &mut backlog, &time);
-    let socket = UdpSocket::bind(&stack, PORT, first.socket()).unwrap();
+    let socket = StackUdpSocket::bind(&stack, PORT, first.socket()).unwrap();
     socket.close();
     assert_eq!(socket_count(&stack), 0);
-    let again = UdpSocket::bind(&stack, PORT, second.socket()).unwrap();
+    let again = StackUdpSocket::bind(&stack, PORT, second.socket()).unwrap();
     assert_eq!(socket_count(&stack), 1);
     drop(again);
     assert_eq!(socket_count(&stack), 0);
@@ -355,11 +356,11 @@ fn poll_asks_for_another_turn_when_a_server_moved() {
     let mut backlog = [SynSlot::EMPTY; 1];
     let stack = stack(&mut slots, &mut backlog, &time);
     assert_eq!(
-        socketserver_smoltcp::poll(&stack, || true),
+        socketserver_smoltcp::poll_and_serve(&stack, || true),
         Some(Duration::ZERO)
     );
     assert_ne!(
-        socketserver_smoltcp::poll(&stack, || false),
+        socketserver_smoltcp::poll_and_serve(&stack, || false),
         Some(Duration::ZERO)
     );
 }
@@ -382,11 +383,11 @@ fn a_shutdown_during_serve_forever_stops_it_within_20_ms() {
         }
     });
     let stack = stack_with(&mut slots, &mut backlog, &time, idle);
-    let listener = TcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
+    let listener = StackTcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
     let mut server = Server::new(
         listener,
         Waiter::new(&stack, &FLAG),
-        Sync::new(Echo::<64>),
+        Sequential::new(Echo::<64>),
         DefaultHooks,
     );
     server.serve_forever(Duration::from_millis(500)).unwrap();
@@ -447,7 +448,7 @@ fn async_handlers_served_concurrently_woken_by_the_sockets() {
     let mut backlog = [SynSlot::EMPTY; 2];
     let mut pool = TcpStorage::<2, 512, 512>::new();
     let stack = stack(&mut slots, &mut backlog, &time);
-    let listener = TcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
+    let listener = StackTcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
     let mux = pin!(Multiplexed::<_, _, _, 2>::new(Upper::<64>));
     let mut server = Server::new(listener, Waiter::new(&stack, &FLAG), mux, DefaultHooks);
     let a = client(&stack, 40001);
@@ -455,7 +456,7 @@ fn async_handlers_served_concurrently_woken_by_the_sockets() {
     run(&stack, &time, 10, Duration::from_millis(1));
     assert_eq!(state(&stack, a), tcp::State::Established);
     assert_eq!(state(&stack, b), tcp::State::Established);
-    let mut serve = || server.poll();
+    let mut serve = || server.serve_ready();
     // Interleaved: both requests are in flight at once, each woken by its socket.
     for round in 0..3 {
         for (name, handle) in [("a", a), ("b", b)] {
@@ -487,7 +488,7 @@ fn a_connection_nobody_accepts_does_not_make_the_stack_spin() {
     let mut backlog = [SynSlot::EMPTY; 2];
     let mut pool = TcpStorage::<2, 512, 512>::new();
     let stack = stack(&mut slots, &mut backlog, &time);
-    let listener = TcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
+    let listener = StackTcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
     let peer = client(&stack, 40001);
     run(&stack, &time, 10, Duration::from_millis(1));
     assert_eq!(state(&stack, peer), tcp::State::Established);

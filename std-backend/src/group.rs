@@ -20,8 +20,8 @@ use crate::waiter::{Serving, ShutdownHandle, Waiter};
 /// datagram, TCP or Unix, any strategy) is one.
 pub trait GroupMember: AsFd {
     /// One pass that does not wait; whether anything moved (see
-    /// [`SocketServer::poll`]).
-    fn poll(&mut self) -> bool;
+    /// [`SocketServer::serve_ready`]).
+    fn serve_ready(&mut self) -> bool;
 }
 
 impl<T, P, K> GroupMember for SocketServer<T, P, K>
@@ -30,8 +30,8 @@ where
     K: ServerHooks<T::Addr>,
     P: StrategyFor<T::Source, K>,
 {
-    fn poll(&mut self) -> bool {
-        SocketServer::poll(self)
+    fn serve_ready(&mut self) -> bool {
+        SocketServer::serve_ready(self)
     }
 }
 
@@ -43,7 +43,7 @@ where
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use socketserver_core::{Echo, EchoDatagram, Sync};
+/// use socketserver_core::{Echo, EchoDatagram, Sequential};
 /// use socketserver_std::{ServerGroup, TCPServer, ThreadingTCPServer, Threading, UDPServer};
 ///
 /// # fn main() -> std::io::Result<()> {
@@ -97,7 +97,7 @@ impl ServerGroup {
         poll_interval: Duration,
     ) -> io::Result<()> {
         let _serving = Serving::new(self.waiter.control());
-        // Ends the flag's loop even when a handler panics through it (`Sync`
+        // Ends the flag's loop even when a handler panics through it (`Sequential`
         // does not catch panics), as core's `serve_forever` does.
         let control = Arc::clone(self.waiter.control());
         let Some(running) = control.flag().enter_loop() else {
@@ -121,7 +121,7 @@ impl ServerGroup {
             }
             let mut moved = false;
             for server in servers.iter_mut() {
-                moved |= server.poll();
+                moved |= server.serve_ready();
             }
             if moved {
                 continue; // more may be ready: pass again before sleeping

@@ -1,7 +1,7 @@
 //! The std backend of socketserver: Python's `TCPServer`, `UDPServer`,
 //! `UnixStreamServer` and `UnixDatagramServer` on OS sockets, with the
 //! `Threading` and `Forking` strategies (Python's mix-ins) next to core's
-//! `Sync` and `Multiplexed`.
+//! `Sequential` and `Multiplexed`.
 //!
 //! The lifecycle (hooks, `handle_request`, `serve_forever`, shutdown) is
 //! core's; this crate supplies sockets over `socket2`, a poll(2) waiter whose
@@ -10,7 +10,7 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use socketserver_core::{Echo, Sync};
+//! use socketserver_core::{Echo, Sequential};
 //! use socketserver_std::{TCPServer, ThreadingTCPServer, Threading};
 //!
 //! # fn main() -> std::io::Result<()> {
@@ -53,14 +53,14 @@ mod waiter;
 
 use std::net::SocketAddr;
 
-use socketserver_core::{DefaultHooks, Sync};
+use socketserver_core::{DefaultHooks, Sequential};
 
 pub use error::WorkerError;
 pub use group::{GroupMember, ServerGroup};
 pub use net::address::{Address, ToAddress, UnixAddr};
 pub use net::connection::{Interrupter, SocketConnection, TcpConnection, UnixConnection};
-pub use net::datagram::{SocketDatagram, UdpSocket, UnixDatagram};
-pub use net::listener::{SocketListener, TcpListener, UnixListener};
+pub use net::datagram::{SocketDatagram, UdpDatagramSocket, UnixDatagramSocket};
+pub use net::listener::{SocketListener, TcpSocketListener, UnixSocketListener};
 pub use options::{MAX_PACKET_SIZE, Options, REQUEST_QUEUE_SIZE};
 pub use server::kind::{DatagramKind, SocketKind, StreamKind};
 pub use server::socket_server::{CoreServer, SocketServer, UnboundServer};
@@ -69,7 +69,7 @@ pub use strategy::forking::{FORKING_TIMEOUT, Forking, MAX_CHILDREN};
 pub use strategy::heap_multiplexed::{CHUNK_SLOTS, DEFAULT_MAX_CONNECTIONS, HeapMultiplexed};
 pub use strategy::threading::{DEFAULT_MAX_THREADS, Threading};
 pub use strategy::{Attach, CatchPanic, next_thread_name};
-pub use waiter::{Pollable, ShutdownHandle, Waiter, Waker};
+pub use waiter::{LoopWaker, Pollable, ShutdownHandle, Waiter};
 
 /// Re-exported for `Forking::signal_children`.
 pub use nix::sys::signal::Signal;
@@ -80,14 +80,14 @@ pub type SocketStreamServer<A, P, K = DefaultHooks> = SocketServer<StreamKind<A>
 pub type SocketDatagramServer<A, P, K = DefaultHooks> = SocketServer<DatagramKind<A>, P, K>;
 
 /// Python's `TCPServer`: one request at a time.
-pub type TCPServer<H, K = DefaultHooks> = SocketStreamServer<SocketAddr, Sync<H>, K>;
+pub type TCPServer<H, K = DefaultHooks> = SocketStreamServer<SocketAddr, Sequential<H>, K>;
 /// Python's `ThreadingTCPServer`.
 pub type ThreadingTCPServer<H, K = DefaultHooks> = SocketStreamServer<SocketAddr, Threading<H>, K>;
 /// Python's `ForkingTCPServer`.
 pub type ForkingTCPServer<H, K = DefaultHooks> = SocketStreamServer<SocketAddr, Forking<H>, K>;
 
 /// Python's `UDPServer`.
-pub type UDPServer<H, K = DefaultHooks> = SocketDatagramServer<SocketAddr, Sync<H>, K>;
+pub type UDPServer<H, K = DefaultHooks> = SocketDatagramServer<SocketAddr, Sequential<H>, K>;
 /// Python's `ThreadingUDPServer`.
 pub type ThreadingUDPServer<H, K = DefaultHooks> =
     SocketDatagramServer<SocketAddr, Threading<H>, K>;
@@ -95,7 +95,7 @@ pub type ThreadingUDPServer<H, K = DefaultHooks> =
 pub type ForkingUDPServer<H, K = DefaultHooks> = SocketDatagramServer<SocketAddr, Forking<H>, K>;
 
 /// Python's `UnixStreamServer`.
-pub type UnixStreamServer<H, K = DefaultHooks> = SocketStreamServer<UnixAddr, Sync<H>, K>;
+pub type UnixStreamServer<H, K = DefaultHooks> = SocketStreamServer<UnixAddr, Sequential<H>, K>;
 /// Python's `ThreadingUnixStreamServer`.
 pub type ThreadingUnixStreamServer<H, K = DefaultHooks> =
     SocketStreamServer<UnixAddr, Threading<H>, K>;
@@ -103,7 +103,7 @@ pub type ThreadingUnixStreamServer<H, K = DefaultHooks> =
 pub type ForkingUnixStreamServer<H, K = DefaultHooks> = SocketStreamServer<UnixAddr, Forking<H>, K>;
 
 /// Python's `UnixDatagramServer`.
-pub type UnixDatagramServer<H, K = DefaultHooks> = SocketDatagramServer<UnixAddr, Sync<H>, K>;
+pub type UnixDatagramServer<H, K = DefaultHooks> = SocketDatagramServer<UnixAddr, Sequential<H>, K>;
 /// Python's `ThreadingUnixDatagramServer`.
 pub type ThreadingUnixDatagramServer<H, K = DefaultHooks> =
     SocketDatagramServer<UnixAddr, Threading<H>, K>;

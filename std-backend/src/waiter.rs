@@ -208,11 +208,11 @@ impl Drop for Serving {
 /// Wakes a server's wait from another thread (workers use it when they end,
 /// so a server at its concurrency bound accepts again at once).
 #[derive(Debug, Clone)]
-pub struct Waker {
+pub struct LoopWaker {
     control: Arc<Control>,
 }
 
-impl Waker {
+impl LoopWaker {
     /// Interrupts the server's current or next wait.
     pub fn wake(&self) {
         self.control.wake();
@@ -265,7 +265,7 @@ impl ShutdownHandle {
     ///
     /// Python's `shutdown()` waits for the loop but not for the requests;
     /// this is the stop a service wants on SIGTERM. From the serving thread
-    /// itself (a handler under `Sync`) it cannot wait: it asks, and the loop
+    /// itself (a handler under `Sequential`) it cannot wait: it asks, and the loop
     /// stops after that request. A second call can only shorten the grace.
     ///
     /// ```no_run
@@ -295,7 +295,7 @@ impl ShutdownHandle {
     /// (call [`cut_in_flight`](Self::cut_in_flight) then to end at once). A
     /// watchdog thread cuts at the deadline; if it cannot be started, the
     /// serving thread still cuts at the deadline after its loop returns
-    /// (all strategies but a request served inline under `Sync`).
+    /// (all strategies but a request served inline under `Sequential`).
     pub fn request_within(&self, grace: std::time::Duration) {
         // A forked child only forwards the request: no thread is started in
         // it (a child of a threaded parent must stay with simple calls).
@@ -334,7 +334,7 @@ impl ShutdownHandle {
 
     /// Resets every connection the server has accepted and not yet closed,
     /// from any thread: the end of a graceful shutdown whose deadline
-    /// passed, even while the serving thread is inside a request (`Sync`).
+    /// passed, even while the serving thread is inside a request (`Sequential`).
     /// Each peer reads a reset, never a clean end of stream; each handler
     /// blocked on its connection wakes with an error and `finish` runs.
     /// A forked child's connection is reset through the parent's copy.
@@ -391,8 +391,8 @@ impl Waiter {
     }
 
     /// A handle that wakes this waiter.
-    pub fn waker(&self) -> Waker {
-        Waker {
+    pub fn waker(&self) -> LoopWaker {
+        LoopWaker {
             control: Arc::clone(&self.control),
         }
     }

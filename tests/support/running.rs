@@ -80,7 +80,7 @@ pub fn serve_tcp<P, K>(
     ready: &Ready,
 ) where
     K: socketserver::ServerHooks<std::net::SocketAddr>,
-    P: socketserver::StrategyFor<socketserver_std::TcpListener, K> + socketserver_std::Attach,
+    P: socketserver::StrategyFor<socketserver_std::TcpSocketListener, K> + socketserver_std::Attach,
 {
     ready
         .send((server.shutdown_handle(), *server.server_address()))

@@ -18,11 +18,11 @@ use smoltcp::iface::{Interface, SocketStorage};
 use smoltcp::phy::Device;
 use smoltcp::wire::{IpAddress, IpCidr};
 use socketserver_core::{
-    Datagrams, DefaultHooks, Echo, EchoDatagram, Multiplexed, Server, ShutdownFlag, Sync,
+    Datagrams, DefaultHooks, Echo, EchoDatagram, Multiplexed, Sequential, Server, ShutdownFlag,
 };
 use socketserver_smoltcp::{
-    FdIdle, GateStats, Net, NetRef, PoolStats, Stack, StdClock, SynSlot, TapConfig, TcpConfig,
-    TcpListener, TcpStorage, UdpSocket, UdpStorage, Waiter,
+    FdIdle, GateStats, Net, NetRef, PoolStats, Stack, StackTcpListener, StackUdpSocket, StdClock,
+    SynSlot, TapConfig, TcpConfig, TcpStorage, UdpStorage, Waiter,
 };
 
 use super::netns;
@@ -42,7 +42,7 @@ pub const PORT: u16 = 7;
 /// Which server to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Strategy {
-    /// Core's `Sync` with core's blocking `Echo`.
+    /// Core's `Sequential` with core's blocking `Echo`.
     Sync,
     /// Core's `Multiplexed<N>` with core's async `Echo`, N = the pool size.
     Multiplexed,
@@ -203,11 +203,11 @@ fn serve_udp<D: Device>(
         idle,
     ));
     let net: NetRef<'_, '_> = &stack;
-    let socket = UdpSocket::bind(net, PORT, storage.socket()).expect("bind UDP");
+    let socket = StackUdpSocket::bind(net, PORT, storage.socket()).expect("bind UDP");
     let mut server = Server::new(
         Datagrams::new(socket, vec![0u8; 8192], vec![0u8; 8192]),
         Waiter::new(net, flag),
-        Sync::<EchoDatagram>::new(EchoDatagram),
+        Sequential::<EchoDatagram>::new(EchoDatagram),
         DefaultHooks,
     );
     let _ = ready.send(Ok(()));
@@ -237,7 +237,7 @@ fn serve_tcp<const N: usize, D: Device>(
             .with_shutdown(flag),
     );
     let net: NetRef<'_, '_> = &stack;
-    let listener = TcpListener::bind(net, PORT, storage.sockets()).expect("bind TCP pool");
+    let listener = StackTcpListener::bind(net, PORT, storage.sockets()).expect("bind TCP pool");
     let waiter = Waiter::new(net, flag);
     if spec.strategy == Strategy::Multiplexed {
         let strategy = std::pin::pin!(
@@ -253,7 +253,7 @@ fn serve_tcp<const N: usize, D: Device>(
         let mut server = Server::new(
             listener,
             waiter,
-            Sync::<Echo<4096>>::new(Echo),
+            Sequential::<Echo<4096>>::new(Echo),
             DefaultHooks,
         );
         let _ = ready.send(Ok(()));

@@ -1,7 +1,7 @@
 //! The services, built from the project's own pieces: core's async `Echo`
 //! (RFC 862, TCP port 7) and line handler `Upper` (TCP port 8), each served
 //! by `Multiplexed` on its own pool of four sockets, and `EchoDatagram`
-//! under `Sync` for UDP port 7, through socketserver-smoltcp. No protocol
+//! under `Sequential` for UDP port 7, through socketserver-smoltcp. No protocol
 //! code lives here: only the types and the hooks.
 
 use core::cell::Cell;
@@ -12,10 +12,10 @@ use core::time::Duration;
 use cortex_m_semihosting::hprintln;
 use socketserver_core::{
     AsyncStreamRequest, AsyncStreamRequestHandler, Connection, Datagrams, Echo, EchoDatagram,
-    Error, Multiplexed, Served, ServerHooks, ShutdownFlag, Server, Sync, Upper,
+    Error, Multiplexed, Served, ServerHooks, ShutdownFlag, Server, Sequential, Upper,
 };
 use socketserver_smoltcp::smoltcp::wire::IpEndpoint;
-use socketserver_smoltcp::{NetRef, TcpConnection, TcpListener, UdpSocket, Waiter};
+use socketserver_smoltcp::{NetRef, TcpConnection, StackTcpListener, StackUdpSocket, Waiter};
 
 /// The echo's port (TCP and UDP), RFC 862.
 pub const ECHO_PORT: u16 = 7;
@@ -35,17 +35,17 @@ type Conn<'s> = TcpConnection<'s, 'static>;
 
 /// A TCP server whose strategy is `Multiplexed` pinned in `main`.
 pub type TcpServer<'s, 'p, H, F> = Server<
-    TcpListener<'s, 'static>,
+    StackTcpListener<'s, 'static>,
     Waiter<'s, 'static>,
     Pin<&'p mut Multiplexed<Conn<'s>, H, F, POOL>>,
     Hooks,
 >;
 
-/// The UDP echo server, `Sync` over one socket.
+/// The UDP echo server, `Sequential` over one socket.
 pub type UdpEcho<'s> = Server<
-    Datagrams<UdpSocket<'s, 'static>, &'static mut [u8]>,
+    Datagrams<StackUdpSocket<'s, 'static>, &'static mut [u8]>,
     Waiter<'s, 'static>,
-    Sync<EchoDatagram>,
+    Sequential<EchoDatagram>,
     Hooks,
 >;
 
@@ -115,7 +115,7 @@ pub fn slots<'s>(
 
 /// A TCP server over a bound pool listener and pinned slots.
 pub fn tcp_server<'s, 'p, H, F>(
-    listener: TcpListener<'s, 'static>,
+    listener: StackTcpListener<'s, 'static>,
     slots: Pin<&'p mut Multiplexed<Conn<'s>, H, F, POOL>>,
     flag: &'s ShutdownFlag,
 ) -> TcpServer<'s, 'p, H, F>
@@ -130,7 +130,7 @@ where
 /// The UDP echo server over a bound socket; `packet` and `reply` are its
 /// buffers (the packet buffer's length is Python's `max_packet_size`).
 pub fn udp_server<'s>(
-    socket: UdpSocket<'s, 'static>,
+    socket: StackUdpSocket<'s, 'static>,
     net: NetRef<'s, 'static>,
     flag: &'s ShutdownFlag,
     packet: &'static mut [u8],
@@ -138,7 +138,7 @@ pub fn udp_server<'s>(
 ) -> UdpEcho<'s> {
     let waiter = Waiter::new(net, flag);
     let source = Datagrams::new(socket, packet, reply);
-    Server::new(source, waiter, Sync::new(EchoDatagram), Hooks::default())
+    Server::new(source, waiter, Sequential::new(EchoDatagram), Hooks::default())
 }
 
 /// Server hooks that count requests and report failures over semihosting;

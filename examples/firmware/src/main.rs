@@ -7,7 +7,7 @@
 //! SYN backlog), UDP echo on port 7.
 //!
 //! The main loop never blocks: each turn polls the stack (whose sockets wake
-//! the requests waiting on them), runs the servers' `poll`, polls the stack
+//! the requests waiting on them), runs the servers' `serve_ready`, polls the stack
 //! again, then sleeps (`wfi`) until the stack's next deadline or a received
 //! frame (at most a second: idle deadlines are checked on each turn).
 //!
@@ -42,7 +42,7 @@ use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 use socketserver_core::ShutdownFlag;
 use socketserver_core::time::Instant;
 use socketserver_smoltcp::{
-    Net, NetRef, Spin, Stack, SynSlot, TcpListener, TcpStorage, UdpBytes, UdpMeta, UdpSocket,
+    Net, NetRef, Spin, Stack, SynSlot, StackTcpListener, TcpStorage, UdpBytes, UdpMeta, StackUdpSocket,
 };
 
 use clock::Clock;
@@ -169,10 +169,10 @@ fn main() -> ! {
 
     // Invariant: the socket set holds exactly the two pools and the UDP
     // socket, and ports 7 and 8 are nonzero, so every bind succeeds.
-    let listener = TcpListener::bind(net, ECHO_PORT, tcp_buffers.sockets()).expect("TCP pool fits");
+    let listener = StackTcpListener::bind(net, ECHO_PORT, tcp_buffers.sockets()).expect("TCP pool fits");
     let upper_listener =
-        TcpListener::bind(net, UPPER_PORT, upper_buffers.sockets()).expect("TCP pool fits");
-    let socket = UdpSocket::bind(net, ECHO_PORT, udp_socket).expect("UDP socket fits");
+        StackTcpListener::bind(net, UPPER_PORT, upper_buffers.sockets()).expect("TCP pool fits");
+    let socket = StackUdpSocket::bind(net, ECHO_PORT, udp_socket).expect("UDP socket fits");
     let [packet, reply] = datagrams;
     // The request futures live in main's frame, which never returns.
     let echo_slots = pin!(echo::slots(Service::Echo));
@@ -197,7 +197,7 @@ fn main() -> ! {
     loop {
         // Both servers get their turn (`|`, not `||`); if either moved,
         // `poll` returns zero and the loop goes round again before sleeping.
-        let delay = socketserver_smoltcp::poll(net, || tcp.poll() | upper.poll() | udp.poll());
+        let delay = socketserver_smoltcp::poll_and_serve(net, || tcp.serve_ready() | upper.serve_ready() | udp.serve_ready());
         let accepted = tcp.hooks().requests() + upper.hooks().requests();
         if accepted != logged {
             logged = accepted;

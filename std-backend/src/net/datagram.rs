@@ -15,8 +15,8 @@ use crate::net::reply_guard::ReplyGuard;
 use crate::net::{describe, retry};
 use crate::sys::{outq, recv};
 
-/// A datagram socket, Python's `UDPServer.socket`: [`UdpSocket`] or
-/// [`UnixDatagram`]. Cloning shares the socket (no new descriptor), as
+/// A datagram socket, Python's `UDPServer.socket`: [`UdpDatagramSocket`] or
+/// [`UnixDatagramSocket`]. Cloning shares the socket (no new descriptor), as
 /// Python's worker threads share the server socket.
 pub struct SocketDatagram<A> {
     socket: Option<Arc<Socket>>,
@@ -33,10 +33,10 @@ struct Guarded<A> {
 }
 
 /// A UDP socket (IPv4 or IPv6).
-pub type UdpSocket = SocketDatagram<std::net::SocketAddr>;
+pub type UdpDatagramSocket = SocketDatagram<std::net::SocketAddr>;
 
 /// A Unix datagram socket.
-pub type UnixDatagram = SocketDatagram<crate::net::address::UnixAddr>;
+pub type UnixDatagramSocket = SocketDatagram<crate::net::address::UnixAddr>;
 
 impl<A> Clone for SocketDatagram<A> {
     fn clone(&self) -> Self {

@@ -14,8 +14,8 @@ use crate::net::connection::{SocketConnection, kernel_value};
 use crate::net::live::LiveConnections;
 use crate::net::{describe, retry};
 
-/// A listening socket that accepts without blocking: [`TcpListener`] or
-/// [`UnixListener`]. Accepted connections are blocking unless the server was
+/// A listening socket that accepts without blocking: [`TcpSocketListener`] or
+/// [`UnixSocketListener`]. Accepted connections are blocking unless the server was
 /// built for non-blocking handlers (`Multiplexed`).
 pub struct SocketListener<A> {
     socket: Option<Socket>,
@@ -27,10 +27,10 @@ pub struct SocketListener<A> {
 }
 
 /// A listening TCP socket (IPv4 or IPv6).
-pub type TcpListener = SocketListener<std::net::SocketAddr>;
+pub type TcpSocketListener = SocketListener<std::net::SocketAddr>;
 
 /// A listening Unix stream socket.
-pub type UnixListener = SocketListener<crate::net::address::UnixAddr>;
+pub type UnixSocketListener = SocketListener<crate::net::address::UnixAddr>;
 
 impl<A: Address> SocketListener<A> {
     /// Wraps a bound, listening socket and makes it non-blocking; blocking

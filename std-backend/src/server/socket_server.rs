@@ -212,13 +212,13 @@ where
     /// advances the requests in flight and takes the new ones waiting.
     /// Returns whether anything moved: while it does, call it again before
     /// sleeping; then sleep until [`as_fd`](AsFd::as_fd) is readable.
-    pub fn poll(&mut self) -> bool {
+    pub fn serve_ready(&mut self) -> bool {
         // A zero wait: gathers readiness and arms the socket's next event,
         // so the descriptor of `as_fd` wakes the caller's loop. An epoll
         // error (it has none to give in practice) shows at the next wait.
         let now = self.core.waiter().now();
         let _ = self.core.wait_ready(Some(now));
-        self.core.poll()
+        self.core.serve_ready()
     }
 
     /// Serves requests already taken, taking none, for at most `grace`:
@@ -329,7 +329,7 @@ where
 /// The server's epoll descriptor (not the socket: that is
 /// [`fileno`](SocketServer::fileno), Python's): readable while the server
 /// has something to do, for a loop serving several servers, which then
-/// calls [`poll`](SocketServer::poll).
+/// calls [`serve_ready`](SocketServer::serve_ready).
 impl<T, P, K> AsFd for SocketServer<T, P, K>
 where
     T: SocketKind,

@@ -13,7 +13,7 @@ use std::os::unix::net::UnixDatagram;
 use std::sync::Arc;
 
 /// The end a child sends on, recorded in its private copy of the server's
-/// shutdown state by [`Waker::enter_forked_child`](crate::Waker).
+/// shutdown state by [`LoopWaker::enter_forked_child`](crate::LoopWaker).
 #[derive(Debug, Clone)]
 pub(crate) struct StopSender(Arc<UnixDatagram>);
 

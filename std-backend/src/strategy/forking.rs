@@ -17,7 +17,7 @@ use crate::strategy::child_stop::StopChannel;
 use crate::strategy::detach::{HandOff, ParentCopy};
 use crate::strategy::{Attach, CatchPanic};
 use crate::sys::fork::{Forked, exit_child, fork};
-use crate::waiter::Waker;
+use crate::waiter::LoopWaker;
 
 /// Python's `max_children`.
 pub const MAX_CHILDREN: usize = 40;
@@ -89,7 +89,7 @@ pub struct Forking<H, const RBUF: usize = 1024, const WBUF: usize = 0> {
     timeout: Option<Duration>,
     children: Vec<Child>,
     /// The server's, once attached: a child reaches its parent's loop through it.
-    waker: Option<Waker>,
+    waker: Option<LoopWaker>,
     /// Created before the first fork of an attached strategy.
     stop: Option<StopChannel>,
     /// The stream server's listening socket, which a child closes.
@@ -272,7 +272,7 @@ impl<H, const RBUF: usize, const WBUF: usize> FromHandler<H> for Forking<H, RBUF
 }
 
 impl<H, const RBUF: usize, const WBUF: usize> Attach for Forking<H, RBUF, WBUF> {
-    fn attach(&mut self, waker: Waker) {
+    fn attach(&mut self, waker: LoopWaker) {
         self.waker = Some(waker);
     }
 

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use crate::waiter::Waker;
+use crate::waiter::LoopWaker;
 
 /// Counts live threads; cloned into each thread's [`LiveGuard`].
 #[derive(Debug, Default)]
@@ -56,7 +56,7 @@ impl LiveCount {
     }
 
     /// Counts a new thread; the guard, moved into it, uncounts it.
-    pub(crate) fn start(&self, waker: Option<Waker>) -> LiveGuard {
+    pub(crate) fn start(&self, waker: Option<LoopWaker>) -> LiveGuard {
         self.shared.live.fetch_add(1, Ordering::SeqCst);
         LiveGuard {
             shared: Arc::clone(&self.shared),
@@ -69,7 +69,7 @@ impl LiveCount {
 #[derive(Debug)]
 pub(crate) struct LiveGuard {
     shared: Arc<Counts>,
-    waker: Option<Waker>,
+    waker: Option<LoopWaker>,
 }
 
 impl Drop for LiveGuard {

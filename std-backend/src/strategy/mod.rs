@@ -13,12 +13,12 @@ use std::os::fd::RawFd;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use socketserver_core::{Connection, IdlePolicy, Multiplexed, PanicGuard, Sync};
+use socketserver_core::{Connection, IdlePolicy, Multiplexed, PanicGuard, Sequential};
 
 use crate::error::WorkerError;
-use crate::waiter::Waker;
+use crate::waiter::LoopWaker;
 
-/// A strategy a std server can hand its [`Waker`] to, so that work ending
+/// A strategy a std server can hand its [`LoopWaker`] to, so that work ending
 /// outside the serve loop (a worker thread) wakes the loop at once.
 ///
 /// Implemented for every strategy of core and of this crate; a custom
@@ -31,7 +31,7 @@ pub trait Attach {
     }
 
     /// Receives the server's waker when the server is built.
-    fn attach(&mut self, waker: Waker) {
+    fn attach(&mut self, waker: LoopWaker) {
         let _ = waker;
     }
 
@@ -52,7 +52,7 @@ pub trait Attach {
     }
 }
 
-impl<H, const RBUF: usize, const WBUF: usize> Attach for Sync<H, RBUF, WBUF> {}
+impl<H, const RBUF: usize, const WBUF: usize> Attach for Sequential<H, RBUF, WBUF> {}
 
 impl<C, H, F, const N: usize> Attach for core::pin::Pin<&mut Multiplexed<C, H, F, N>>
 where

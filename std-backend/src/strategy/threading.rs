@@ -12,7 +12,7 @@ use crate::error::WorkerError;
 use crate::strategy::detach::{Detach, Run};
 use crate::strategy::live_count::LiveCount;
 use crate::strategy::{Attach, next_thread_name};
-use crate::waiter::Waker;
+use crate::waiter::LoopWaker;
 
 /// Live handler threads allowed by default: enough for 1,000 concurrent
 /// connections with room to spare; beyond it clients wait in the backlog.
@@ -67,13 +67,13 @@ pub struct Threading<H, const RBUF: usize = 1024, const WBUF: usize = 0> {
     stack_size: Option<usize>,
     live: LiveCount,
     threads: Vec<JoinHandle<()>>,
-    waker: Option<Waker>,
+    waker: Option<LoopWaker>,
     evict_after: Option<Duration>,
 }
 
 impl<H> Threading<H> {
     /// A strategy that clones `handler` for each request, with a 1 KiB read
-    /// buffer and unbuffered writes (as core's `Sync::new`).
+    /// buffer and unbuffered writes (as core's `Sequential::new`).
     pub fn new(handler: H) -> Self {
         Self::with_buffers(handler)
     }
@@ -210,7 +210,7 @@ impl<H, const RBUF: usize, const WBUF: usize> FromHandler<H> for Threading<H, RB
 }
 
 impl<H, const RBUF: usize, const WBUF: usize> Attach for Threading<H, RBUF, WBUF> {
-    fn attach(&mut self, waker: Waker) {
+    fn attach(&mut self, waker: LoopWaker) {
         self.waker = Some(waker);
     }
 

@@ -1,4 +1,4 @@
-//! `Sync`: each request served inline, one at a time, Python's plain server.
+//! `Sequential`: each request served inline, one at a time, Python's plain server.
 
 use crate::hooks::ServerHooks;
 use crate::incoming::Request;
@@ -11,11 +11,11 @@ use crate::strategy::{FromHandler, Strategy};
 /// live on the stack while a request runs (Python's `rbufsize` and
 /// `wbufsize`; `WBUF = 0` is Python's unbuffered default).
 #[derive(Debug, Clone)]
-pub struct Sync<H, const RBUF: usize = 1024, const WBUF: usize = 0> {
+pub struct Sequential<H, const RBUF: usize = 1024, const WBUF: usize = 0> {
     handler: H,
 }
 
-impl<H> Sync<H> {
+impl<H> Sequential<H> {
     /// A strategy that clones `handler` for each request, with a 1 KiB read
     /// buffer and unbuffered writes.
     pub const fn new(handler: H) -> Self {
@@ -23,9 +23,9 @@ impl<H> Sync<H> {
     }
 }
 
-impl<H, const RBUF: usize, const WBUF: usize> Sync<H, RBUF, WBUF> {
+impl<H, const RBUF: usize, const WBUF: usize> Sequential<H, RBUF, WBUF> {
     /// A strategy with `RBUF`-byte read-ahead and a `WBUF`-byte write buffer:
-    /// `Sync::<_, 4096, 1024>::with_buffers(handler)`.
+    /// `Sequential::<_, 4096, 1024>::with_buffers(handler)`.
     pub const fn with_buffers(handler: H) -> Self {
         Self { handler }
     }
@@ -42,13 +42,13 @@ impl<H, const RBUF: usize, const WBUF: usize> Sync<H, RBUF, WBUF> {
     }
 }
 
-impl<H, const RBUF: usize, const WBUF: usize> FromHandler<H> for Sync<H, RBUF, WBUF> {
+impl<H, const RBUF: usize, const WBUF: usize> FromHandler<H> for Sequential<H, RBUF, WBUF> {
     fn from_handler(handler: H) -> Self {
         Self::with_buffers(handler)
     }
 }
 
-impl<R, K, H, const RBUF: usize, const WBUF: usize> Strategy<R, K> for Sync<H, RBUF, WBUF>
+impl<R, K, H, const RBUF: usize, const WBUF: usize> Strategy<R, K> for Sequential<H, RBUF, WBUF>
 where
     R: Request,
     K: ServerHooks<R::Addr>,
