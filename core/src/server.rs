@@ -211,10 +211,12 @@ where
             Ok(Some(request)) => request,
             Ok(None) => return false,
             Err(e) => {
-                // Python ignores accept errors; pausing keeps a socket that
+                // Python ignores these errors; pausing keeps a listener that
                 // stays readable (EMFILE) from spinning the loop.
                 trace_warn!("socketserver::server", "taking a request failed", e);
-                self.take_paused_until = Some(now.saturating_add(TAKE_ERROR_PAUSE));
+                if S::PAUSE_AFTER_ERROR {
+                    self.take_paused_until = Some(now.saturating_add(TAKE_ERROR_PAUSE));
+                }
                 return false;
             }
         };

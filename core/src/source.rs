@@ -33,8 +33,13 @@ pub trait RequestSource:
     type Addr: Debug + Clone;
     /// The socket a waiter watches for new requests.
     type Socket: ?Sized;
-    /// Why taking a request failed (the server pauses and goes on).
+    /// Why taking a request failed (the server goes on).
     type Error: embedded_io::Error;
+    /// Whether a failed take pauses taking for a moment. A listener's
+    /// failure (EMFILE, ENOBUFS) leaves its socket readable, so taking at
+    /// once would spin; a datagram socket's failure consumes the error it
+    /// reported, so the next datagram is taken at once (only the pass ends).
+    const PAUSE_AFTER_ERROR: bool;
 
     /// Takes one waiting request: `Ok(None)` when none is waiting.
     fn take(&mut self) -> Result<Option<<Self as RequestOf<'_>>::Request>, Self::Error>;
@@ -51,6 +56,7 @@ impl<L: Listener> RequestSource for L {
     type Addr = <L::Conn as Connection>::Addr;
     type Socket = L;
     type Error = L::Error;
+    const PAUSE_AFTER_ERROR: bool = true;
 
     fn take(&mut self) -> Result<Option<Accepted<L::Conn>>, L::Error> {
         self.accept()
@@ -115,6 +121,7 @@ where
     type Addr = D::Addr;
     type Socket = D;
     type Error = <D as ErrorType>::Error;
+    const PAUSE_AFTER_ERROR: bool = false;
 
     fn take(&mut self) -> Result<Option<Packet<'_, D>>, Self::Error> {
         let packet = self.packet.as_mut();

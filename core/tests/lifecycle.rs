@@ -321,3 +321,38 @@ fn accept_errors_pause_accepting_instead_of_spinning() {
     );
     assert_eq!(journal.count("handle_error"), 0);
 }
+
+#[test]
+fn a_datagram_receive_error_ends_the_pass_without_pausing() {
+    let journal = Journal::default();
+    let socket = MockDatagram::default();
+    let hooks = RecordingHooks {
+        journal: journal.clone(),
+        refuse: false,
+    };
+    let mut server = Server::new(
+        Datagrams::new(socket.clone(), vec![0u8; 8], vec![0u8; 64]),
+        MockWaiter::default(),
+        Sequential::<_>::new(GotHandler),
+        hooks,
+    );
+    *socket.recv_errors.lock().unwrap() = 3;
+    socket
+        .incoming
+        .lock()
+        .unwrap()
+        .push_back((b"hi".to_vec(), 1));
+    // Each pass meets one error and ends; the fourth takes the datagram. A
+    // listener would pause 50 ms after each error (an EMFILE stays
+    // readable); a datagram socket's error is consumed by reporting it.
+    let started = std::time::Instant::now();
+    let passes = (0..4).filter(|_| server.serve_ready()).count();
+    assert_eq!(passes, 1, "only the last pass took a datagram");
+    assert_eq!(*socket.sent.lock().unwrap(), [(b"got:hi".to_vec(), 1)]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(50),
+        "no pause: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(journal.count("handle_error"), 0);
+}

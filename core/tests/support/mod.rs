@@ -234,6 +234,8 @@ pub type Sent = (Vec<u8>, u16);
 pub struct MockDatagram {
     pub incoming: Datagrams,
     pub sent: Arc<Mutex<Vec<Sent>>>,
+    /// Receives that fail before the queue is served again.
+    pub recv_errors: Arc<Mutex<u32>>,
 }
 
 impl ErrorType for MockDatagram {
@@ -243,6 +245,12 @@ impl ErrorType for MockDatagram {
 impl DatagramSocket for MockDatagram {
     type Addr = u16;
     fn recv_from(&mut self, buf: &mut [u8]) -> Result<Option<Received<u16>>, MockError> {
+        let mut errors = self.recv_errors.lock().unwrap();
+        if *errors > 0 {
+            *errors -= 1;
+            return Err(MockError(ErrorKind::Other));
+        }
+        drop(errors);
         let Some((data, addr)) = self.incoming.lock().unwrap().pop_front() else {
             return Ok(None);
         };
