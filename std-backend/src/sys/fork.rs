@@ -35,18 +35,24 @@ const CHILD_ACTIONS: [(Signal, SigHandler); 5] = [
     (Signal::SIGPIPE, SigHandler::SigIgn),
 ];
 
-/// Forks the process. The calling thread blocks every signal across the
-/// fork, so that none is handled in the child before [`reset_signals`]
-/// has run: the application's handler would run there (a `signal-hook`
-/// handler writes to its self-pipe, which the parent reads).
+/// Forks the process. The calling thread blocks every signal but SIGCHLD
+/// across the fork, so that none is handled in the child before
+/// [`reset_signals`] has run: the application's handler would run there (a
+/// `signal-hook` handler writes to its self-pipe, which the parent reads).
+///
+/// SIGCHLD stays open: an earlier child that exits during the fork sends it
+/// to this thread, and were it blocked here the kernel would not discard it
+/// (a blocked signal is never ignored) but hand it to another thread of the
+/// process, whose blocking call with a timeout (`SO_RCVTIMEO`) then fails
+/// with `EINTR`; under a busy `Forking` server a client thread of the same
+/// process lost one reply in five so. A new child has no children, and
+/// inherits no pending signal, so no SIGCHLD can reach it early.
 #[allow(unsafe_code)]
 pub(crate) fn fork() -> io::Result<Forked> {
+    let mut blocked = SigSet::all();
+    blocked.remove(Signal::SIGCHLD);
     let mut before = SigSet::empty();
-    pthread_sigmask(
-        SigmaskHow::SIG_SETMASK,
-        Some(&SigSet::all()),
-        Some(&mut before),
-    )?;
+    pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&blocked), Some(&mut before))?;
     // SAFETY: the child never returns into the server loop or unwinds into the
     // caller's frames: the Forking strategy runs exactly one request in it
     // (panics caught) and then calls `exit_child`, so no state shared with the
