@@ -256,20 +256,30 @@ impl<A: core::fmt::Debug> DatagramRequestHandler<A> for GotHandler {
     }
 }
 
-#[test]
-fn datagram_requests_get_one_reply_each_even_on_failure() {
+/// A `GotHandler` datagram server over a mock socket: 8-byte packets.
+fn datagram_server() -> (
+    Server<Datagrams<MockDatagram, Vec<u8>>, MockWaiter, Sequential<GotHandler>, RecordingHooks>,
+    MockDatagram,
+    Journal,
+) {
     let journal = Journal::default();
     let socket = MockDatagram::default();
     let hooks = RecordingHooks {
         journal: journal.clone(),
         refuse: false,
     };
-    let mut server = Server::new(
+    let server = Server::new(
         Datagrams::new(socket.clone(), vec![0u8; 8], vec![0u8; 64]),
         MockWaiter::default(),
-        Sequential::<_>::new(GotHandler),
+        Sequential::new(GotHandler),
         hooks,
     );
+    (server, socket, journal)
+}
+
+#[test]
+fn datagram_requests_get_one_reply_each_even_on_failure() {
+    let (mut server, socket, journal) = datagram_server();
     server.set_timeout(Some(Duration::from_millis(20)));
     socket.incoming.lock().unwrap().extend([
         (b"hi".to_vec(), 1),
@@ -324,18 +334,7 @@ fn accept_errors_pause_accepting_instead_of_spinning() {
 
 #[test]
 fn a_datagram_receive_error_ends_the_pass_without_pausing() {
-    let journal = Journal::default();
-    let socket = MockDatagram::default();
-    let hooks = RecordingHooks {
-        journal: journal.clone(),
-        refuse: false,
-    };
-    let mut server = Server::new(
-        Datagrams::new(socket.clone(), vec![0u8; 8], vec![0u8; 64]),
-        MockWaiter::default(),
-        Sequential::<_>::new(GotHandler),
-        hooks,
-    );
+    let (mut server, socket, journal) = datagram_server();
     *socket.recv_errors.lock().unwrap() = 3;
     socket
         .incoming
