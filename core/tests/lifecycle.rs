@@ -256,12 +256,12 @@ impl<A: core::fmt::Debug> DatagramRequestHandler<A> for GotHandler {
     }
 }
 
+/// A `GotHandler` datagram server over a mock socket.
+type GotServer =
+    Server<Datagrams<MockDatagram, Vec<u8>>, MockWaiter, Sequential<GotHandler>, RecordingHooks>;
+
 /// A `GotHandler` datagram server over a mock socket: 8-byte packets.
-fn datagram_server() -> (
-    Server<Datagrams<MockDatagram, Vec<u8>>, MockWaiter, Sequential<GotHandler>, RecordingHooks>,
-    MockDatagram,
-    Journal,
-) {
+fn datagram_server() -> (GotServer, MockDatagram, Journal) {
     let journal = Journal::default();
     let socket = MockDatagram::default();
     let hooks = RecordingHooks {
