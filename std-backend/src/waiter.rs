@@ -6,7 +6,6 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::UnixDatagram as WakeSocket;
-use std::process;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::thread::{self, ThreadId};
@@ -72,7 +71,11 @@ impl Control {
     /// and wakes whoever waits for the loop to stop.
     pub(crate) fn set_serving_thread(&self, thread: Option<ThreadId>) {
         let mut serving = self.stopped.lock().unwrap_or_else(PoisonError::into_inner);
-        let pid = if thread.is_some() { process::id() } else { 0 };
+        let pid = if thread.is_some() {
+            crate::sys::pid::current()
+        } else {
+            0
+        };
         self.serving_pid.store(pid, Ordering::Release);
         *serving = thread;
         self.stopped_changed.notify_all();
@@ -136,7 +139,7 @@ impl Control {
     /// here will ever stop, and the lock may have been held at the fork.
     fn in_other_process(&self) -> bool {
         let loop_pid = self.serving_pid.load(Ordering::Acquire);
-        loop_pid != 0 && loop_pid != process::id()
+        loop_pid != 0 && loop_pid != crate::sys::pid::current()
     }
 
     /// Sets the grace period's end, or shortens it (a later, longer stop

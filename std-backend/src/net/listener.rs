@@ -91,12 +91,15 @@ impl<A: Address> Listener for SocketListener<A> {
                 "listener closed",
             ));
         };
-        match retry(|| socket.accept()) {
+        // Linux's accept gives blocking sockets whatever the listener is:
+        // accept4 sets the mode in the same call (two fcntl fewer each).
+        let flags = if self.nonblocking_connections {
+            libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK
+        } else {
+            libc::SOCK_CLOEXEC
+        };
+        match retry(|| socket.accept4(flags)) {
             Ok((conn, addr)) => {
-                // Linux's accept gives blocking sockets whatever the listener is.
-                if self.nonblocking_connections {
-                    conn.set_nonblocking(true)?;
-                }
                 let client = A::from_sockaddr(&addr);
                 let inherited = self.inheritance.holds(&conn)?;
                 let conn = SocketConnection::new(

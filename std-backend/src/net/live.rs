@@ -58,7 +58,7 @@ impl LiveConnections {
             live: self.clone(),
             id,
             watched: false,
-            pid: std::process::id(),
+            pid: crate::sys::pid::current(),
         }
     }
 
@@ -130,7 +130,7 @@ impl Registered {
 
     /// Stops watching the connection: called while `fd` is still open.
     pub(crate) fn forget(&mut self, fd: BorrowedFd<'_>) {
-        if self.watched && std::process::id() == self.pid {
+        if self.watched && crate::sys::pid::current() == self.pid {
             self.live.readiness.forget(fd);
             self.watched = false;
         }
@@ -139,7 +139,7 @@ impl Registered {
 
 impl Drop for Registered {
     fn drop(&mut self) {
-        if std::process::id() == self.pid {
+        if crate::sys::pid::current() == self.pid {
             self.live.lock().remove(&self.id);
             self.live.lock_wakers().remove(&self.id);
         }
