@@ -30,7 +30,7 @@ pub trait RequestSource:
     for<'a> RequestOf<'a, Request: Request<Addr = Self::Addr>> + Debug
 {
     /// The clients' address.
-    type Addr: Debug + Clone;
+    type Addr: Debug + Clone + Sync;
     /// The socket a waiter watches for new requests.
     type Socket: ?Sized;
     /// Why taking a request failed (the server pauses and goes on).
@@ -41,6 +41,9 @@ pub trait RequestSource:
 
     /// The socket to watch.
     fn socket(&self) -> &Self::Socket;
+
+    /// The address the socket is bound to: Python's `server_address`.
+    fn local_addr(&self) -> Self::Addr;
 }
 
 impl<L: Listener> RequestOf<'_> for L {
@@ -58,6 +61,10 @@ impl<L: Listener> RequestSource for L {
 
     fn socket(&self) -> &L {
         self
+    }
+
+    fn local_addr(&self) -> Self::Addr {
+        Listener::local_addr(self)
     }
 }
 
@@ -132,6 +139,10 @@ where
 
     fn socket(&self) -> &D {
         &self.socket
+    }
+
+    fn local_addr(&self) -> D::Addr {
+        self.socket.local_addr()
     }
 }
 
