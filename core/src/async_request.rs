@@ -3,7 +3,7 @@
 use embedded_io::ErrorType;
 
 use crate::buffered::{ReadBuffer, WriteBuffer};
-use crate::context::ServerContext;
+use crate::context::{ServerContext, ServerRef};
 use crate::error::Error;
 use crate::request_io::{Mode, RequestIo, flatten};
 use crate::transport::Connection;
@@ -28,7 +28,7 @@ use crate::transport::Connection;
 pub struct AsyncStreamRequest<'r, C: Connection> {
     io: RequestIo<'r, C>,
     client_address: &'r C::Addr,
-    server: &'r dyn ServerContext<C::Addr>,
+    server: ServerRef<'r, C::Addr>,
     rfile: ReadBuffer<'r>,
     wfile: WriteBuffer<'r>,
 }
@@ -76,7 +76,7 @@ impl<'r, C: Connection> AsyncStreamRequest<'r, C> {
         Self {
             io: RequestIo::new(connection, mode),
             client_address,
-            server,
+            server: ServerRef(server),
             rfile: ReadBuffer::new(rbuf),
             wfile: WriteBuffer::new(wbuf),
         }
@@ -90,7 +90,7 @@ impl<'r, C: Connection> AsyncStreamRequest<'r, C> {
     /// The server serving this request, Python's `self.server`: its
     /// address and a shutdown that never waits (see [`ServerContext`]).
     pub fn server(&self) -> &'r dyn ServerContext<C::Addr> {
-        self.server
+        self.server.0
     }
 
     /// The raw connection, Python's `request` / `connection`. Reading from it

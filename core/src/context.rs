@@ -1,6 +1,6 @@
 //! What a handler sees of its server: Python's `self.server`.
 
-use core::fmt::Debug;
+use core::fmt::{self, Debug};
 
 use crate::shutdown::ShutdownFlag;
 
@@ -47,8 +47,10 @@ use crate::shutdown::ShutdownFlag;
 /// }
 /// ```
 // `Sync`: a request that holds one stays `Send` (a multiplexed request's
-// future, which a server moved to its serving thread holds).
-pub trait ServerContext<A>: Debug + Sync {
+// future, which a server moved to its serving thread holds). Not `Debug`:
+// that would put a formatter in every vtable, linked into firmware that
+// never prints one.
+pub trait ServerContext<A>: Sync {
     /// Python's `server_address`: the address the server is bound to (the
     /// real port when port 0 was asked for; a Unix server's path).
     fn server_address(&self) -> &A;
@@ -95,7 +97,7 @@ impl<'a, A> InlineServer<'a, A> {
     }
 }
 
-impl<A: Debug + Sync> ServerContext<A> for InlineServer<'_, A> {
+impl<A: Sync> ServerContext<A> for InlineServer<'_, A> {
     fn server_address(&self) -> &A {
         self.address
     }
@@ -104,5 +106,18 @@ impl<A: Debug + Sync> ServerContext<A> for InlineServer<'_, A> {
     /// checks it after the request and before it waits again.
     fn shutdown(&self) {
         self.flag.request();
+    }
+}
+
+/// A request's borrow of its server's context (what `req.server()`
+/// returns), printed as the address it reports.
+#[derive(Clone, Copy)]
+pub(crate) struct ServerRef<'r, A>(pub(crate) &'r dyn ServerContext<A>);
+
+impl<A: Debug> Debug for ServerRef<'_, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerContext")
+            .field("server_address", self.0.server_address())
+            .finish_non_exhaustive()
     }
 }

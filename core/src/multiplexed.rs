@@ -60,7 +60,7 @@ struct SlotServer<A> {
     id: SlotId,
 }
 
-impl<A: core::fmt::Debug + Sync> ServerContext<A> for SlotServer<A> {
+impl<A: Sync> ServerContext<A> for SlotServer<A> {
     fn server_address(&self) -> &A {
         &self.address
     }

@@ -4,7 +4,7 @@ use core::fmt::Debug;
 
 use crate::async_request::AsyncStreamRequest;
 use crate::block_on::block_on;
-use crate::context::ServerContext;
+use crate::context::{ServerContext, ServerRef};
 use crate::error::{Error, HandlerError};
 use crate::transport::Connection;
 
@@ -119,7 +119,7 @@ pub struct DatagramRequest<'r, A: Debug> {
     packet: &'r [u8],
     truncated: bool,
     client_address: &'r A,
-    server: &'r dyn ServerContext<A>,
+    server: ServerRef<'r, A>,
     reply: &'r mut [u8],
     reply_len: usize,
 }
@@ -138,7 +138,7 @@ impl<'r, A: Debug> DatagramRequest<'r, A> {
             packet,
             truncated,
             client_address,
-            server,
+            server: ServerRef(server),
             reply,
             reply_len: 0,
         }
@@ -162,7 +162,7 @@ impl<'r, A: Debug> DatagramRequest<'r, A> {
     /// The server serving this request, Python's `self.server`: its
     /// address and a shutdown that never waits (see [`ServerContext`]).
     pub fn server(&self) -> &'r dyn ServerContext<A> {
-        self.server
+        self.server.0
     }
 
     /// Appends to the reply (Python's `wfile.write`); writes merge into one

@@ -113,6 +113,7 @@ where
         loop {
             let now = self.waiter.now();
             self.strategy.poll_requests(&self.hooks, now);
+            self.adopt_stop();
             self.strategy.service_actions(&self.hooks);
             if self.strategy.in_flight() == 0 {
                 return Ok(true);
@@ -138,6 +139,9 @@ where
     pub fn server_close(&mut self) {
         step!("socketserver::server", "server_close");
         self.strategy.server_close(&self.hooks);
+        // A stop asked by a request that finished after the loop is stale,
+        // and dropped as the flag drops it; it must not stop a later loop.
+        self.adopt_stop();
         self.hooks.server_close();
     }
 
@@ -211,7 +215,8 @@ where
 
     /// Turns a stop that a request served away from the flag asked for
     /// (`req.server().shutdown()` in a slot, a thread, a child) into a
-    /// request of the loop's own flag.
+    /// request of the loop's own flag, with the flag's rules (with no loop
+    /// running, kept for a first loop, dropped after one has run).
     fn adopt_stop(&mut self) {
         if self.strategy.stop_requested() {
             self.waiter.shutdown_flag().request();

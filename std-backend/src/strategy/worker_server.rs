@@ -4,7 +4,6 @@
 //! ([`Strategy::stop_requested`](socketserver_core::Strategy::stop_requested)),
 //! waking the loop's wait.
 
-use std::fmt::Debug;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -52,7 +51,7 @@ impl<A> WorkerServer<A> {
     }
 }
 
-impl<A: Debug + Sync> ServerContext<A> for WorkerServer<A> {
+impl<A: Sync> ServerContext<A> for WorkerServer<A> {
     fn server_address(&self) -> &A {
         &self.address
     }
