@@ -3,8 +3,9 @@
 //! or socket's address, and `req.server().shutdown()` stops
 //! `serve_forever` after the current pass, from a request served inline
 //! (`Sequential`) or polled in a slot (`Multiplexed`), for streams and
-//! datagrams. The loop's poll interval is 30 s: only the request can stop it
-//! within the test's bound.
+//! datagrams; a stop asked while the server drains, after its loop ended,
+//! is stale and does not end the next loop. The loop's poll interval is
+//! 30 s: only the request can stop it within the test's bound.
 
 mod support;
 
@@ -13,7 +14,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration as StdDuration;
 
-use socketserver_core::time::Duration;
+use socketserver_core::time::{Clock, Duration};
 use socketserver_core::{
     Async, AsyncStreamRequest, AsyncStreamRequestHandler, Connection, DatagramRequest,
     DatagramRequestHandler, Datagrams, Error, HandlerError, Multiplexed, Sequential, Server,
@@ -190,5 +191,49 @@ fn datagram_handler_reads_the_address_and_its_stop_ends_the_loop_after_the_pass(
         socket.incoming.lock().unwrap().len(),
         1,
         "a datagram after the stop is not taken"
+    );
+}
+
+#[test]
+fn a_stop_asked_after_the_loop_ended_is_stale_and_the_next_loop_serves() {
+    let listener = MockListener::default();
+    let waiter = MockWaiter {
+        wake_early: true,
+        ..MockWaiter::default()
+    };
+    let client = listener.connect(b"WHERE\n", false);
+    let mux = pin!(Multiplexed::<MockConn, _, _, 2>::new(Where));
+    let mut server = Server::new(listener.clone(), waiter.clone(), mux, hooks());
+
+    // The first loop is stopped from outside while the request is in flight.
+    let (flag, answered) = (waiter.flag.clone(), client.clone());
+    let stopper = thread::spawn(move || {
+        while out(&answered).is_empty() {
+            thread::sleep(StdDuration::from_millis(1));
+        }
+        flag.request();
+    });
+    server.serve_forever(POLL_INTERVAL).unwrap();
+    stopper.join().unwrap();
+
+    // The request asks to stop while the server drains it: no loop runs.
+    Pipe::send(&client, b"STOP\n", true);
+    let deadline = server.waiter().now().saturating_add(Duration::from_secs(5));
+    assert!(server.drain(deadline).unwrap());
+    assert_eq!(out(&client), format!("{LISTENER_ADDR:?}\nBYE\n"));
+
+    // The next loop serves until it is stopped, not at once.
+    let flag = waiter.flag.clone();
+    let stopper = thread::spawn(move || {
+        thread::sleep(StdDuration::from_millis(200));
+        flag.request();
+    });
+    let started = std::time::Instant::now();
+    server.serve_forever(POLL_INTERVAL).unwrap();
+    let served_for = started.elapsed();
+    stopper.join().unwrap();
+    assert!(
+        served_for >= StdDuration::from_millis(200),
+        "the stale stop ended the next loop after {served_for:?}"
     );
 }
