@@ -215,7 +215,9 @@ struct State<C: Connection, H, F, const N: usize> {
 /// on its pending call (or [`Error::TimedOut`] when its handler's own
 /// `timeout` passed with nothing moved), its `finish` runs, and its
 /// connection is reset;
-/// clients beyond `N` wait in the backlog. A backend's connections must
+/// clients beyond `N` wait in the backlog; a handler's
+/// `req.server().shutdown()` ends `serve_forever` after the pass that
+/// polled it. A backend's connections must
 /// register wakers ([`Connection::register_waker`]) for the server to sleep
 /// while requests wait.
 #[derive(Debug)]
