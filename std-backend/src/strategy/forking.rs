@@ -63,11 +63,12 @@ struct Child {
 ///
 /// A handler that stops the server from its child (`req.server().shutdown()`,
 /// or the server's [`ShutdownHandle`](crate::ShutdownHandle), `shutdown()`
-/// or `request()`) stops the parent's `serve_forever` at once, as a `shutdown()` in the
-/// parent would: the child sends the request on a socket pair this strategy
-/// creates before its first fork and wakes the parent's wait; the child's
-/// call returns without waiting, and the parent's `server_close` waits for
-/// the children still running as `block_on_close` says.
+/// or `request()`) stops the parent's `serve_forever` at once, as a
+/// `shutdown()` in the parent would: the child sends the request on a
+/// socket pair this strategy creates before its first fork and wakes the
+/// parent's wait; the child's call returns without waiting, and the
+/// parent's `server_close` waits for the children still running as
+/// `block_on_close` says.
 ///
 /// Children start with the signal dispositions a freshly executed program
 /// would have: SIGINT, SIGTERM, SIGHUP and SIGQUIT that the application
@@ -312,11 +313,10 @@ where
             let mut rbuf = [0u8; RBUF];
             let mut wbuf = [0u8; WBUF];
             request.take().is_some_and(|request| {
-                let server = &child_server;
                 run_request(
                     &handler,
                     hooks,
-                    server,
+                    &child_server,
                     request,
                     &mut rbuf,
                     &mut wbuf,
