@@ -3,12 +3,14 @@
 use embedded_io::ErrorType;
 
 use crate::buffered::{ReadBuffer, WriteBuffer};
+use crate::context::{ServerContext, ServerRef};
 use crate::error::Error;
 use crate::request_io::{Mode, RequestIo, flatten};
 use crate::transport::Connection;
 
 /// One stream request for an async handler: the connection with Python's
-/// `rfile` and `wfile` folded into one value, and the client's address.
+/// `rfile` and `wfile` folded into one value, the client's address, and
+/// the server ([`server`](Self::server), Python's `self.server`).
 ///
 /// The same shape as the blocking [`StreamRequest`](crate::StreamRequest),
 /// with `async` methods, and the `embedded-io-async` traits (`Read`,
@@ -26,19 +28,29 @@ use crate::transport::Connection;
 pub struct AsyncStreamRequest<'r, C: Connection> {
     io: RequestIo<'r, C>,
     client_address: &'r C::Addr,
+    server: ServerRef<'r, C::Addr>,
     rfile: ReadBuffer<'r>,
     wfile: WriteBuffer<'r>,
 }
 
 impl<'r, C: Connection> AsyncStreamRequest<'r, C> {
-    /// A request over a blocking `connection` with the given buffer storage.
+    /// A request over a blocking `connection` from `client_address`, served
+    /// by `server`, with the given buffer storage.
     pub fn new(
         connection: &'r mut C,
         client_address: &'r C::Addr,
+        server: &'r dyn ServerContext<C::Addr>,
         rbuf: &'r mut [u8],
         wbuf: &'r mut [u8],
     ) -> Self {
-        Self::with_mode(Mode::Blocking, connection, client_address, rbuf, wbuf)
+        Self::with_mode(
+            Mode::Blocking,
+            connection,
+            client_address,
+            server,
+            rbuf,
+            wbuf,
+        )
     }
 
     /// A request whose calls yield instead of blocking: a multiplexed
@@ -46,22 +58,25 @@ impl<'r, C: Connection> AsyncStreamRequest<'r, C> {
     pub(crate) fn polled(
         connection: &'r mut C,
         client_address: &'r C::Addr,
+        server: &'r dyn ServerContext<C::Addr>,
         rbuf: &'r mut [u8],
         wbuf: &'r mut [u8],
     ) -> Self {
-        Self::with_mode(Mode::Polled, connection, client_address, rbuf, wbuf)
+        Self::with_mode(Mode::Polled, connection, client_address, server, rbuf, wbuf)
     }
 
     fn with_mode(
         mode: Mode,
         connection: &'r mut C,
         client_address: &'r C::Addr,
+        server: &'r dyn ServerContext<C::Addr>,
         rbuf: &'r mut [u8],
         wbuf: &'r mut [u8],
     ) -> Self {
         Self {
             io: RequestIo::new(connection, mode),
             client_address,
+            server: ServerRef(server),
             rfile: ReadBuffer::new(rbuf),
             wfile: WriteBuffer::new(wbuf),
         }
@@ -70,6 +85,12 @@ impl<'r, C: Connection> AsyncStreamRequest<'r, C> {
     /// The client's address, Python's `client_address`.
     pub fn client_address(&self) -> &C::Addr {
         self.client_address
+    }
+
+    /// The server serving this request, Python's `self.server`: its
+    /// address and a shutdown that never waits (see [`ServerContext`]).
+    pub fn server(&self) -> &'r dyn ServerContext<C::Addr> {
+        self.server.0
     }
 
     /// The raw connection, Python's `request` / `connection`. Reading from it

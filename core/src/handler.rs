@@ -12,7 +12,9 @@ use crate::transport::Connection;
 ///
 /// The server clones the handler value for every request, as Python builds a
 /// new handler instance from its class, so fields are per-request state and a
-/// shared reference or `Arc` held in a field is state shared with the server.
+/// shared reference or `Arc` held in a field is state shared with the server
+/// (Python's attributes on `self.server`). The server itself, its address and
+/// its shutdown, is `req.server()` ([`ServerContext`](crate::ServerContext)).
 /// `finish` runs even when `handle` fails; when `setup` fails neither runs.
 /// Errors go to the server's `handle_error` hook and the server keeps serving.
 ///

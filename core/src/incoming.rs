@@ -16,7 +16,7 @@ use crate::transport::{Connection, DatagramSocket};
 /// (`crate::runner`), so they are called from one place for every kind.
 pub trait Request: Debug + Sized {
     /// The client's address, Python's `client_address`.
-    type Addr: Debug + Clone;
+    type Addr: Debug + Clone + Sync;
     /// The transport's error.
     type Error: embedded_io::Error;
     /// What a parent process keeps of a request it handed to a forked child
@@ -154,7 +154,7 @@ impl<D: DatagramSocket> Request for Packet<'_, D> {
 #[derive(Debug)]
 pub(crate) struct Departed<A>(pub(crate) A);
 
-impl<A: Debug + Clone> Request for Departed<A> {
+impl<A: Debug + Clone + Sync> Request for Departed<A> {
     type Addr = A;
     type Error = embedded_io::ErrorKind;
     type Held = NothingHeld;

@@ -14,6 +14,7 @@ use core::pin::Pin;
 use core::task::{Context, Poll};
 
 use crate::async_request::AsyncStreamRequest;
+use crate::context::ServerContext;
 use crate::error::Error;
 use crate::handler::AsyncStreamRequestHandler;
 use crate::hooks::ServerHooks;
@@ -49,6 +50,26 @@ impl<C: Connection> Drop for Owned<C> {
     }
 }
 
+/// `self.server` for a request in a slot: the future owns it (it cannot
+/// borrow the server that holds the future), with a copy of the address;
+/// a stop is marked on the slot's id, and the strategy passes it on after
+/// the poll ([`Strategy::stop_requested`]).
+#[derive(Debug)]
+struct SlotServer<A> {
+    address: A,
+    id: SlotId,
+}
+
+impl<A: Sync> ServerContext<A> for SlotServer<A> {
+    fn server_address(&self) -> &A {
+        &self.address
+    }
+
+    fn shutdown(&self) {
+        self.id.ask_stop();
+    }
+}
+
 /// The handler's steps for one request, in Python's order, over a polled
 /// request: `setup`; then `handle` and `finish` (which runs even when
 /// `handle` failed); then the write buffer is flushed. Returns the
@@ -57,6 +78,7 @@ async fn serve<C, H, const RBUF: usize>(
     mut handler: H,
     conn: C,
     client: C::Addr,
+    server: SlotServer<C::Addr>,
 ) -> Option<Served<C>>
 where
     C: Connection,
@@ -71,7 +93,7 @@ where
     {
         trace_warn!("socketserver::handler", "set_nodelay failed", e);
     }
-    let mut req = AsyncStreamRequest::polled(conn, &client, &mut rbuf, &mut wbuf);
+    let mut req = AsyncStreamRequest::polled(conn, &client, &server, &mut rbuf, &mut wbuf);
     step!("socketserver::handler", "setup");
     let result = match handler.setup(&mut req).await {
         Err(e) => Err(e),
@@ -145,7 +167,7 @@ impl<A> Meta<A> {
 #[derive(Debug)]
 struct State<C: Connection, H, F, const N: usize> {
     handler: H,
-    make: fn(H, C, C::Addr) -> F,
+    make: fn(H, C, C::Addr, SlotServer<C::Addr>) -> F,
     meta: [Option<Meta<C::Addr>>; N],
     /// The slots' ids, taken when the first request starts.
     ids: Option<SlotIds>,
@@ -154,8 +176,11 @@ struct State<C: Connection, H, F, const N: usize> {
     /// Requests it may hold at once (at most `N`).
     limit: usize,
     cancelling: usize,
-    /// A client accepted at capacity, waiting for the slot an eviction frees.
-    queued: Option<Accepted<C>>,
+    /// A client accepted at capacity, waiting for the slot an eviction
+    /// frees, with the server's address for its context.
+    queued: Option<(Accepted<C>, C::Addr)>,
+    /// A request's handler asked the server to stop since the loop last asked.
+    stop: bool,
     policy: IdlePolicy,
     last_pass: Instant,
     /// No request can outlive the policy before this (`None`: none can).
@@ -190,7 +215,9 @@ struct State<C: Connection, H, F, const N: usize> {
 /// on its pending call (or [`Error::TimedOut`] when its handler's own
 /// `timeout` passed with nothing moved), its `finish` runs, and its
 /// connection is reset;
-/// clients beyond `N` wait in the backlog. A backend's connections must
+/// clients beyond `N` wait in the backlog; a handler's
+/// `req.server().shutdown()` ends `serve_forever` after the pass that
+/// polled it. A backend's connections must
 /// register wakers ([`Connection::register_waker`]) for the server to sleep
 /// while requests wait.
 #[derive(Debug)]
@@ -230,6 +257,7 @@ where
                 limit: N,
                 cancelling: 0,
                 queued: None,
+                stop: false,
                 policy: IdlePolicy::default(),
                 last_pass: Instant::from_micros(0),
                 next_check: None,
@@ -483,12 +511,14 @@ where
 
     /// Puts a new request in free slot `index`: `finish_request`, then its
     /// future, polled at once (its `setup` runs, its first read is tried).
+    /// `address` is the server's, for the request's context.
     fn start<K: ServerHooks<C::Addr>>(
         &mut self,
         mut slot: Pin<&mut Option<F>>,
         index: usize,
         hooks: &K,
         request: Accepted<C>,
+        address: C::Addr,
     ) {
         if self.ids.is_none() {
             self.ids = SlotIds::take(N);
@@ -505,6 +535,7 @@ where
             self.handler.clone(),
             conn,
             client.clone(),
+            SlotServer { address, id },
         )));
         id.reset();
         let now = self.last_pass;
@@ -545,6 +576,7 @@ where
         };
         let waker = id.waker();
         let polled = future.poll(&mut Context::from_waker(&waker));
+        self.stop |= id.take_stop();
         let moved = id.take_moved();
         meta.activity.record(now, moved);
         match polled {
@@ -602,9 +634,15 @@ where
         }
         if self.queued.is_some()
             && let Some(index) = self.free_slot()
-            && let Some(request) = self.queued.take()
+            && let Some((request, address)) = self.queued.take()
         {
-            self.start(slot(futures.as_mut(), index), index, hooks, request);
+            self.start(
+                slot(futures.as_mut(), index),
+                index,
+                hooks,
+                request,
+                address,
+            );
             moved = true;
         }
         self.refresh_candidate(now);
@@ -619,10 +657,16 @@ where
     H: AsyncStreamRequestHandler<C>,
     F: Future<Output = Option<Served<C>>>,
 {
-    fn process_request(&mut self, hooks: &K, request: Accepted<C>) {
+    fn process_request(
+        &mut self,
+        hooks: &K,
+        server: &dyn ServerContext<C::Addr>,
+        request: Accepted<C>,
+    ) {
         let (state, futures) = self.as_mut().project();
+        let address = server.server_address().clone();
         match state.free_slot() {
-            Some(index) => state.start(slot(futures, index), index, hooks, request),
+            Some(index) => state.start(slot(futures, index), index, hooks, request, address),
             None => {
                 // `can_accept` let it in to evict an idle request: it waits
                 // for the slot that request frees.
@@ -630,7 +674,7 @@ where
                     state.cancel(victim);
                 }
                 match state.queued {
-                    None => state.queued = Some(request),
+                    None => state.queued = Some((request, address)),
                     Some(_) => cut_request(hooks, request),
                 }
             }
@@ -651,6 +695,10 @@ where
         state.pass(futures, hooks, now)
     }
 
+    fn stop_requested(&mut self) -> bool {
+        core::mem::take(&mut self.as_mut().project().0.stop)
+    }
+
     fn in_flight(&self) -> usize {
         Multiplexed::in_flight(self)
     }
@@ -660,7 +708,7 @@ where
         for index in 0..N {
             state.cancel(index);
         }
-        if let Some(request) = state.queued.take() {
+        if let Some((request, _)) = state.queued.take() {
             cut_request(hooks, request);
         }
         // Each cancelled request gets its polls to run `finish`, then goes.

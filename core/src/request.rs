@@ -4,11 +4,13 @@ use core::fmt::Debug;
 
 use crate::async_request::AsyncStreamRequest;
 use crate::block_on::block_on;
+use crate::context::{ServerContext, ServerRef};
 use crate::error::{Error, HandlerError};
 use crate::transport::Connection;
 
 /// One stream request: the connection with Python's `rfile` and `wfile`
-/// folded into one value, and the client's address.
+/// folded into one value, the client's address, and the server
+/// ([`server`](Self::server), Python's `self.server`).
 ///
 /// Reads go through a read-ahead buffer (`rbufsize`) and writes through a
 /// write buffer (`wbufsize`, 0 by default: each write reaches the peer before
@@ -24,15 +26,17 @@ pub struct StreamRequest<'r, C: Connection> {
 }
 
 impl<'r, C: Connection> StreamRequest<'r, C> {
-    /// A request over `connection` with the given buffer storage.
+    /// A request over `connection` from `client_address`, served by
+    /// `server`, with the given buffer storage.
     pub fn new(
         connection: &'r mut C,
         client_address: &'r C::Addr,
+        server: &'r dyn ServerContext<C::Addr>,
         rbuf: &'r mut [u8],
         wbuf: &'r mut [u8],
     ) -> Self {
         Self {
-            inner: AsyncStreamRequest::new(connection, client_address, rbuf, wbuf),
+            inner: AsyncStreamRequest::new(connection, client_address, server, rbuf, wbuf),
         }
     }
 
@@ -45,6 +49,12 @@ impl<'r, C: Connection> StreamRequest<'r, C> {
     /// The client's address, Python's `client_address`.
     pub fn client_address(&self) -> &C::Addr {
         self.inner.client_address()
+    }
+
+    /// The server serving this request, Python's `self.server`: its
+    /// address and a shutdown that never waits (see [`ServerContext`]).
+    pub fn server(&self) -> &'r dyn ServerContext<C::Addr> {
+        self.inner.server()
     }
 
     /// The raw connection, Python's `request` / `connection`. Reading from it
@@ -101,29 +111,34 @@ impl<'r, C: Connection> StreamRequest<'r, C> {
 }
 
 /// One datagram request, Python's `DatagramRequestHandler` view: the packet
-/// in, a reply buffer out. Exactly one reply datagram is sent after `finish`,
+/// in, a reply buffer out, and the server ([`server`](Self::server),
+/// Python's `self.server`). Exactly one reply datagram is sent after `finish`,
 /// empty if nothing was written, as Python does.
 #[derive(Debug)]
 pub struct DatagramRequest<'r, A: Debug> {
     packet: &'r [u8],
     truncated: bool,
     client_address: &'r A,
+    server: ServerRef<'r, A>,
     reply: &'r mut [u8],
     reply_len: usize,
 }
 
 impl<'r, A: Debug> DatagramRequest<'r, A> {
-    /// A request for `packet` from `client_address`, replying into `reply`.
+    /// A request for `packet` from `client_address`, served by `server`,
+    /// replying into `reply`.
     pub fn new(
         packet: &'r [u8],
         truncated: bool,
         client_address: &'r A,
+        server: &'r dyn ServerContext<A>,
         reply: &'r mut [u8],
     ) -> Self {
         Self {
             packet,
             truncated,
             client_address,
+            server: ServerRef(server),
             reply,
             reply_len: 0,
         }
@@ -142,6 +157,12 @@ impl<'r, A: Debug> DatagramRequest<'r, A> {
     /// The sender's address, Python's `client_address`.
     pub fn client_address(&self) -> &'r A {
         self.client_address
+    }
+
+    /// The server serving this request, Python's `self.server`: its
+    /// address and a shutdown that never waits (see [`ServerContext`]).
+    pub fn server(&self) -> &'r dyn ServerContext<A> {
+        self.server.0
     }
 
     /// Appends to the reply (Python's `wfile.write`); writes merge into one

@@ -12,6 +12,7 @@
 
 use core::error::Error as StdError;
 
+use crate::context::ServerContext;
 use crate::error::Error;
 use crate::handler::{DatagramRequestHandler, StreamRequestHandler};
 use crate::hooks::{ServerHooks, report_dropped_reply};
@@ -28,11 +29,13 @@ use crate::transport::{Connection, DatagramSocket, Sent};
 /// every [`DatagramRequestHandler`] over [`Packet`]; the handler value is
 /// cloned for the request, as Python builds a handler per request.
 pub trait Serve<R: Request> {
-    /// Runs a clone of the handler over `request`. `rbuf` and `wbuf` are the
-    /// stream request's read-ahead and write buffers (a datagram has none).
+    /// Runs a clone of the handler over `request`, which `server` serves
+    /// (what the handler reaches as `req.server()`). `rbuf` and `wbuf` are
+    /// the stream request's read-ahead and write buffers (a datagram has none).
     fn serve(
         &self,
         request: &mut R,
+        server: &dyn ServerContext<R::Addr>,
         rbuf: &mut [u8],
         wbuf: &mut [u8],
     ) -> Result<(), Error<R::Error>>;
@@ -46,6 +49,7 @@ where
     fn serve(
         &self,
         request: &mut Accepted<C>,
+        server: &dyn ServerContext<C::Addr>,
         rbuf: &mut [u8],
         wbuf: &mut [u8],
     ) -> Result<(), Error<C::Error>> {
@@ -60,7 +64,7 @@ where
         if handler.disable_nagle_algorithm() {
             conn.set_nodelay(true)?;
         }
-        let mut req = StreamRequest::new(conn, &request.client, rbuf, wbuf);
+        let mut req = StreamRequest::new(conn, &request.client, server, rbuf, wbuf);
         step!("socketserver::handler", "setup");
         handler.setup(&mut req)?;
         step!("socketserver::handler", "handle");
@@ -85,13 +89,15 @@ where
     fn serve(
         &self,
         packet: &mut Packet<'_, D>,
+        server: &dyn ServerContext<D::Addr>,
         _rbuf: &mut [u8],
         _wbuf: &mut [u8],
     ) -> Result<(), Error<D::Error>> {
         let mut handler = self.clone();
         step!("socketserver::handler", "__init__");
         let client = &packet.client;
-        let mut req = DatagramRequest::new(packet.data, packet.truncated, client, packet.reply);
+        let mut req =
+            DatagramRequest::new(packet.data, packet.truncated, client, server, packet.reply);
         step!("socketserver::handler", "setup");
         handler.setup(&mut req).map_err(Error::widen)?;
         step!("socketserver::handler", "handle");
@@ -141,13 +147,15 @@ impl PanicGuard for Unguarded {
 }
 
 /// Runs one request after `verify_request` and `process_request`: the
-/// `finish_request` hook, the handler's steps under `guard`, `handle_error`
-/// on failure, then the end (FIN, or a reset for a request that ran out of
-/// time or was cut). Returns whether it succeeded, which a forked child
-/// turns into its exit status.
+/// `finish_request` hook, the handler's steps under `guard` (the handler
+/// reaches `server` as `req.server()`), `handle_error` on failure, then the
+/// end (FIN, or a reset for a request that ran out of time or was cut).
+/// Returns whether it succeeded, which a forked child turns into its exit
+/// status.
 pub fn run_request<R, H, K, G>(
     handler: &H,
     hooks: &K,
+    server: &dyn ServerContext<R::Addr>,
     mut request: R,
     rbuf: &mut [u8],
     wbuf: &mut [u8],
@@ -160,7 +168,7 @@ where
     G: PanicGuard,
 {
     begin_request(hooks, &request);
-    match guard.guard(|| handler.serve(&mut request, rbuf, wbuf)) {
+    match guard.guard(|| handler.serve(&mut request, server, rbuf, wbuf)) {
         Ok(result) => {
             complete_request(hooks, request, &result);
             result.is_ok()

@@ -1,5 +1,6 @@
 //! `Sequential`: each request served inline, one at a time, Python's plain server.
 
+use crate::context::ServerContext;
 use crate::hooks::ServerHooks;
 use crate::incoming::Request;
 use crate::runner::{Serve, Unguarded, run_request};
@@ -54,12 +55,13 @@ where
     K: ServerHooks<R::Addr>,
     H: Serve<R>,
 {
-    fn process_request(&mut self, hooks: &K, request: R) {
+    fn process_request(&mut self, hooks: &K, server: &dyn ServerContext<R::Addr>, request: R) {
         let mut rbuf = [0u8; RBUF];
         let mut wbuf = [0u8; WBUF];
         run_request(
             &self.handler,
             hooks,
+            server,
             request,
             &mut rbuf,
             &mut wbuf,

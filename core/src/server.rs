@@ -1,6 +1,7 @@
 //! The server: Python's `BaseServer` lifecycle over any request source
 //! (a listener, or a datagram socket) and any backend.
 
+use crate::context::InlineServer;
 use crate::hooks::ServerHooks;
 use crate::incoming::Request;
 use crate::runner::refuse_request;
@@ -26,8 +27,9 @@ const TAKE_ERROR_PAUSE: Duration = Duration::from_millis(50);
 /// constructor then calls the `server_activate` hook. See the crate docs
 /// for an example.
 #[derive(Debug)]
-pub struct Server<S, W, P, K> {
+pub struct Server<S: RequestSource, W, P, K> {
     source: S,
+    address: S::Addr,
     waiter: W,
     strategy: P,
     hooks: K,
@@ -48,6 +50,7 @@ where
         step!("socketserver::server", "server_activate");
         hooks.server_activate();
         Self {
+            address: source.local_addr(),
             source,
             waiter,
             strategy,
@@ -110,6 +113,7 @@ where
         loop {
             let now = self.waiter.now();
             self.strategy.poll_requests(&self.hooks, now);
+            self.adopt_stop();
             self.strategy.service_actions(&self.hooks);
             if self.strategy.in_flight() == 0 {
                 return Ok(true);
@@ -135,7 +139,17 @@ where
     pub fn server_close(&mut self) {
         step!("socketserver::server", "server_close");
         self.strategy.server_close(&self.hooks);
+        // A stop asked by a request that finished after the loop is stale,
+        // and dropped as the flag drops it; it must not stop a later loop.
+        self.adopt_stop();
         self.hooks.server_close();
+    }
+
+    /// Python's `server_address`: the address the source is bound to, as it
+    /// was when the server was built (the real port when port 0 was asked
+    /// for). Handlers reach it as `req.server().server_address()`.
+    pub fn server_address(&self) -> &S::Addr {
+        &self.address
     }
 
     /// The shutdown flag this server's loop watches.
@@ -195,10 +209,18 @@ where
         let deadline = earliest(deadline, self.strategy.next_wake(now, watching.is_some()));
         let socket = watching.map(|()| self.source.socket());
         let waited = self.waiter.wait(socket, deadline);
+        self.adopt_stop();
+        waited
+    }
+
+    /// Turns a stop that a request served away from the flag asked for
+    /// (`req.server().shutdown()` in a slot, a thread, a child) into a
+    /// request of the loop's own flag, with the flag's rules (with no loop
+    /// running, kept for a first loop, dropped after one has run).
+    fn adopt_stop(&mut self) {
         if self.strategy.stop_requested() {
             self.waiter.shutdown_flag().request();
         }
-        waited
     }
 
     /// Takes and processes at most one request; returns whether it took one.
@@ -227,9 +249,11 @@ where
         }
         step!("socketserver::server", "process_request", request);
         self.hooks.process_request(request.client());
+        let server = InlineServer::new(&self.address, self.waiter.shutdown_flag());
         <P as Strategy<<S as RequestOf<'_>>::Request, K>>::process_request(
             &mut self.strategy,
             &self.hooks,
+            &server,
             request,
         );
         true
@@ -270,18 +294,22 @@ where
     fn take_ready(&mut self, batch: usize) -> Taken {
         let now = self.waiter.now();
         let progressed = self.strategy.poll_requests(&self.hooks, now);
+        self.adopt_stop();
         let mut new_request = false;
-        // Nothing to take since the last look: no `accept` or `recv` at all.
-        let batch = if self.waiter.server_may_be_ready() {
-            batch
-        } else {
-            0
-        };
+        // Nothing to take since the last look: no `accept` or `recv` at all;
+        // nor after a request just polled asked to stop (bpo-35017).
+        let batch =
+            if self.waiter.server_may_be_ready() && !self.waiter.shutdown_flag().is_requested() {
+                batch
+            } else {
+                0
+            };
         for _ in 0..batch {
             if !self.take_one(now) {
                 break;
             }
             new_request = true;
+            self.adopt_stop();
             if self.waiter.shutdown_flag().is_requested() {
                 break;
             }

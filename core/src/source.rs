@@ -30,7 +30,7 @@ pub trait RequestSource:
     for<'a> RequestOf<'a, Request: Request<Addr = Self::Addr>> + Debug
 {
     /// The clients' address.
-    type Addr: Debug + Clone;
+    type Addr: Debug + Clone + Sync;
     /// The socket a waiter watches for new requests.
     type Socket: ?Sized;
     /// Why taking a request failed (the server goes on).
@@ -46,6 +46,9 @@ pub trait RequestSource:
 
     /// The socket to watch.
     fn socket(&self) -> &Self::Socket;
+
+    /// The address the socket is bound to: Python's `server_address`.
+    fn local_addr(&self) -> Self::Addr;
 }
 
 impl<L: Listener> RequestOf<'_> for L {
@@ -64,6 +67,10 @@ impl<L: Listener> RequestSource for L {
 
     fn socket(&self) -> &L {
         self
+    }
+
+    fn local_addr(&self) -> Self::Addr {
+        Listener::local_addr(self)
     }
 }
 
@@ -139,6 +146,10 @@ where
 
     fn socket(&self) -> &D {
         &self.socket
+    }
+
+    fn local_addr(&self) -> D::Addr {
+        self.socket.local_addr()
     }
 }
 

@@ -7,6 +7,7 @@
 //! runner ([`run_request`](crate::run_request)); the server's loop asks it
 //! the questions below and never lets it wait itself.
 
+use crate::context::ServerContext;
 use crate::hooks::ServerHooks;
 use crate::incoming::Request;
 use crate::time::{Duration, Instant};
@@ -25,8 +26,12 @@ pub trait FromHandler<H> {
 /// override, with hooks `K`.
 pub trait Strategy<R: Request, K: ServerHooks<R::Addr>> {
     /// Takes a verified request. `Sequential` serves it before returning; others
-    /// hand it to a slot, a thread or a child.
-    fn process_request(&mut self, hooks: &K, request: R);
+    /// hand it to a slot, a thread or a child. `server` is the server's
+    /// context for a request served here, on the serving thread; a strategy
+    /// that runs the request elsewhere gives it a context of its own with
+    /// the same address, whose `shutdown` reaches the loop through
+    /// [`stop_requested`](Self::stop_requested).
+    fn process_request(&mut self, hooks: &K, server: &dyn ServerContext<R::Addr>, request: R);
 
     /// Whether another request can be taken now. `false` leaves new clients
     /// waiting in the backlog (back-pressure, never a refusal).
@@ -44,8 +49,11 @@ pub trait Strategy<R: Request, K: ServerHooks<R::Addr>> {
         None
     }
 
-    /// Whether work the strategy ran elsewhere asked the server to stop (a
-    /// handler in a forked child): the loop then requests its own shutdown.
+    /// Whether work the strategy ran away from the server's flag asked the
+    /// server to stop since the last call (a handler's `req.server().shutdown()`
+    /// in a slot, a worker thread or a forked child): the loop then requests
+    /// its own shutdown. Asked after each wait, after requests are polled
+    /// and after each request is taken.
     fn stop_requested(&mut self) -> bool {
         false
     }

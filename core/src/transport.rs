@@ -19,7 +19,7 @@ use crate::time::{Clock, Duration, Instant};
 /// `write_ready` first. `read` returning `Ok(0)` means the peer sent EOF.
 pub trait Connection: Read + Write + ReadReady + WriteReady + Debug {
     /// The peer's address, Python's `client_address`.
-    type Addr: Debug + Clone;
+    type Addr: Debug + Clone + Sync;
 
     /// Half-closes the sending side (`shutdown(SHUT_WR)`), so the peer reads EOF.
     fn shutdown_write(&mut self) -> Result<(), Self::Error>;
@@ -99,6 +99,11 @@ pub trait Listener: ErrorType + Debug {
     /// Takes one pending connection and its client's address, Python's
     /// `get_request()`: `Ok(None)` when none is waiting.
     fn accept(&mut self) -> Result<Option<Accepted<Self::Conn>>, Self::Error>;
+
+    /// The address it listens on, as the server reports it (Python's
+    /// `server_address`): the real port when port 0 was asked for. A
+    /// backend records it when it binds.
+    fn local_addr(&self) -> <Self::Conn as Connection>::Addr;
 }
 
 /// What a received datagram was.
@@ -115,11 +120,16 @@ pub struct Received<A> {
 /// A datagram socket, Python's `UDPServer.socket`.
 pub trait DatagramSocket: ErrorType + Debug {
     /// A sender's address.
-    type Addr: Debug + Clone;
+    type Addr: Debug + Clone + Sync;
 
     /// Takes one waiting datagram without blocking: `Ok(None)` when none is waiting.
     /// A datagram longer than `buf` is truncated, as Python's `recvfrom` does.
     fn recv_from(&mut self, buf: &mut [u8]) -> Result<Option<Received<Self::Addr>>, Self::Error>;
+
+    /// The address it is bound to, as the server reports it (Python's
+    /// `server_address`): the real port when port 0 was asked for. A
+    /// backend records it when it binds.
+    fn local_addr(&self) -> Self::Addr;
 
     /// Sends one datagram to `addr` without blocking: a datagram the socket
     /// cannot queue now (the peer's or the device's queue is full) is

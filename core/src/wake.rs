@@ -10,7 +10,8 @@
 //! consecutive ids for its slots), *ready* (woken since the last poll),
 //! *cancel* (the server is ending the request: its I/O fails with
 //! [`Error::Cut`](crate::Error::Cut)), *timed out* (its handler's own
-//! `timeout` passed: the I/O fails with `TimedOut`) and the bytes its I/O
+//! `timeout` passed: the I/O fails with `TimedOut`), *stop* (its handler
+//! asked the server to stop: `req.server().shutdown()`) and the bytes its I/O
 //! moved since the server last looked (the idle policy's input). The
 //! request's I/O finds its id through the waker of the `Context` it is
 //! polled with.
@@ -31,12 +32,14 @@ pub const SLOT_IDS: usize = 64;
 
 const WORDS: usize = SLOT_IDS / 32;
 
-/// Bits of ids in use, ready, cancelled, timed out; bytes moved per id.
+/// Bits of ids in use, ready, cancelled, timed out, asking to stop; bytes
+/// moved per id.
 struct Pool {
     used: [AtomicU32; WORDS],
     ready: [AtomicU32; WORDS],
     cancel: [AtomicU32; WORDS],
     timed_out: [AtomicU32; WORDS],
+    stop: [AtomicU32; WORDS],
     moved: [AtomicU32; SLOT_IDS],
 }
 
@@ -45,6 +48,7 @@ static POOL: Pool = Pool {
     ready: [const { AtomicU32::new(0) }; WORDS],
     cancel: [const { AtomicU32::new(0) }; WORDS],
     timed_out: [const { AtomicU32::new(0) }; WORDS],
+    stop: [const { AtomicU32::new(0) }; WORDS],
     moved: [const { AtomicU32::new(0) }; SLOT_IDS],
 };
 
@@ -221,13 +225,14 @@ impl Iterator for ReadySlots {
 pub(crate) struct SlotId(usize);
 
 impl SlotId {
-    /// Clears ready, cancel, timed out and the byte count (a new request in
-    /// the slot).
+    /// Clears ready, cancel, timed out, stop and the byte count (a new
+    /// request in the slot).
     pub(crate) fn reset(self) {
         let (word, mask) = bit(self.0);
         POOL.ready[word].fetch_and(!mask, Ordering::AcqRel);
         POOL.cancel[word].fetch_and(!mask, Ordering::AcqRel);
         POOL.timed_out[word].fetch_and(!mask, Ordering::AcqRel);
+        POOL.stop[word].fetch_and(!mask, Ordering::AcqRel);
         POOL.moved[self.0].store(0, Ordering::Relaxed);
     }
 
@@ -254,6 +259,20 @@ impl SlotId {
         let (word, mask) = bit(self.0);
         POOL.timed_out[word].fetch_or(mask, Ordering::AcqRel);
         self.cancel();
+    }
+
+    /// Records that the slot's handler asked the server to stop; the server
+    /// learns it after the poll ([`take_stop`](Self::take_stop)).
+    pub(crate) fn ask_stop(self) {
+        let (word, mask) = bit(self.0);
+        POOL.stop[word].fetch_or(mask, Ordering::AcqRel);
+    }
+
+    /// Whether the slot's handler asked the server to stop since the last
+    /// call; clears the mark.
+    pub(crate) fn take_stop(self) -> bool {
+        let (word, mask) = bit(self.0);
+        POOL.stop[word].fetch_and(!mask, Ordering::AcqRel) & mask != 0
     }
 
     /// Bytes the slot's I/O moved since the last call; resets the count.
@@ -378,6 +397,10 @@ mod tests {
         id.cancel();
         assert!(slot.is_cancelled());
         assert_eq!(ids.take_ready().count(), 1, "a cancel wakes the slot");
+        assert!(!id.take_stop());
+        id.ask_stop();
+        assert!(id.take_stop());
+        assert!(!id.take_stop(), "seen once");
         assert!(SlotOf::of(Waker::noop()).is_none());
     }
 

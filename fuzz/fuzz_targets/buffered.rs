@@ -19,7 +19,7 @@ use core::task::{Context, Poll, Waker};
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use socketserver_core::embedded_io_async::BufRead as _;
-use socketserver_core::{Error, StreamRequest};
+use socketserver_core::{Error, InlineServer, ShutdownFlag, StreamRequest};
 use socketserver_fuzz::decode::{byte, bytes, word};
 use socketserver_fuzz::{MemError, MemStream};
 
@@ -201,7 +201,9 @@ fn run(input: &Input, data: &[u8], use_async: bool) {
         pattern: 0,
     };
     {
-        let mut blocking = StreamRequest::new(&mut conn, &addr, &mut rbuf, &mut wbuf);
+        let flag = ShutdownFlag::new();
+        let server = InlineServer::new(&addr, &flag);
+        let mut blocking = StreamRequest::new(&mut conn, &addr, &server, &mut rbuf, &mut wbuf);
         let mut req_async;
         let mut out = [0u8; 256];
         for op in &input.ops {

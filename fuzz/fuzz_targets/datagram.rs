@@ -128,6 +128,10 @@ impl DatagramSocket for Socket {
         }))
     }
 
+    fn local_addr(&self) -> u16 {
+        0
+    }
+
     fn send_to(&mut self, buf: &[u8], addr: &u16) -> Result<Sent, MemError> {
         let outcome = match self.queue.borrow().outcome % 4 {
             0 => Ok(Sent::Queued),

@@ -201,6 +201,10 @@ impl Listener for MuxListener {
             Accepted::new(c, id)
         }))
     }
+
+    fn local_addr(&self) -> u32 {
+        0
+    }
 }
 
 /// A virtual clock and a wait that never blocks (the target calls `poll`).

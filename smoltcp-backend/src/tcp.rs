@@ -5,7 +5,7 @@ use core::time::Duration;
 use embedded_io::{ErrorType, Read, ReadReady, Write, WriteReady};
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
-use smoltcp::wire::IpEndpoint;
+use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint, Ipv4Address};
 use socketserver_core::time::Instant;
 use socketserver_core::{Accepted, Connection, Interest, Listener};
 
@@ -171,6 +171,21 @@ impl<'s, 'a> Listener for StackTcpListener<'s, 'a> {
             Accepted::new(conn, peer)
         }))
     }
+
+    /// The port on every address of the interface: `0.0.0.0:port`, as
+    /// Python reports a server bound to `('', port)`.
+    fn local_addr(&self) -> IpEndpoint {
+        server_endpoint(self.port.into())
+    }
+}
+
+/// What a server bound to `local` reports as its address: an unbound
+/// address (every address of the interface) as `0.0.0.0`.
+pub(crate) fn server_endpoint(local: IpListenEndpoint) -> IpEndpoint {
+    let addr = local
+        .addr
+        .unwrap_or(IpAddress::Ipv4(Ipv4Address::UNSPECIFIED));
+    IpEndpoint::new(addr, local.port)
 }
 
 /// One accepted connection on a pool socket: core's [`Connection`].

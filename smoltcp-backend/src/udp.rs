@@ -275,6 +275,11 @@ impl DatagramSocket for StackUdpSocket<'_, '_> {
     /// sent and [`Sent::Dropped`] says so (UDP may drop it; a kernel
     /// socket's `ENOBUFS`). A queue whose head has not left for
     /// [`STUCK_SEND_QUEUE`] is dropped first (see [`StackUdpSocket::dropped_bytes`]).
+    /// Its endpoint, an unbound address as `0.0.0.0` (Python's `('', port)`).
+    fn local_addr(&self) -> IpEndpoint {
+        crate::tcp::server_endpoint(self.local)
+    }
+
     fn send_to(&mut self, buf: &[u8], addr: &IpEndpoint) -> Result<Sent, Error> {
         for attempt in 0..2 {
             let result = {

@@ -508,3 +508,73 @@ fn a_connection_nobody_accepts_does_not_make_the_stack_spin() {
     );
     drop(listener);
 }
+
+/// A handler reaches its server on smoltcp as on std: the address the
+/// listener is bound to, and a shutdown that reaches the server's flag.
+mod server_context {
+    use core::pin::pin;
+
+    use socketserver_core::{
+        AsyncStreamRequest, AsyncStreamRequestHandler, Error as RequestError, Multiplexed,
+    };
+
+    use super::*;
+
+    /// Answers each line with the server's address; `STOP` stops the server.
+    #[derive(Clone)]
+    struct Where;
+
+    impl<C: Connection> AsyncStreamRequestHandler<C> for Where {
+        async fn handle(
+            &mut self,
+            req: &mut AsyncStreamRequest<'_, C>,
+        ) -> Result<(), RequestError<C::Error>> {
+            let mut line = [0u8; 64];
+            loop {
+                let n = req.read_line(&mut line).await?;
+                match &line[..n] {
+                    b"" => return Ok(()),
+                    b"STOP\n" => {
+                        req.server().shutdown();
+                        return req.write_all(b"BYE\n").await;
+                    }
+                    _ => {
+                        let address = format!("{:?}\n", req.server().server_address());
+                        req.write_all(address.as_bytes()).await?;
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_handler_reads_its_servers_address_and_its_stop_reaches_the_flag() {
+        static FLAG: ShutdownFlag = ShutdownFlag::new();
+        let time = Time::default();
+        let mut slots = [SocketStorage::EMPTY; 6];
+        let mut backlog = [SynSlot::EMPTY; 2];
+        let mut pool = TcpStorage::<1, 512, 512>::new();
+        let mut udp_storage = UdpStorage::<2, 64>::new();
+        let stack = stack(&mut slots, &mut backlog, &time);
+        let every_address = IpEndpoint::new(IpAddress::v4(0, 0, 0, 0), PORT);
+        let udp = StackUdpSocket::bind(&stack, IpEndpoint::new(IP, 9), udp_storage.socket());
+        assert_eq!(udp.unwrap().local_addr(), IpEndpoint::new(IP, 9));
+
+        let listener = StackTcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
+        let mux = pin!(Multiplexed::<_, _, _, 1>::new(Where));
+        let mut server = Server::new(listener, Waiter::new(&stack, &FLAG), mux, DefaultHooks);
+        assert_eq!(*server.server_address(), every_address);
+        let a = client(&stack, 40001);
+        run(&stack, &time, 10, Duration::from_millis(1));
+        let mut serve = || server.serve_ready();
+        let expected = format!("{every_address:?}\n");
+        let got = client_round_trip(&stack, &time, &mut serve, a, b"WHERE\n", expected.len());
+        assert_eq!(String::from_utf8_lossy(&got), expected);
+        let got = client_round_trip(&stack, &time, &mut serve, a, b"STOP\n", 4);
+        assert_eq!(got, b"BYE\n");
+        assert!(
+            FLAG.enter_loop().is_none(),
+            "the stop is pending: the first loop returns at once"
+        );
+    }
+}

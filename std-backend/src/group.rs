@@ -59,9 +59,10 @@ where
 /// ```
 ///
 /// Each server's own shutdown handle does not stop the group (the group's
-/// loop is not its `serve_forever`), nor does a handler's stop from a
-/// forked child; close the servers after the group returns, as after
-/// `serve_forever`. A graceful stop of the group stops its loop as
+/// loop is not its `serve_forever`), nor does a handler's
+/// `req.server().shutdown()` (from any strategy); a handler that must stop
+/// the group holds the group's handle. Close the servers after the group
+/// returns, as after `serve_forever`. A graceful stop of the group stops its loop as
 /// `shutdown` does: drain and cut each server afterwards
 /// ([`SocketServer::drain`], [`SocketServer::cut_in_flight`]).
 /// Strategy deadlines (idle cuts, a handler's `timeout`) are met within

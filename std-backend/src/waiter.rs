@@ -237,6 +237,8 @@ impl LoopWaker {
 /// Stops a running `serve_forever` from any thread, Python's `shutdown()`.
 ///
 /// Cloneable and `Send`; it holds no socket. See [`ShutdownHandle::shutdown`].
+/// A handler needs none to stop its own server: `req.server().shutdown()`
+/// does it from any strategy ([`ServerContext`](socketserver_core::ServerContext)).
 #[derive(Debug, Clone)]
 pub struct ShutdownHandle {
     control: Arc<Control>,

@@ -175,6 +175,12 @@ impl Connection for MockConn {
     }
 }
 
+/// The address every mock listener reports it listens on.
+pub const LISTENER_ADDR: (&str, u16) = ("127.0.0.1", 8000);
+
+/// The address every mock datagram socket reports it is bound to.
+pub const DATAGRAM_ADDR: u16 = 9000;
+
 /// A queue of connections waiting to be accepted.
 #[derive(Debug, Clone, Default)]
 pub struct MockListener {
@@ -221,6 +227,9 @@ impl Listener for MockListener {
         drop(errors);
         Ok(self.pending.lock().unwrap().pop_front())
     }
+    fn local_addr(&self) -> (&'static str, u16) {
+        LISTENER_ADDR
+    }
 }
 
 /// Datagrams with their peer's port.
@@ -265,6 +274,9 @@ impl DatagramSocket for MockDatagram {
     fn send_to(&mut self, buf: &[u8], addr: &u16) -> Result<socketserver_core::Sent, MockError> {
         self.sent.lock().unwrap().push((buf.to_vec(), *addr));
         Ok(socketserver_core::Sent::Queued)
+    }
+    fn local_addr(&self) -> u16 {
+        DATAGRAM_ADDR
     }
 }
 

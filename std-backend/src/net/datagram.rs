@@ -20,6 +20,8 @@ use crate::sys::{outq, recv};
 /// Python's worker threads share the server socket.
 pub struct SocketDatagram<A> {
     socket: Option<Arc<Socket>>,
+    /// What `server_address` reports (recorded at bind; shared by clones).
+    address: Arc<A>,
     /// Unix datagram sockets only: see [`ReplyGuard`].
     guard: Option<Arc<Guarded<A>>>,
     family: PhantomData<fn() -> A>,
@@ -42,6 +44,7 @@ impl<A> Clone for SocketDatagram<A> {
     fn clone(&self) -> Self {
         Self {
             socket: self.socket.clone(),
+            address: Arc::clone(&self.address),
             guard: self.guard.clone(),
             family: PhantomData,
         }
@@ -49,8 +52,8 @@ impl<A> Clone for SocketDatagram<A> {
 }
 
 impl<A: Address> SocketDatagram<A> {
-    /// Wraps a bound socket and makes it non-blocking.
-    pub(crate) fn new(socket: Socket) -> io::Result<Self> {
+    /// Wraps a socket bound to `address` and makes it non-blocking.
+    pub(crate) fn new(socket: Socket, address: A) -> io::Result<Self> {
         socket.set_nonblocking(true)?;
         let guard = if A::IS_INET {
             None
@@ -62,6 +65,7 @@ impl<A: Address> SocketDatagram<A> {
         };
         Ok(Self {
             socket: Some(Arc::new(socket)),
+            address: Arc::new(address),
             guard,
             family: PhantomData,
         })
@@ -152,6 +156,10 @@ impl<A: Address> DatagramSocket for SocketDatagram<A> {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Sent::Dropped),
             Err(e) => Err(e),
         }
+    }
+
+    fn local_addr(&self) -> A {
+        A::clone(&self.address)
     }
 }
 

@@ -19,6 +19,8 @@ use crate::net::{describe, retry};
 /// built for non-blocking handlers (`Multiplexed`).
 pub struct SocketListener<A> {
     socket: Option<Socket>,
+    /// What `server_address` reports (recorded at bind).
+    address: A,
     nonblocking_connections: bool,
     idle_policy: IdlePolicy,
     inheritance: Inheritance,
@@ -33,11 +35,12 @@ pub type TcpSocketListener = SocketListener<std::net::SocketAddr>;
 pub type UnixSocketListener = SocketListener<crate::net::address::UnixAddr>;
 
 impl<A: Address> SocketListener<A> {
-    /// Wraps a bound, listening socket and makes it non-blocking; blocking
-    /// connections it accepts apply `idle_policy`, and every connection is
-    /// listed in `live` until dropped.
+    /// Wraps a socket listening on `address` and makes it non-blocking;
+    /// blocking connections it accepts apply `idle_policy`, and every
+    /// connection is listed in `live` until dropped.
     pub(crate) fn new(
         socket: Socket,
+        address: A,
         nonblocking_connections: bool,
         idle_policy: IdlePolicy,
         live: LiveConnections,
@@ -51,6 +54,7 @@ impl<A: Address> SocketListener<A> {
         };
         Ok(Self {
             socket: Some(socket),
+            address,
             nonblocking_connections,
             idle_policy,
             inheritance,
@@ -114,6 +118,10 @@ impl<A: Address> Listener for SocketListener<A> {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    fn local_addr(&self) -> A {
+        self.address.clone()
     }
 }
 

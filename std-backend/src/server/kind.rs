@@ -34,9 +34,14 @@ pub trait SocketKind: Debug {
     /// listening socket closes first, so that new clients are refused at once.
     const SHARED_SOCKET: bool;
 
-    /// Python's `server_activate` for a bound socket: `listen` for streams;
-    /// the source the server takes requests from.
-    fn activate(socket: Socket, options: &Options, waiter: &Waiter) -> io::Result<Self::Source>;
+    /// Python's `server_activate` for a socket bound to `address`: `listen`
+    /// for streams; the source the server takes requests from.
+    fn activate(
+        socket: Socket,
+        address: Self::Addr,
+        options: &Options,
+        waiter: &Waiter,
+    ) -> io::Result<Self::Source>;
 
     /// The server's socket, `None` once closed.
     fn socket(source: &Self::Source) -> Option<&Socket>;
@@ -57,10 +62,16 @@ impl<A: Address> SocketKind for StreamKind<A> {
     const TYPE: Type = Type::STREAM;
     const SHARED_SOCKET: bool = false;
 
-    fn activate(socket: Socket, options: &Options, waiter: &Waiter) -> io::Result<Self::Source> {
+    fn activate(
+        socket: Socket,
+        address: A,
+        options: &Options,
+        waiter: &Waiter,
+    ) -> io::Result<Self::Source> {
         socket.listen(options.request_queue_size)?;
         SocketListener::new(
             socket,
+            address,
             options.nonblocking_connections,
             options.idle_policy,
             waiter.connections(),
@@ -89,8 +100,13 @@ impl<A: Address> SocketKind for DatagramKind<A> {
     const TYPE: Type = Type::DGRAM;
     const SHARED_SOCKET: bool = true;
 
-    fn activate(socket: Socket, options: &Options, _waiter: &Waiter) -> io::Result<Self::Source> {
-        let socket = SocketDatagram::new(socket)?;
+    fn activate(
+        socket: Socket,
+        address: A,
+        options: &Options,
+        _waiter: &Waiter,
+    ) -> io::Result<Self::Source> {
+        let socket = SocketDatagram::new(socket, address)?;
         let size = options.max_packet_size;
         Ok(Datagrams::new(socket, vec![0; size], vec![0; size]))
     }

@@ -33,7 +33,6 @@ where
     P: StrategyFor<T::Source, K>,
 {
     core: CoreServer<T, P, K>,
-    address: T::Addr,
     options: Options,
     closed: bool,
 }
@@ -77,7 +76,7 @@ where
     /// server. On an error the socket is closed.
     pub fn server_activate(self) -> io::Result<SocketServer<T, P, K>> {
         let waiter = Waiter::new()?;
-        let source = T::activate(self.socket, &self.options, &waiter)?;
+        let source = T::activate(self.socket, self.address, &self.options, &waiter)?;
         let mut strategy = self.strategy;
         strategy.attach(waiter.waker());
         if !T::SHARED_SOCKET
@@ -90,7 +89,6 @@ where
         core.set_timeout(self.options.timeout);
         Ok(SocketServer {
             core,
-            address: self.address,
             options: self.options,
             closed: false,
         })
@@ -268,9 +266,10 @@ where
     }
 
     /// Python's `server_address`: the bound address (the real port when
-    /// port 0 was asked for), or the path for Unix servers.
+    /// port 0 was asked for), or the path for Unix servers. Handlers reach
+    /// it as `req.server().server_address()`.
     pub fn server_address(&self) -> &T::Addr {
-        &self.address
+        self.core.server_address()
     }
 
     /// Python's `max_packet_size` (datagram servers read at most this many
@@ -349,7 +348,7 @@ where
 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SocketServer")
-            .field("server_address", &self.address)
+            .field("server_address", self.server_address())
             .field("source", self.core.source())
             .field("closed", &self.closed)
             .finish_non_exhaustive()

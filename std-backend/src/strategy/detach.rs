@@ -5,8 +5,8 @@
 //! to a child.
 
 use socketserver_core::{
-    Accepted, Connection, DatagramSocket, NothingHeld, Packet, Request, Serve, ServerHooks,
-    run_request,
+    Accepted, Connection, DatagramSocket, NothingHeld, Packet, Request, Serve, ServerContext,
+    ServerHooks, run_request,
 };
 
 use crate::strategy::CatchPanic;
@@ -22,9 +22,17 @@ pub trait Detach: Request {
 
 /// A request a worker runs with handler `H` and hooks `K`: core's request
 /// runner, with panics caught.
-pub trait Run<H, K> {
-    /// Runs the request; returns success.
-    fn run(self, handler: &H, hooks: &K, rbuf: &mut [u8], wbuf: &mut [u8]) -> bool;
+pub trait Run<H, K>: Request {
+    /// Runs the request, whose handler reaches `server` as `req.server()`;
+    /// returns success.
+    fn run(
+        self,
+        handler: &H,
+        hooks: &K,
+        server: &dyn ServerContext<Self::Addr>,
+        rbuf: &mut [u8],
+        wbuf: &mut [u8],
+    ) -> bool;
 }
 
 impl<C, H, K> Run<H, K> for Accepted<C>
@@ -33,8 +41,15 @@ where
     H: Serve<Accepted<C>>,
     K: ServerHooks<C::Addr>,
 {
-    fn run(self, handler: &H, hooks: &K, rbuf: &mut [u8], wbuf: &mut [u8]) -> bool {
-        run_request(handler, hooks, self, rbuf, wbuf, &CatchPanic)
+    fn run(
+        self,
+        handler: &H,
+        hooks: &K,
+        server: &dyn ServerContext<C::Addr>,
+        rbuf: &mut [u8],
+        wbuf: &mut [u8],
+    ) -> bool {
+        run_request(handler, hooks, server, self, rbuf, wbuf, &CatchPanic)
     }
 }
 
@@ -44,7 +59,14 @@ where
     H: for<'a> Serve<Packet<'a, D>>,
     K: ServerHooks<D::Addr>,
 {
-    fn run(self, handler: &H, hooks: &K, rbuf: &mut [u8], wbuf: &mut [u8]) -> bool {
+    fn run(
+        self,
+        handler: &H,
+        hooks: &K,
+        server: &dyn ServerContext<D::Addr>,
+        rbuf: &mut [u8],
+        wbuf: &mut [u8],
+    ) -> bool {
         let DetachedPacket {
             mut socket,
             data,
@@ -59,7 +81,7 @@ where
             client,
             reply: &mut reply,
         };
-        run_request(handler, hooks, packet, rbuf, wbuf, &CatchPanic)
+        run_request(handler, hooks, server, packet, rbuf, wbuf, &CatchPanic)
     }
 }
 

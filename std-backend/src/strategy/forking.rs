@@ -9,12 +9,14 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use socketserver_core::time::{Duration, Instant};
 use socketserver_core::{
-    FromHandler, Serve, ServerHooks, Strategy, drop_request, hand_off_request, run_request,
+    FromHandler, Serve, ServerContext, ServerHooks, Strategy, drop_request, hand_off_request,
+    run_request,
 };
 
 use crate::error::WorkerError;
 use crate::strategy::child_stop::StopChannel;
 use crate::strategy::detach::{HandOff, ParentCopy};
+use crate::strategy::worker_server::WorkerServer;
 use crate::strategy::{Attach, CatchPanic};
 use crate::sys::fork::{Forked, exit_child, fork};
 use crate::waiter::LoopWaker;
@@ -59,13 +61,14 @@ struct Child {
 /// are killed), and the connection of a child killed by a signal is reset,
 /// not closed: no peer reads a clean end of stream after a cut transfer.
 ///
-/// A handler that stops the server from its child (the server's
-/// [`ShutdownHandle`](crate::ShutdownHandle), `shutdown()` or `request()`)
-/// stops the parent's `serve_forever` at once, as a `shutdown()` in the
-/// parent would: the child sends the request on a socket pair this strategy
-/// creates before its first fork and wakes the parent's wait; the child's
-/// call returns without waiting, and the parent's `server_close` waits for
-/// the children still running as `block_on_close` says.
+/// A handler that stops the server from its child (`req.server().shutdown()`,
+/// or the server's [`ShutdownHandle`](crate::ShutdownHandle), `shutdown()`
+/// or `request()`) stops the parent's `serve_forever` at once, as a
+/// `shutdown()` in the parent would: the child sends the request on a
+/// socket pair this strategy creates before its first fork and wakes the
+/// parent's wait; the child's call returns without waiting, and the
+/// parent's `server_close` waits for the children still running as
+/// `block_on_close` says.
 ///
 /// Children start with the signal dispositions a freshly executed program
 /// would have: SIGINT, SIGTERM, SIGHUP and SIGQUIT that the application
@@ -88,9 +91,9 @@ pub struct Forking<H, const RBUF: usize = 1024, const WBUF: usize = 0> {
     block_on_close: bool,
     timeout: Option<Duration>,
     children: Vec<Child>,
-    /// The server's, once attached: a child reaches its parent's loop through it.
+    /// The server's, once attached: a child wakes its parent's loop with it.
     waker: Option<LoopWaker>,
-    /// Created before the first fork of an attached strategy.
+    /// Created before the first fork: a child's stop request reaches the parent through it.
     stop: Option<StopChannel>,
     /// The stream server's listening socket, which a child closes.
     listener: Option<RawFd>,
@@ -228,12 +231,23 @@ impl<H, const RBUF: usize, const WBUF: usize> Forking<H, RBUF, WBUF> {
         Some(now.saturating_add(REAP_INTERVAL))
     }
 
+    /// The context of a child's request (its `shutdown` goes to this
+    /// process's loop); creates the stop channel before the first fork.
+    fn child_server<A>(&mut self, address: A) -> std::io::Result<WorkerServer<A>> {
+        let stop = match &self.stop {
+            Some(stop) => stop,
+            None => self.stop.insert(StopChannel::new()?),
+        };
+        Ok(WorkerServer::child(
+            address,
+            stop.sender(),
+            self.waker.clone(),
+        ))
+    }
+
     /// Forks; in the child runs `work` with panics caught and exits with its
     /// status. Returns the child's pid in the parent.
     fn fork_request(&mut self, work: impl FnOnce() -> bool) -> std::io::Result<Pid> {
-        if self.waker.is_some() && self.stop.is_none() {
-            self.stop = Some(StopChannel::new()?);
-        }
         match fork()? {
             Forked::Parent(pid) => {
                 self.children.push(Child {
@@ -287,15 +301,27 @@ where
     K: ServerHooks<R::Addr>,
     H: Serve<R> + Clone,
 {
-    fn process_request(&mut self, hooks: &K, request: R) {
+    fn process_request(&mut self, hooks: &K, server: &dyn ServerContext<R::Addr>, request: R) {
         let handler = self.handler.clone();
+        let child_server = match self.child_server(server.server_address().clone()) {
+            Ok(child_server) => child_server,
+            Err(e) => return drop_request(hooks, request, &WorkerError::Spawn(e)),
+        };
         // The child takes the request out of this cell; the parent finds it still there.
         let mut request = Some(request);
         let forked = self.fork_request(|| {
             let mut rbuf = [0u8; RBUF];
             let mut wbuf = [0u8; WBUF];
             request.take().is_some_and(|request| {
-                run_request(&handler, hooks, request, &mut rbuf, &mut wbuf, &CatchPanic)
+                run_request(
+                    &handler,
+                    hooks,
+                    &child_server,
+                    request,
+                    &mut rbuf,
+                    &mut wbuf,
+                    &CatchPanic,
+                )
             })
         });
         let Some(request) = request else { return };

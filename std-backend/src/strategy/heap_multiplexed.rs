@@ -8,8 +8,8 @@ use std::pin::Pin;
 
 use socketserver_core::time::{Instant, earliest};
 use socketserver_core::{
-    Accepted, AsyncStreamRequestHandler, Connection, IdlePolicy, Multiplexed, Served, ServerHooks,
-    Strategy, cut_request,
+    Accepted, AsyncStreamRequestHandler, Connection, IdlePolicy, Multiplexed, Served,
+    ServerContext, ServerHooks, Strategy, cut_request,
 };
 
 use crate::strategy::Attach;
@@ -189,7 +189,12 @@ where
     H: AsyncStreamRequestHandler<C>,
     F: Future<Output = Option<Served<C>>>,
 {
-    fn process_request(&mut self, hooks: &K, request: Accepted<C>) {
+    fn process_request(
+        &mut self,
+        hooks: &K,
+        server: &dyn ServerContext<C::Addr>,
+        request: Accepted<C>,
+    ) {
         self.apply_limit();
         let chunk = if self.active() < self.max_connections {
             Some(self.chunk_with_room())
@@ -199,7 +204,7 @@ where
         };
         match chunk {
             Some(chunk) => {
-                chunk.as_mut().process_request(hooks, request);
+                chunk.as_mut().process_request(hooks, server, request);
             }
             None => cut_request(hooks, request),
         }
@@ -227,6 +232,13 @@ where
             moved |= Strategy::<Accepted<C>, K>::poll_requests(&mut chunk.as_mut(), hooks, now);
         }
         moved
+    }
+
+    fn stop_requested(&mut self) -> bool {
+        // Every chunk is asked, so each forgets what it reported.
+        self.chunks.iter_mut().fold(false, |asked, chunk| {
+            Strategy::<Accepted<C>, K>::stop_requested(&mut chunk.as_mut()) | asked
+        })
     }
 
     fn in_flight(&self) -> usize {

@@ -8,6 +8,7 @@ pub(crate) mod forking;
 pub(crate) mod heap_multiplexed;
 mod live_count;
 pub(crate) mod threading;
+mod worker_server;
 
 use std::os::fd::RawFd;
 use std::panic::{self, AssertUnwindSafe};

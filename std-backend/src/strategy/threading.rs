@@ -6,11 +6,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 
 use socketserver_core::time::{Duration, Instant};
-use socketserver_core::{FromHandler, IdlePolicy, ServerHooks, Strategy, drop_request};
+use socketserver_core::{
+    FromHandler, IdlePolicy, ServerContext, ServerHooks, Strategy, drop_request,
+};
 
 use crate::error::WorkerError;
 use crate::strategy::detach::{Detach, Run};
 use crate::strategy::live_count::LiveCount;
+use crate::strategy::worker_server::StopMark;
 use crate::strategy::{Attach, next_thread_name};
 use crate::waiter::LoopWaker;
 
@@ -36,6 +39,10 @@ const FULL_RECHECK: Duration = Duration::from_millis(20);
 /// the end of a graceful shutdown). A handler panic is caught and reported to `handle_error` as
 /// [`WorkerError::Panicked`]; the connection is still shut down and closed,
 /// and the server goes on.
+///
+/// A handler's `req.server()` is the server's address and a shutdown that
+/// marks the request and wakes the loop, which stops at once; the worker
+/// does not wait for it.
 ///
 /// # Panic messages
 ///
@@ -69,6 +76,8 @@ pub struct Threading<H, const RBUF: usize = 1024, const WBUF: usize = 0> {
     threads: Vec<JoinHandle<()>>,
     waker: Option<LoopWaker>,
     evict_after: Option<Duration>,
+    /// Set by a worker's `req.server().shutdown()`.
+    stop: StopMark,
 }
 
 impl<H> Threading<H> {
@@ -92,6 +101,7 @@ impl<H, const RBUF: usize, const WBUF: usize> Threading<H, RBUF, WBUF> {
             threads: Vec::new(),
             waker: None,
             evict_after: IdlePolicy::default().evict_after_value(),
+            stop: StopMark::default(),
         }
     }
 
@@ -222,11 +232,12 @@ impl<H, const RBUF: usize, const WBUF: usize> Attach for Threading<H, RBUF, WBUF
 impl<R, K, H, const RBUF: usize, const WBUF: usize> Strategy<R, K> for Threading<H, RBUF, WBUF>
 where
     R: Detach,
+    R::Addr: Send + 'static,
     R::Detached: Run<H, K>,
     K: ServerHooks<R::Addr> + Clone + Send + 'static,
     H: Clone + Send + 'static,
 {
-    fn process_request(&mut self, hooks: &K, request: R) {
+    fn process_request(&mut self, hooks: &K, server: &dyn ServerContext<R::Addr>, request: R) {
         if self.at_bound() {
             // `can_accept` let this client in to evict an idle connection.
             if let Some(idle) = self.eviction_candidate() {
@@ -237,12 +248,21 @@ where
         let slot = Arc::new(Mutex::new(Some(request.detach())));
         let theirs = Arc::clone(&slot);
         let (handler, worker_hooks) = (self.handler.clone(), hooks.clone());
+        let worker_server = self
+            .stop
+            .worker(server.server_address().clone(), self.waker.clone());
         let spawned = self.spawn(move || {
             let request = theirs.lock().unwrap_or_else(PoisonError::into_inner).take();
             if let Some(request) = request {
                 let mut rbuf = [0u8; RBUF];
                 let mut wbuf = [0u8; WBUF];
-                request.run(&handler, &worker_hooks, &mut rbuf, &mut wbuf);
+                request.run(
+                    &handler,
+                    &worker_hooks,
+                    &worker_server,
+                    &mut rbuf,
+                    &mut wbuf,
+                );
             }
         });
         if let Err(e) = spawned {
@@ -263,6 +283,10 @@ where
             return Some(now);
         }
         self.recheck_deadline(watching, now)
+    }
+
+    fn stop_requested(&mut self) -> bool {
+        self.stop.take()
     }
 
     fn in_flight(&self) -> usize {
@@ -313,6 +337,9 @@ mod tests {
         }
         fn send_to(&mut self, _buf: &[u8], _addr: &u8) -> io::Result<socketserver_core::Sent> {
             Ok(socketserver_core::Sent::Queued)
+        }
+        fn local_addr(&self) -> u8 {
+            1
         }
     }
 
@@ -385,7 +412,11 @@ mod tests {
             client: 7,
             reply: &mut reply,
         };
-        server.strategy_mut().process_request(&DefaultHooks, packet);
+        let (address, flag) = (1u8, ShutdownFlag::new());
+        let context = socketserver_core::InlineServer::new(&address, &flag);
+        server
+            .strategy_mut()
+            .process_request(&DefaultHooks, &context, packet);
         // handle_request with no timeout: the wait must not be unbounded.
         assert_eq!(wait_deadline(&mut server, None), recheck);
         // serve_forever's poll interval: cut to the re-check.
