@@ -29,12 +29,11 @@ use smoltcp::iface::SocketStorage;
 use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr};
 use socketserver_core::time::Clock;
 use socketserver_core::{
-    Datagrams, DefaultHooks, Echo, EchoDatagram, IdlePolicy, Multiplexed, Sequential, Server,
-    ShutdownFlag,
+    DefaultHooks, Echo, EchoDatagram, IdlePolicy, Multiplexed, RequestSource, ShutdownFlag,
 };
 use socketserver_smoltcp::{
-    DEFAULT_MAC, NetRef, Stack, StackTcpListener, StackUdpSocket, SynSlot, TapConfig, TcpStorage,
-    UdpStorage, Waiter,
+    DEFAULT_MAC, Net, Stack, SynSlot, TapConfig, TcpStorage, UdpStorage, tcp_server,
+    tcp_server_with, udp_server,
 };
 
 use crate::args::{Args, Strategy, Transport, usage_error};
@@ -49,14 +48,13 @@ const BACKLOG: usize = 128;
 const TCP_BUF: usize = 65536;
 /// Python's `max_packet_size`.
 const MAX_PACKET: usize = 8192;
-/// Port used for `--addr IP:0`: smoltcp has no ephemeral allocator for servers.
-const PORT_FOR_ZERO: u16 = 49152;
 
 /// What the flags say, validated.
 struct Plan {
     tap: String,
     cidr: IpCidr,
     mac: EthernetAddress,
+    /// 0: the stack picks a free port of the dynamic range.
     port: u16,
     shown: SocketAddr,
 }
@@ -103,11 +101,7 @@ fn plan(args: &Args) -> Plan {
                     "--addr {text}: the stack's address is {addr} (--ip)"
                 ));
             }
-            if given.port() == 0 {
-                PORT_FOR_ZERO
-            } else {
-                given.port()
-            }
+            given.port()
         }
     };
     Plan {
@@ -184,21 +178,19 @@ pub fn run(args: &Args) -> ExitCode {
             .with_cancel(&cancel)
             .with_shutdown(&flag),
     );
-    let net: NetRef<'_, '_> = &stack;
-    let waiter = Waiter::new(net, &flag);
     let poll = Duration::from_millis(500);
     let served = match (args.transport, args.strategy) {
         // A datagram request never waits on a peer: `multiplexed` serves it
         // inline, as `sync`.
         (Transport::SmoltcpUdp, _) => {
-            let socket = match StackUdpSocket::bind(net, plan.port, udp.socket()) {
-                Ok(socket) => socket,
-                Err(e) => return bind_failed(&plan, e),
-            };
-            let strategy = Sequential::<EchoDatagram>::new(EchoDatagram);
-            let source = Datagrams::new(socket, vec![0; MAX_PACKET], vec![0; MAX_PACKET]);
-            let mut server = Server::new(source, waiter, strategy, DefaultHooks);
-            announce(&plan).and_then(|()| {
+            let buffers = (vec![0; MAX_PACKET], vec![0; MAX_PACKET]);
+            let mut server =
+                match udp_server(&stack, plan.port, udp.socket(), buffers, EchoDatagram) {
+                    Ok(server) => server,
+                    Err(e) => return bind_failed(&plan, e),
+                };
+            let port = server.source().socket().local_endpoint().port;
+            announce(&plan, port).and_then(|()| {
                 server.serve_forever(poll).map_err(io::Error::other)?;
                 server.server_close();
                 Ok(())
@@ -207,10 +199,6 @@ pub fn run(args: &Args) -> ExitCode {
         (_, Strategy::Multiplexed) => {
             // At most `max` connections: the listener's pool holds that many.
             let max = args.max_connections(MULTIPLEXED_SLOTS);
-            let listener = match StackTcpListener::bind(net, plan.port, tcp.sockets().take(max)) {
-                Ok(listener) => listener,
-                Err(e) => return bind_failed(&plan, e),
-            };
             // Core's async `Echo`, the value every other strategy serves,
             // on pinned slots woken by the sockets' wakers. The stack's own
             // idle timeout and eviction (`TcpConfig`) bound idle peers.
@@ -218,8 +206,13 @@ pub fn run(args: &Args) -> ExitCode {
                 Multiplexed::<_, _, _, MULTIPLEXED_SLOTS>::new(Echo::<4096>)
                     .with_idle_policy(IdlePolicy::unbounded())
             );
-            let mut server = Server::new(listener, waiter, strategy, DefaultHooks);
-            announce(&plan).and_then(|()| {
+            let sockets = tcp.sockets().take(max);
+            let mut server =
+                match tcp_server_with(&stack, plan.port, sockets, strategy, DefaultHooks) {
+                    Ok(server) => server,
+                    Err(e) => return bind_failed(&plan, e),
+                };
+            announce(&plan, server.source().port()).and_then(|()| {
                 server.serve_forever(poll).map_err(io::Error::other)?;
                 let deadline = drain_deadline(&server.waiter().now(), &signalled, grace);
                 if !server.drain(deadline).unwrap_or(false) {
@@ -232,20 +225,14 @@ pub fn run(args: &Args) -> ExitCode {
             })
         }
         _ => {
-            let listener =
-                match StackTcpListener::bind(net, plan.port, tcp.sockets().take(SYNC_POOL)) {
-                    Ok(listener) => listener,
-                    Err(e) => return bind_failed(&plan, e),
-                };
-            let mut server = Server::new(
-                listener,
-                waiter,
-                Sequential::<Echo<4096>>::new(Echo),
-                DefaultHooks,
-            );
+            let sockets = tcp.sockets().take(SYNC_POOL);
+            let mut server = match tcp_server(&stack, plan.port, sockets, Echo::<4096>) {
+                Ok(server) => server,
+                Err(e) => return bind_failed(&plan, e),
+            };
             // The request in flight when the signal came finishes inside
             // serve_forever; `cancel` ends it when the grace period is over.
-            announce(&plan).and_then(|()| {
+            announce(&plan, server.source().port()).and_then(|()| {
                 server.serve_forever(poll).map_err(io::Error::other)?;
                 server.server_close();
                 Ok(())
@@ -253,8 +240,7 @@ pub fn run(args: &Args) -> ExitCode {
         }
     };
     // Let the FINs and RSTs of closed connections leave before the TAP closes.
-    let mut stack = stack.borrow_mut();
-    socketserver_smoltcp::Net::poll(&mut *stack);
+    stack.borrow_mut().poll();
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -269,9 +255,13 @@ fn bind_failed(plan: &Plan, e: socketserver_smoltcp::Error) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn announce(plan: &Plan) -> io::Result<()> {
+/// Says where the server listens: `port` is the one bound (the stack's
+/// choice for `--addr IP:0`).
+fn announce(plan: &Plan, port: u16) -> io::Result<()> {
+    let mut shown = plan.shown;
+    shown.set_port(port);
     let mut out = io::stdout().lock();
-    writeln!(out, "listening on {}", plan.shown)?;
+    writeln!(out, "listening on {shown}")?;
     out.flush()
 }
 

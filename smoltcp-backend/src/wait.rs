@@ -1,107 +1,108 @@
 //! Core's [`Wait`] over the stack, and the non-blocking `poll_and_serve` for main loops.
 
+use core::cell::Cell;
 use core::time::Duration;
 
 use socketserver_core::time::{Clock, Instant};
 use socketserver_core::{ShutdownFlag, Wait, wake_count};
 
-use crate::drive::drive;
+use crate::drive::{Settled, drive, settle};
 use crate::error::Error;
-use crate::stack::NetRef;
-use crate::tcp::StackTcpListener;
-use crate::udp::StackUdpSocket;
+use crate::handle::NetRef;
+
+/// A server socket a [`Waiter`] can wait on: the crate's
+/// [`StackTcpListener`](crate::StackTcpListener) and
+/// [`StackUdpSocket`](crate::StackUdpSocket). Sealed (public in a private
+/// module).
+pub trait ServerSocket {
+    /// Whether a request waits to be taken.
+    fn is_ready(&self) -> bool;
+}
 
 /// Core's selector for this backend: waits by driving the stack (poll, then
 /// idle until smoltcp's `poll_delay`, the deadline, or at most 20 ms so a
 /// shutdown requested from another thread is seen promptly).
-#[derive(Clone, Copy)]
+///
+/// It watches the stack's shutdown flag
+/// ([`Stack::with_shutdown`](crate::Stack::with_shutdown)), or, when the
+/// stack has none, a flag of its own (the server's `shutdown_flag()`).
 pub struct Waiter<'s, 'a> {
     net: NetRef<'s, 'a>,
-    flag: &'s ShutdownFlag,
+    flag: Option<&'a ShutdownFlag>,
+    own: ShutdownFlag,
+    /// The stack's time when last read: [`Clock::now`] cannot fail, so
+    /// while the stack is borrowed elsewhere it answers with this.
+    seen: Cell<Instant>,
 }
 
 impl core::fmt::Debug for Waiter<'_, '_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Waiter")
-            .field("flag", self.flag)
+            .field("flag", self.flag.unwrap_or(&self.own))
             .finish_non_exhaustive()
     }
 }
 
 impl<'s, 'a> Waiter<'s, 'a> {
-    /// A waiter over `net` that watches `flag`.
-    pub fn new(net: NetRef<'s, 'a>, flag: &'s ShutdownFlag) -> Self {
-        Self { net, flag }
+    /// A waiter over `net` (a [`NetRef`], or `&stack`).
+    pub fn new(net: impl Into<NetRef<'s, 'a>>) -> Self {
+        let net = net.into();
+        Self {
+            net,
+            // A stack borrowed elsewhere now: its flag cannot be read, and
+            // the first wait fails with `StackBusy` anyway.
+            flag: net.read(|stack| stack.shutdown_flag()).ok().flatten(),
+            own: ShutdownFlag::new(),
+            seen: Cell::new(Instant::from_micros(0)),
+        }
     }
 
     /// The stack.
     pub fn net(&self) -> NetRef<'s, 'a> {
         self.net
     }
+}
 
-    fn wait_with(&mut self, mut ready: impl FnMut() -> bool, deadline: Option<Instant>) {
-        if self.flag.is_requested() {
-            return;
+impl Clock for Waiter<'_, '_> {
+    fn now(&self) -> Instant {
+        if let Ok(now) = self.net.now() {
+            self.seen.set(now);
         }
-        let flag = self.flag;
+        self.seen.get()
+    }
+}
+
+impl<'s, 'a, S: ServerSocket> Wait<S> for Waiter<'s, 'a> {
+    type Error = Error;
+
+    fn wait(&mut self, server: Option<&S>, deadline: Option<Instant>) -> Result<(), Error> {
+        let flag = self.flag.unwrap_or(&self.own);
+        if flag.is_requested() {
+            return Ok(());
+        }
         // A multiplexed request woken by a frame this drive received can
         // move now: idling until the next frame or timer would leave it
         // asleep (its waker fired inside the stack, not in `ready`).
         let woken = wake_count();
         drive(self.net, deadline, || {
-            ready() || flag.is_requested() || wake_count() != woken
-        });
-    }
-}
-
-impl Clock for Waiter<'_, '_> {
-    fn now(&self) -> Instant {
-        self.net.borrow().now()
-    }
-}
-
-impl<'s, 'a> Wait<StackTcpListener<'s, 'a>> for Waiter<'s, 'a> {
-    type Error = Error;
-
-    fn wait(
-        &mut self,
-        server: Option<&StackTcpListener<'s, 'a>>,
-        deadline: Option<Instant>,
-    ) -> Result<(), Error> {
-        self.wait_with(|| server.is_some_and(StackTcpListener::is_ready), deadline);
-        Ok(())
+            server.is_some_and(S::is_ready) || flag.is_requested() || wake_count() != woken
+        })
     }
 
     fn shutdown_flag(&self) -> &ShutdownFlag {
-        self.flag
+        self.flag.unwrap_or(&self.own)
     }
 }
 
-impl<'s, 'a> Wait<StackUdpSocket<'s, 'a>> for Waiter<'s, 'a> {
-    type Error = Error;
-
-    fn wait(
-        &mut self,
-        server: Option<&StackUdpSocket<'s, 'a>>,
-        deadline: Option<Instant>,
-    ) -> Result<(), Error> {
-        self.wait_with(|| server.is_some_and(StackUdpSocket::is_ready), deadline);
-        Ok(())
-    }
-
-    fn shutdown_flag(&self) -> &ShutdownFlag {
-        self.flag
-    }
-}
-
-/// One non-blocking turn for a firmware main loop: polls the stack, runs
-/// `serve` (your servers' `serve_ready`, returning whether any of them moved), polls
-/// again to send what they queued, and returns how long the loop may sleep
-/// before the next turn (`None`: until a frame arrives).
+/// One non-blocking turn for a firmware main loop: sends what sockets
+/// queued, receives, runs `serve` (your servers' `serve_ready`, returning
+/// whether any of them moved), sends what they queued, and returns how long
+/// the loop may sleep before the next turn (`None`: until a frame arrives).
 ///
-/// Returns `Some(Duration::ZERO)` (call again at once) when a server moved or
-/// the second poll changed a socket: bytes that reached a socket buffer raise
-/// no interrupt, so sleeping then could leave them unserved.
+/// Returns `Some(Duration::ZERO)` (call again at once) when a server moved:
+/// bytes that reached a socket buffer raise no interrupt, so sleeping then
+/// could leave them unserved. Fails with [`Error::StackBusy`], serving
+/// nothing, while the stack is borrowed elsewhere.
 ///
 /// ```no_run
 /// # fn example(net: socketserver_smoltcp::NetRef<'_, '_>, mut serve: impl FnMut() -> bool) {
@@ -112,13 +113,15 @@ impl<'s, 'a> Wait<StackUdpSocket<'s, 'a>> for Waiter<'s, 'a> {
 /// }
 /// # }
 /// ```
-pub fn poll_and_serve(net: NetRef<'_, '_>, serve: impl FnOnce() -> bool) -> Option<Duration> {
-    net.borrow_mut().poll();
-    let moved = serve();
-    let mut stack = net.borrow_mut();
-    let changed = stack.poll();
-    if moved || changed {
-        return Some(Duration::ZERO);
-    }
-    stack.poll_delay()
+pub fn poll_and_serve<'s, 'a>(
+    net: impl Into<NetRef<'s, 'a>>,
+    mut serve: impl FnMut() -> bool,
+) -> Result<Option<Duration>, Error>
+where
+    'a: 's,
+{
+    Ok(match settle(net.into(), None, None, &mut serve)? {
+        Settled::Ready => Some(Duration::ZERO),
+        Settled::Idle(delay) => delay,
+    })
 }

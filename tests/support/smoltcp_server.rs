@@ -17,12 +17,10 @@ use std::time::Duration;
 use smoltcp::iface::{Interface, SocketStorage};
 use smoltcp::phy::Device;
 use smoltcp::wire::{IpAddress, IpCidr};
-use socketserver_core::{
-    Datagrams, DefaultHooks, Echo, EchoDatagram, Multiplexed, Sequential, Server, ShutdownFlag,
-};
+use socketserver_core::{DefaultHooks, Echo, EchoDatagram, Multiplexed, ShutdownFlag};
 use socketserver_smoltcp::{
-    FdIdle, GateStats, Net, NetRef, PoolStats, Stack, StackTcpListener, StackUdpSocket, StdClock,
-    SynSlot, TapConfig, TcpConfig, TcpStorage, UdpStorage, Waiter,
+    FdIdle, GateStats, Net, PoolStats, Stack, StdClock, SynSlot, TapConfig, TcpConfig, TcpStorage,
+    UdpStorage, tcp_server, tcp_server_with, udp_server,
 };
 
 use super::netns;
@@ -194,22 +192,12 @@ fn serve_udp<D: Device>(
     let mut storage = Box::new(UdpStorage::<16, 65536>::new());
     let mut sockets: Vec<SocketStorage<'_>> = (0..4).map(|_| SocketStorage::EMPTY).collect();
     let mut backlog = vec![SynSlot::EMPTY; spec.backlog];
-    let stack = RefCell::new(Stack::new(
-        iface,
-        device,
-        &mut sockets,
-        &mut backlog,
-        clock,
-        idle,
-    ));
-    let net: NetRef<'_, '_> = &stack;
-    let socket = StackUdpSocket::bind(net, PORT, storage.socket()).expect("bind UDP");
-    let mut server = Server::new(
-        Datagrams::new(socket, vec![0u8; 8192], vec![0u8; 8192]),
-        Waiter::new(net, flag),
-        Sequential::<EchoDatagram>::new(EchoDatagram),
-        DefaultHooks,
+    let stack = RefCell::new(
+        Stack::new(iface, device, &mut sockets, &mut backlog, clock, idle).with_shutdown(flag),
     );
+    let buffers = (vec![0u8; 8192], vec![0u8; 8192]);
+    let mut server =
+        udp_server(&stack, PORT, storage.socket(), buffers, EchoDatagram).expect("bind UDP");
     let _ = ready.send(Ok(()));
     server
         .serve_forever(Duration::from_millis(100))
@@ -236,26 +224,20 @@ fn serve_tcp<const N: usize, D: Device>(
             .with_tcp_config(spec.tcp)
             .with_shutdown(flag),
     );
-    let net: NetRef<'_, '_> = &stack;
-    let listener = StackTcpListener::bind(net, PORT, storage.sockets()).expect("bind TCP pool");
-    let waiter = Waiter::new(net, flag);
     if spec.strategy == Strategy::Multiplexed {
         let strategy = std::pin::pin!(
             Multiplexed::<_, _, _, N>::new(Echo::<4096>).with_idle_timeout(spec.idle_timeout)
         );
-        let mut server = Server::new(listener, waiter, strategy, DefaultHooks);
+        let mut server = tcp_server_with(&stack, PORT, &mut *storage, strategy, DefaultHooks)
+            .expect("bind TCP pool");
         let _ = ready.send(Ok(()));
         server
             .serve_forever(Duration::from_millis(100))
             .expect("serve");
         server.server_close();
     } else {
-        let mut server = Server::new(
-            listener,
-            waiter,
-            Sequential::<Echo<4096>>::new(Echo),
-            DefaultHooks,
-        );
+        let mut server =
+            tcp_server(&stack, PORT, &mut *storage, Echo::<4096>).expect("bind TCP pool");
         let _ = ready.send(Ok(()));
         server
             .serve_forever(Duration::from_millis(100))
