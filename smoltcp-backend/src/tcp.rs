@@ -13,7 +13,6 @@ use crate::drive::drive;
 use crate::error::Error;
 use crate::handle::NetRef;
 use crate::pool::PoolId;
-use crate::wait::ServerSocket;
 
 /// Buffer storage for a pool of `N` TCP sockets with `RX`/`TX`-byte buffers.
 ///
@@ -96,19 +95,11 @@ impl<'a, const RX: usize, const TX: usize> Iterator for TcpSockets<'a, RX, TX> {
 /// the socket set; accepted connections go on until they close, and their
 /// sockets then leave the set instead of listening again. New clients are
 /// refused with RST, and the port may be bound again.
+#[derive(Debug)]
 pub struct StackTcpListener<'s, 'a> {
     net: NetRef<'s, 'a>,
     port: u16,
     pool: PoolId,
-    closed: bool,
-}
-
-impl core::fmt::Debug for StackTcpListener<'_, '_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("StackTcpListener")
-            .field("port", &self.port)
-            .finish()
-    }
 }
 
 impl<'s, 'a> StackTcpListener<'s, 'a> {
@@ -139,32 +130,13 @@ impl<'s, 'a> StackTcpListener<'s, 'a> {
             }
             Ok((port, pool))
         })??;
-        Ok(Self {
-            net,
-            port,
-            pool,
-            closed: false,
-        })
+        Ok(Self { net, port, pool })
     }
 
     /// Closes the port (see the type's docs); dropping the listener does the same.
-    pub fn close(mut self) {
-        self.close_pool();
-    }
-
-    fn close_pool(&mut self) {
-        if self.closed {
-            return;
-        }
-        // Held across the drop only by a caller that borrows the stack while
-        // dropping the listener: then the sockets stay, rather than a panic.
-        let pool = self.pool;
-        let closed = self.net.with(|net| {
-            net.close_pool(pool);
-            // Sends the RSTs; the sockets leave the set once they are out.
-            net.poll();
-        });
-        self.closed = closed.is_ok();
+    pub fn close(self) {
+        // Drop closes the pool.
+        drop(self);
     }
 
     /// The port (the one chosen, after a bind to port 0).
@@ -193,15 +165,17 @@ impl<'s, 'a> StackTcpListener<'s, 'a> {
     }
 }
 
-impl ServerSocket for StackTcpListener<'_, '_> {
-    fn is_ready(&self) -> bool {
-        StackTcpListener::is_ready(self)
-    }
-}
-
 impl Drop for StackTcpListener<'_, '_> {
     fn drop(&mut self) {
-        self.close_pool();
+        let pool = self.pool;
+        // Borrowed across the drop only by a caller that holds the stack
+        // while dropping the listener: then the sockets stay, rather than a
+        // panic.
+        let _ = self.net.with(|net| {
+            net.close_pool(pool);
+            // Sends the RSTs; the sockets leave the set once they are out.
+            net.poll();
+        });
     }
 }
 
@@ -246,6 +220,7 @@ impl<'s, 'a> Listener for StackTcpListener<'s, 'a> {
 /// ([`Stack::with_cancel`](crate::Stack::with_cancel)): set it before
 /// `server_close` to cut what a graceful shutdown left open. Either way the
 /// socket goes back to its pool.
+#[derive(Debug)]
 pub struct TcpConnection<'s, 'a> {
     net: NetRef<'s, 'a>,
     handle: SocketHandle,
@@ -255,14 +230,6 @@ pub struct TcpConnection<'s, 'a> {
     /// `shutdown_write` left the FIN to the next call or to the release
     /// (see [`Connection::shutdown_write`]).
     fin_wanted: bool,
-}
-
-impl core::fmt::Debug for TcpConnection<'_, '_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("TcpConnection")
-            .field("handle", &self.handle)
-            .finish_non_exhaustive()
-    }
 }
 
 impl TcpConnection<'_, '_> {

@@ -11,7 +11,6 @@ use socketserver_core::{DatagramSocket, Received, Sent};
 
 use crate::error::Error;
 use crate::handle::NetRef;
-use crate::wait::ServerSocket;
 
 /// How long the head of the send queue may stay unsent, with more datagrams
 /// behind it, before the queue is dropped. A reply to an address that never
@@ -132,6 +131,7 @@ impl<const P: usize, const BYTES: usize> UdpStorage<P, BYTES> {
 /// dropped, and `send_to` says so with `Sent::Dropped` (see
 /// [`DatagramSocket::send_to`] below). Closing or dropping it removes
 /// the socket from the stack, so the port may be bound again.
+#[derive(Debug)]
 pub struct StackUdpSocket<'s, 'a> {
     net: NetRef<'s, 'a>,
     handle: SocketHandle,
@@ -140,15 +140,6 @@ pub struct StackUdpSocket<'s, 'a> {
     queued: Option<(usize, Instant)>,
     /// Payload bytes dropped with a stuck send queue.
     dropped: u64,
-    closed: bool,
-}
-
-impl core::fmt::Debug for StackUdpSocket<'_, '_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("StackUdpSocket")
-            .field("local", &self.local)
-            .finish_non_exhaustive()
-    }
 }
 
 fn bind_error(e: udp::BindError) -> Error {
@@ -183,7 +174,6 @@ impl<'s, 'a> StackUdpSocket<'s, 'a> {
             local,
             queued: None,
             dropped: 0,
-            closed: false,
         })
     }
 
@@ -208,18 +198,9 @@ impl<'s, 'a> StackUdpSocket<'s, 'a> {
     }
 
     /// Removes the socket from the stack; dropping it does the same.
-    pub fn close(mut self) {
-        self.remove();
-    }
-
-    fn remove(&mut self) {
-        if self.closed {
-            return;
-        }
-        // Borrowed across the drop only by a caller that holds the stack
-        // while dropping the socket: then it stays, rather than a panic.
-        let handle = self.handle;
-        self.closed = self.net.with(|net| net.remove_socket(handle)).is_ok();
+    pub fn close(self) {
+        // Drop removes the socket.
+        drop(self);
     }
 
     /// Notes whether the send queue moved since our last send; drops it
@@ -251,15 +232,12 @@ impl<'s, 'a> StackUdpSocket<'s, 'a> {
     }
 }
 
-impl ServerSocket for StackUdpSocket<'_, '_> {
-    fn is_ready(&self) -> bool {
-        StackUdpSocket::is_ready(self)
-    }
-}
-
 impl Drop for StackUdpSocket<'_, '_> {
     fn drop(&mut self) {
-        self.remove();
+        let handle = self.handle;
+        // Borrowed across the drop only by a caller that holds the stack
+        // while dropping the socket: then it stays, rather than a panic.
+        let _ = self.net.with(|net| net.remove_socket(handle));
     }
 }
 

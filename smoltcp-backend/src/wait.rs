@@ -9,6 +9,8 @@ use socketserver_core::{ShutdownFlag, Wait, wake_count};
 use crate::drive::{Settled, drive, settle};
 use crate::error::Error;
 use crate::handle::NetRef;
+use crate::tcp::StackTcpListener;
+use crate::udp::StackUdpSocket;
 
 /// A server socket a [`Waiter`] can wait on: the crate's
 /// [`StackTcpListener`](crate::StackTcpListener) and
@@ -19,6 +21,18 @@ pub trait ServerSocket {
     fn is_ready(&self) -> bool;
 }
 
+impl ServerSocket for StackTcpListener<'_, '_> {
+    fn is_ready(&self) -> bool {
+        self.is_ready()
+    }
+}
+
+impl ServerSocket for StackUdpSocket<'_, '_> {
+    fn is_ready(&self) -> bool {
+        self.is_ready()
+    }
+}
+
 /// Core's selector for this backend: waits by driving the stack (poll, then
 /// idle until smoltcp's `poll_delay`, the deadline, or at most 20 ms so a
 /// shutdown requested from another thread is seen promptly).
@@ -26,6 +40,7 @@ pub trait ServerSocket {
 /// It watches the stack's shutdown flag
 /// ([`Stack::with_shutdown`](crate::Stack::with_shutdown)), or, when the
 /// stack has none, a flag of its own (the server's `shutdown_flag()`).
+#[derive(Debug)]
 pub struct Waiter<'s, 'a> {
     net: NetRef<'s, 'a>,
     flag: Option<&'a ShutdownFlag>,
@@ -33,14 +48,6 @@ pub struct Waiter<'s, 'a> {
     /// The stack's time when last read: [`Clock::now`] cannot fail, so
     /// while the stack is borrowed elsewhere it answers with this.
     seen: Cell<Instant>,
-}
-
-impl core::fmt::Debug for Waiter<'_, '_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Waiter")
-            .field("flag", self.flag.unwrap_or(&self.own))
-            .finish_non_exhaustive()
-    }
 }
 
 impl<'s, 'a> Waiter<'s, 'a> {
