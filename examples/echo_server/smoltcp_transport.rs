@@ -19,21 +19,17 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::pin::pin;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use smoltcp::iface::SocketStorage;
 use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr};
-use socketserver_core::time::Clock;
-use socketserver_core::{
-    DefaultHooks, Echo, EchoDatagram, IdlePolicy, Multiplexed, RequestSource, ShutdownFlag,
-};
+use socketserver_core::{DefaultHooks, Echo, EchoDatagram, IdlePolicy, Multiplexed, RequestSource};
 use socketserver_smoltcp::{
-    DEFAULT_MAC, Net, Stack, SynSlot, TapConfig, TcpStorage, UdpStorage, tcp_server,
-    tcp_server_with, udp_server,
+    DEFAULT_MAC, Net, Stack, Stop, SynSlot, TapConfig, TcpStorage, UdpStorage, serve_until_stopped,
+    tcp_server, tcp_server_with, udp_server,
 };
 
 use crate::args::{Args, Strategy, Transport, usage_error};
@@ -157,15 +153,11 @@ pub fn run(args: &Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let flag = Arc::new(ShutdownFlag::new());
-    let cancel = Arc::new(AtomicBool::new(false));
-    let signalled = match install_signals(Arc::clone(&flag), Arc::clone(&cancel), grace) {
-        Ok(signalled) => signalled,
-        Err(e) => {
-            eprintln!("echo_server: cannot install signal handlers: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let stop = Arc::new(Stop::new());
+    if let Err(e) = install_signals(Arc::clone(&stop), grace) {
+        eprintln!("echo_server: cannot install signal handlers: {e}");
+        return ExitCode::FAILURE;
+    }
     // Storage first: the stack borrows it.
     let mut sockets: Vec<SocketStorage<'_>> = (0..MULTIPLEXED_SLOTS + 4)
         .map(|_| SocketStorage::EMPTY)
@@ -174,9 +166,7 @@ pub fn run(args: &Args) -> ExitCode {
     let mut tcp = Box::new(TcpStorage::<MULTIPLEXED_SLOTS, TCP_BUF, TCP_BUF>::new());
     let mut udp = Box::new(UdpStorage::<32, 65536>::new());
     let stack = RefCell::new(
-        Stack::new(iface, device, &mut sockets, &mut backlog, clock, idle)
-            .with_cancel(&cancel)
-            .with_shutdown(&flag),
+        Stack::new(iface, device, &mut sockets, &mut backlog, clock, idle).with_stop(&stop),
     );
     let poll = Duration::from_millis(500);
     let served = match (args.transport, args.strategy) {
@@ -191,7 +181,7 @@ pub fn run(args: &Args) -> ExitCode {
                 };
             let port = server.source().socket().local_endpoint().port;
             announce(&plan, port).and_then(|()| {
-                server.serve_forever(poll).map_err(io::Error::other)?;
+                serve_until_stopped(&mut server, poll).map_err(io::Error::other)?;
                 server.server_close();
                 Ok(())
             })
@@ -212,14 +202,11 @@ pub fn run(args: &Args) -> ExitCode {
                     Ok(server) => server,
                     Err(e) => return bind_failed(&plan, e),
                 };
+            // After the signal, the requests in flight get the grace period,
+            // then what is still open is cut (RST), not closed as if its
+            // reply were complete.
             announce(&plan, server.source().port()).and_then(|()| {
-                server.serve_forever(poll).map_err(io::Error::other)?;
-                let deadline = drain_deadline(&server.waiter().now(), &signalled, grace);
-                if !server.drain(deadline).unwrap_or(false) {
-                    // The grace period is over: what is still open is cut
-                    // (RST), not closed as if its reply were complete.
-                    cancel.store(true, Ordering::Relaxed);
-                }
+                serve_until_stopped(&mut server, poll).map_err(io::Error::other)?;
                 server.server_close();
                 Ok(())
             })
@@ -231,9 +218,9 @@ pub fn run(args: &Args) -> ExitCode {
                 Err(e) => return bind_failed(&plan, e),
             };
             // The request in flight when the signal came finishes inside
-            // serve_forever; `cancel` ends it when the grace period is over.
+            // serve_forever; the stop cuts it when the grace period is over.
             announce(&plan, server.source().port()).and_then(|()| {
-                server.serve_forever(poll).map_err(io::Error::other)?;
+                serve_until_stopped(&mut server, poll).map_err(io::Error::other)?;
                 server.server_close();
                 Ok(())
             })
@@ -265,46 +252,20 @@ fn announce(plan: &Plan, port: u16) -> io::Result<()> {
     out.flush()
 }
 
-/// The stack clock's instant at which the grace period that began with the signal ends.
-fn drain_deadline(
-    now: &socketserver_core::time::Instant,
-    signalled: &std::sync::Mutex<Option<Instant>>,
-    grace: Duration,
-) -> socketserver_core::time::Instant {
-    let since = signalled
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .map_or(Duration::ZERO, |at| at.elapsed());
-    now.saturating_add(grace.saturating_sub(since))
-}
-
-/// On the first SIGINT or SIGTERM: request shutdown (accepting stops at
-/// once) and, after `grace` or a second signal, set `cancel` so blocking
-/// requests give up.
-fn install_signals(
-    flag: Arc<ShutdownFlag>,
-    cancel: Arc<AtomicBool>,
-    grace: Duration,
-) -> io::Result<Arc<std::sync::Mutex<Option<Instant>>>> {
+/// On the first SIGINT or SIGTERM: a graceful stop (accepting stops at
+/// once, the requests in flight get `grace`); on a second, cut them now.
+fn install_signals(stop: Arc<Stop>, grace: Duration) -> io::Result<()> {
     let mut signals = Signals::new([SIGINT, SIGTERM])?;
-    let signalled = Arc::new(std::sync::Mutex::new(None));
-    let at = Arc::clone(&signalled);
     thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            if signals.forever().next().is_none() {
-                return;
+            let mut signals = signals.forever();
+            if signals.next().is_some() {
+                stop.shutdown_within(grace);
             }
-            *at.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
-            flag.request();
-            let deadline = Instant::now() + grace;
-            while Instant::now() < deadline {
-                if signals.pending().next().is_some() {
-                    break;
-                }
-                thread::sleep(Duration::from_millis(20));
+            if signals.next().is_some() {
+                stop.cut_in_flight();
             }
-            cancel.store(true, Ordering::Relaxed);
         })?;
-    Ok(signalled)
+    Ok(())
 }

@@ -28,6 +28,10 @@
 //! - [`StackUdpSocket`]: core's `DatagramSocket`; sending never blocks.
 //! - [`Waiter`]: core's `Wait`, for `serve_forever`; [`poll_and_serve`]: one
 //!   non-blocking turn for a firmware main loop, telling when to call again.
+//! - [`Stop`]: a graceful stop asked for from any thread, signal handler or
+//!   interrupt ([`Stop::shutdown_within`], std's `shutdown_within`): with
+//!   [`serve_until_stopped`] the requests in flight get the grace period,
+//!   then are cut (RST).
 //! - [`TcpConfig`]: ACK delay, Nagle, keep-alive, timeouts, with documented defaults.
 //! - With `std`: `TapConfig` opens a TAP device (with optional pcap capture),
 //!   `StdClock`, `FdIdle` (sleeps on the TAP descriptor).
@@ -117,6 +121,7 @@ mod recovery;
 mod recovery_counts;
 mod server;
 mod stack;
+mod stop;
 mod syn;
 #[cfg(feature = "std")]
 mod tap;
@@ -134,9 +139,13 @@ pub use pool::{
     FIN_WAIT_UNDER_PRESSURE, MAX_POOL_SOCKETS, PENDING_PRESSURE, PoolStats, RST_GRACE,
     SYN_RECEIVED_UNDER_PRESSURE,
 };
-pub use server::{TcpServer, UdpServer, tcp_server, tcp_server_with, udp_server, udp_server_with};
+pub use server::{
+    TcpServer, UdpServer, serve_until_stopped, tcp_server, tcp_server_with, udp_server,
+    udp_server_with,
+};
 pub use smoltcp;
 pub use stack::Stack;
+pub use stop::Stop;
 #[cfg(feature = "std")]
 pub use tap::{Capture, DEFAULT_MAC, FdIdle, StdClock, TapConfig, TapDevice, TapStack};
 pub use tcp::{StackTcpListener, TcpConnection, TcpSockets, TcpStorage};

@@ -85,6 +85,12 @@ pub trait Sockets<'a> {
     /// ([`Stack::with_shutdown`](crate::Stack::with_shutdown)).
     fn shutdown_flag(&self) -> Option<&'a ShutdownFlag>;
 
+    /// When the requests in flight must end after the stack's
+    /// [`Stop`](crate::Stop) was asked for (`None`: not asked, or without a
+    /// grace period); the grace counts from the first poll, or call, that
+    /// saw it asked.
+    fn stop_deadline(&mut self) -> Option<Instant>;
+
     /// A new name for the pool sockets of one listener.
     fn open_pool(&mut self) -> PoolId;
 

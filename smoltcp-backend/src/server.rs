@@ -1,9 +1,14 @@
 //! Servers in one call: a port of a stack bound over caller-owned storage,
 //! its waiter, and core's [`Server`] over both, ready to `serve_forever`.
 
+use core::time::Duration;
+
 use smoltcp::socket::{tcp, udp};
 use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
-use socketserver_core::{Datagrams, DefaultHooks, Sequential, Server, ServerHooks, StrategyFor};
+use socketserver_core::time::Clock;
+use socketserver_core::{
+    Datagrams, DefaultHooks, RequestSource, Sequential, Server, ServerHooks, StrategyFor, Wait,
+};
 
 use crate::error::Error;
 use crate::handle::NetRef;
@@ -123,4 +128,36 @@ where
     let socket = StackUdpSocket::bind(net, local, socket)?;
     let source = Datagrams::new(socket, packet, reply);
     Ok(Server::new(source, Waiter::new(net), strategy, hooks))
+}
+
+/// `serve_forever`, then a graceful end: the requests still in flight when
+/// it returns (a `Multiplexed` server's; `Sequential` finishes its one
+/// inside `serve_forever`) are served, taking no new one, until they finish
+/// or the grace period of the stack's [`Stop`](crate::Stop) is over, then
+/// cut (RST). Without a grace period they finish in their own time (the
+/// stack's idle timeout bounds it). Returns whether every request finished;
+/// `server_close` comes after, as ever.
+///
+/// std's `serve_forever` after `ShutdownHandle::shutdown_within`.
+pub fn serve_until_stopped<'s, 'a, S, P, K>(
+    server: &mut Server<S, Waiter<'s, 'a>, P, K>,
+    poll_interval: Duration,
+) -> Result<bool, Error>
+where
+    S: RequestSource,
+    Waiter<'s, 'a>: Wait<S::Socket, Error = Error>,
+    P: StrategyFor<S, K>,
+    K: ServerHooks<S::Addr>,
+{
+    server.serve_forever(poll_interval)?;
+    let net = server.waiter().net();
+    let deadline = match net.with(|net| net.stop_deadline())? {
+        Some(deadline) => deadline,
+        None => server.waiter().now().saturating_add(Duration::MAX),
+    };
+    let finished = server.drain(deadline)?;
+    if !finished {
+        server.cut_in_flight();
+    }
+    Ok(finished)
 }

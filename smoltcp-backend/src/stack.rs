@@ -16,8 +16,9 @@ use crate::config::{TcpConfig, from_smol};
 use crate::error::Error;
 use crate::gate::{Gate, GateStats, SynSlot};
 use crate::idle::Idle;
-use crate::net::Net;
+use crate::net::{Net, Sockets};
 use crate::pool::{Pool, PoolId, PoolStats};
+use crate::stop::Stop;
 
 mod sockets;
 
@@ -49,6 +50,10 @@ pub struct Stack<'a, D: Device, K: Clock, I: Idle> {
     more_ingress: bool,
     cancel: Option<&'a AtomicBool>,
     shutdown: Option<&'a ShutdownFlag>,
+    stop: Option<&'a Stop>,
+    /// When a poll first saw the shutdown requested: the grace period of a
+    /// [`Stop::shutdown_within`] counts from here.
+    stop_seen: Option<Instant>,
     next_pool: PoolId,
     /// Where the next search for a free dynamic port starts (an offset).
     next_port: u16,
@@ -91,6 +96,8 @@ impl<'a, D: Device, K: Clock, I: Idle> Stack<'a, D, K, I> {
             more_ingress: false,
             cancel: None,
             shutdown: None,
+            stop: None,
+            stop_seen: None,
             next_pool: PoolId(0),
             next_port: 0,
         }
@@ -120,6 +127,16 @@ impl<'a, D: Device, K: Clock, I: Idle> Stack<'a, D, K, I> {
     pub fn with_shutdown(mut self, flag: &'a ShutdownFlag) -> Self {
         self.shutdown = Some(flag);
         self
+    }
+
+    /// Watches `stop`, a graceful stop asked for from anywhere: its flag is
+    /// the servers' shutdown flag (as [`Stack::with_shutdown`]), and once
+    /// the grace of [`Stop::shutdown_within`] is over, or
+    /// [`Stop::cut_in_flight`] was called, blocking reads and writes fail
+    /// (as after [`Stack::with_cancel`]) and their connections are reset.
+    pub fn with_stop(mut self, stop: &'a Stop) -> Self {
+        self.stop = Some(stop);
+        self.with_shutdown(stop.flag())
     }
 
     /// The interface.
@@ -187,6 +204,15 @@ impl<'a, D: Device, K: Clock, I: Idle> Stack<'a, D, K, I> {
         to_smol_instant(self.clock.now())
     }
 
+    /// Notes when the stack first saw its [`Stop`] asked for, which starts
+    /// the grace period; returns that instant.
+    fn note_stop(&mut self, now: Instant) -> Option<Instant> {
+        if self.stop_seen.is_none() && self.stop.is_some_and(Stop::is_asked) {
+            self.stop_seen = Some(now);
+        }
+        self.stop_seen
+    }
+
     fn refresh(&mut self, now: Instant) {
         self.pool
             .refresh(&mut self.sockets, &mut self.device, &self.config, now);
@@ -215,6 +241,7 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
         let accepting = !self
             .shutdown
             .is_some_and(|flag| flag.is_requested() || flag.is_stopped());
+        self.note_stop(clock_now);
         self.pool.maintain(
             &mut self.sockets,
             &self.device,
@@ -288,7 +315,12 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
             .device
             .recovery_due()
             .map(|at| from_smol(at.max(smol_now) - smol_now));
-        [smol, fin_due, recovery].into_iter().flatten().min()
+        // The end of a grace period cuts what is left: a blocking wait
+        // must wake for it.
+        let cut = self
+            .stop_deadline()
+            .map(|at| at.saturating_duration_since(now));
+        [smol, fin_due, recovery, cut].into_iter().flatten().min()
     }
 
     fn idle(&mut self, timeout: Option<Duration>) {
@@ -301,6 +333,9 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
 
     fn is_cancelled(&self) -> bool {
         self.cancel.is_some_and(|c| c.load(Ordering::Relaxed))
+            || self.stop.zip(self.stop_seen).is_some_and(|(stop, seen)| {
+                stop.deadline(seen).is_some_and(|at| self.clock.now() >= at)
+            })
     }
 }
 

@@ -9,7 +9,7 @@ use smoltcp::phy::Device;
 use smoltcp::socket::{Socket, tcp, udp};
 use smoltcp::wire::IpEndpoint;
 use socketserver_core::ShutdownFlag;
-use socketserver_core::time::Clock;
+use socketserver_core::time::{Clock, Instant};
 
 use super::Stack;
 use crate::error::Error;
@@ -66,6 +66,11 @@ impl<'a, D: Device, K: Clock, I: Idle> Sockets<'a> for Stack<'a, D, K, I> {
 
     fn shutdown_flag(&self) -> Option<&'a ShutdownFlag> {
         self.shutdown
+    }
+
+    fn stop_deadline(&mut self) -> Option<Instant> {
+        let seen = self.note_stop(self.clock.now())?;
+        self.stop?.deadline(seen)
     }
 
     fn open_pool(&mut self) -> PoolId {
