@@ -56,8 +56,9 @@ pub trait Net<'a> {
     /// The settings of pool sockets.
     fn tcp_config(&self) -> TcpConfig;
 
-    /// Whether blocking operations must give up now (see
-    /// [`Stack::with_cancel`](crate::Stack::with_cancel)).
+    /// Whether blocking operations must give up now: the grace period of
+    /// the stack's [`Stop`](crate::Stop) is over
+    /// ([`Stack::with_stop`](crate::Stack::with_stop)).
     fn is_cancelled(&self) -> bool;
 }
 
@@ -81,8 +82,8 @@ pub trait Sockets<'a> {
     /// stack uses, for a bind to port 0.
     fn free_port(&mut self) -> Result<u16, Error>;
 
-    /// The shutdown flag the stack watches, if any
-    /// ([`Stack::with_shutdown`](crate::Stack::with_shutdown)).
+    /// The shutdown flag of the stack's [`Stop`](crate::Stop), if any
+    /// ([`Stack::with_stop`](crate::Stack::with_stop)).
     fn shutdown_flag(&self) -> Option<&'a ShutdownFlag>;
 
     /// When the requests in flight must end after the stack's

@@ -31,9 +31,9 @@ pub type UdpServer<'s, 'a, B, P, K = DefaultHooks> =
 /// std's `TCPServer::bind(address, handler)`. Port 0 takes a free port of
 /// the dynamic range; `server.source().port()` says which.
 ///
-/// The server stops when the stack's shutdown flag is requested
-/// ([`Stack::with_shutdown`](crate::Stack::with_shutdown)), or, without
-/// one, its own (`server.shutdown_flag()`).
+/// The server stops when the stack's [`Stop`](crate::Stop) is asked for
+/// ([`Stack::with_stop`](crate::Stack::with_stop)), or, without one, when
+/// its own flag is requested (`server.shutdown_flag()`).
 ///
 /// ```no_run
 /// # use core::cell::RefCell;

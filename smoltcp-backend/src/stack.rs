@@ -1,7 +1,6 @@
 //! The shared network stack: the user's interface, device and socket storage,
 //! a clock, a way to idle, and how one poll drives them and the TCP pools.
 
-use core::sync::atomic::{AtomicBool, Ordering};
 use core::time::Duration;
 
 use smoltcp::iface::{
@@ -9,14 +8,13 @@ use smoltcp::iface::{
 };
 use smoltcp::phy::Device;
 use smoltcp::socket::AnySocket;
-use socketserver_core::ShutdownFlag;
 use socketserver_core::time::{Clock, Instant};
 
 use crate::config::{TcpConfig, from_smol};
 use crate::error::Error;
 use crate::gate::{Gate, GateStats, SynSlot};
 use crate::idle::Idle;
-use crate::net::{Net, Sockets};
+use crate::net::Net;
 use crate::pool::{Pool, PoolId, PoolStats};
 use crate::stop::Stop;
 
@@ -48,12 +46,13 @@ pub struct Stack<'a, D: Device, K: Clock, I: Idle> {
     pool: Pool,
     config: TcpConfig,
     more_ingress: bool,
-    cancel: Option<&'a AtomicBool>,
-    shutdown: Option<&'a ShutdownFlag>,
     stop: Option<&'a Stop>,
-    /// When a poll first saw the shutdown requested: the grace period of a
+    /// When a poll first saw the stop asked for: the grace period of a
     /// [`Stop::shutdown_within`] counts from here.
     stop_seen: Option<Instant>,
+    /// When the requests in flight must end ([`Stop::deadline`]), as the
+    /// last poll saw it.
+    cut_at: Option<Instant>,
     next_pool: PoolId,
     /// Where the next search for a free dynamic port starts (an offset).
     next_port: u16,
@@ -94,10 +93,9 @@ impl<'a, D: Device, K: Clock, I: Idle> Stack<'a, D, K, I> {
             pool: Pool::default(),
             config: TcpConfig::DEFAULT,
             more_ingress: false,
-            cancel: None,
-            shutdown: None,
             stop: None,
             stop_seen: None,
+            cut_at: None,
             next_pool: PoolId(0),
             next_port: 0,
         }
@@ -110,33 +108,20 @@ impl<'a, D: Device, K: Clock, I: Idle> Stack<'a, D, K, I> {
         self
     }
 
-    /// Watches `cancel`: once it is set (from another thread, a signal
-    /// handler, an interrupt), every blocking read or write fails with
-    /// [`Error::TimedOut`] at its next wake-up, which ends a graceful
-    /// shutdown's grace period under `Sequential`.
-    pub fn with_cancel(mut self, cancel: &'a AtomicBool) -> Self {
-        self.cancel = Some(cancel);
-        self
-    }
-
-    /// Watches the servers' shutdown flag: once shutdown is requested, and
-    /// while the loop is stopped (draining), no client will be accepted, so
-    /// waiting clients stop evicting idle connections
-    /// ([`TcpConfig::evict_after`]) and the requests in flight keep their
-    /// whole grace period.
-    pub fn with_shutdown(mut self, flag: &'a ShutdownFlag) -> Self {
-        self.shutdown = Some(flag);
-        self
-    }
-
-    /// Watches `stop`, a graceful stop asked for from anywhere: its flag is
-    /// the servers' shutdown flag (as [`Stack::with_shutdown`]), and once
-    /// the grace of [`Stop::shutdown_within`] is over, or
-    /// [`Stop::cut_in_flight`] was called, blocking reads and writes fail
-    /// (as after [`Stack::with_cancel`]) and their connections are reset.
+    /// Watches `stop`, a stop asked for from anywhere (another thread, a
+    /// signal handler, an interrupt):
+    /// - its flag is the shutdown flag of the servers on this stack
+    ///   ([`Waiter`](crate::Waiter)): once it is requested, and while the
+    ///   loop is stopped (draining), no client will be accepted, so waiting
+    ///   clients stop evicting idle connections ([`TcpConfig::evict_after`])
+    ///   and the requests in flight keep their whole grace period;
+    /// - once the grace of [`Stop::shutdown_within`] is over, or
+    ///   [`Stop::cut_in_flight`] was called, every blocking read or write
+    ///   fails with [`Error::TimedOut`] at its next wake-up and its
+    ///   connection is reset: that ends the grace period under `Sequential`.
     pub fn with_stop(mut self, stop: &'a Stop) -> Self {
         self.stop = Some(stop);
-        self.with_shutdown(stop.flag())
+        self
     }
 
     /// The interface.
@@ -205,12 +190,13 @@ impl<'a, D: Device, K: Clock, I: Idle> Stack<'a, D, K, I> {
     }
 
     /// Notes when the stack first saw its [`Stop`] asked for, which starts
-    /// the grace period; returns that instant.
-    fn note_stop(&mut self, now: Instant) -> Option<Instant> {
-        if self.stop_seen.is_none() && self.stop.is_some_and(Stop::is_asked) {
-            self.stop_seen = Some(now);
-        }
-        self.stop_seen
+    /// the grace period, and when the requests in flight must end.
+    fn note_stop(&mut self, now: Instant) {
+        let Some(stop) = self.stop.filter(|stop| stop.is_asked()) else {
+            return;
+        };
+        let seen = *self.stop_seen.get_or_insert(now);
+        self.cut_at = stop.deadline(seen);
     }
 
     fn refresh(&mut self, now: Instant) {
@@ -238,9 +224,10 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
         self.iface.poll_maintenance(now);
         // Requested (the loop is stopping) or stopped (draining after it):
         // either way nobody will be accepted, so nobody may evict.
-        let accepting = !self
-            .shutdown
-            .is_some_and(|flag| flag.is_requested() || flag.is_stopped());
+        let accepting = !self.stop.is_some_and(|stop| {
+            let flag = stop.flag();
+            flag.is_requested() || flag.is_stopped()
+        });
         self.note_stop(clock_now);
         self.pool.maintain(
             &mut self.sockets,
@@ -317,9 +304,7 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
             .map(|at| from_smol(at.max(smol_now) - smol_now));
         // The end of a grace period cuts what is left: a blocking wait
         // must wake for it.
-        let cut = self
-            .stop_deadline()
-            .map(|at| at.saturating_duration_since(now));
+        let cut = self.cut_at.map(|at| at.saturating_duration_since(now));
         [smol, fin_due, recovery, cut].into_iter().flatten().min()
     }
 
@@ -332,10 +317,7 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
     }
 
     fn is_cancelled(&self) -> bool {
-        self.cancel.is_some_and(|c| c.load(Ordering::Relaxed))
-            || self.stop.zip(self.stop_seen).is_some_and(|(stop, seen)| {
-                stop.deadline(seen).is_some_and(|at| self.clock.now() >= at)
-            })
+        self.cut_at.is_some_and(|at| self.clock.now() >= at)
     }
 }
 

@@ -216,10 +216,9 @@ impl<'s, 'a> Listener for StackTcpListener<'s, 'a> {
 /// `idle_timeout`; and the handler's own [`Connection::set_timeout`], whose
 /// `TimedOut` error makes core's lifecycle abort the connection), an
 /// eviction ([`TcpConfig::evict_after`](crate::TcpConfig::evict_after)),
-/// and once the stack's cancel flag is set
-/// ([`Stack::with_cancel`](crate::Stack::with_cancel)): set it before
-/// `server_close` to cut what a graceful shutdown left open. Either way the
-/// socket goes back to its pool.
+/// and once the grace period of the stack's [`Stop`](crate::Stop) is over
+/// ([`Stack::with_stop`](crate::Stack::with_stop)). Either way the socket
+/// goes back to its pool.
 #[derive(Debug)]
 pub struct TcpConnection<'s, 'a> {
     net: NetRef<'s, 'a>,
@@ -492,7 +491,7 @@ impl Drop for TcpConnection<'_, '_> {
         // rather than panicking.
         let (handle, failed) = (self.handle, self.failed);
         let _ = self.net.with(|net| {
-            // After the cancel flag, whatever is still open is being cut.
+            // After the stop's grace, whatever is still open is being cut.
             if failed || net.is_cancelled() {
                 net.tcp(handle).abort();
             }

@@ -37,8 +37,8 @@ impl ServerSocket for StackUdpSocket<'_, '_> {
 /// idle until smoltcp's `poll_delay`, the deadline, or at most 20 ms so a
 /// shutdown requested from another thread is seen promptly).
 ///
-/// It watches the stack's shutdown flag
-/// ([`Stack::with_shutdown`](crate::Stack::with_shutdown)), or, when the
+/// It watches the flag of the stack's [`Stop`](crate::Stop)
+/// ([`Stack::with_stop`](crate::Stack::with_stop)), or, when the
 /// stack has none, a flag of its own (the server's `shutdown_flag()`).
 #[derive(Debug)]
 pub struct Waiter<'s, 'a> {

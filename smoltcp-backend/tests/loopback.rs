@@ -4,7 +4,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use embedded_io::{Error as _, ErrorKind, Read};
@@ -14,10 +13,9 @@ use smoltcp::wire::{IpAddress, IpEndpoint};
 use socketserver_core::time::{Clock, Instant};
 use socketserver_core::{
     Connection, DatagramSocket, DefaultHooks, Echo, Listener, Sent, Sequential, Server,
-    ShutdownFlag,
 };
 use socketserver_smoltcp::{
-    Error, FIN_WAIT_UNDER_PRESSURE, Net, STUCK_SEND_QUEUE, StackTcpListener, StackUdpSocket,
+    Error, FIN_WAIT_UNDER_PRESSURE, Net, STUCK_SEND_QUEUE, StackTcpListener, StackUdpSocket, Stop,
     SynSlot, TcpConfig, TcpStorage, UdpStorage, Waiter,
 };
 
@@ -128,17 +126,17 @@ fn a_handler_timeout_ends_with_fin_not_rst() {
 }
 
 #[test]
-fn a_cancelled_wait_still_resets() {
-    static CANCEL: AtomicBool = AtomicBool::new(false);
+fn a_cut_wait_still_resets() {
+    static STOP: Stop = Stop::new();
     let time = Time::default();
     let mut slots = [SocketStorage::EMPTY; 4];
     let mut backlog = [SynSlot::EMPTY; 4];
     let mut pool = TcpStorage::<1, 512, 512>::new();
     let stack = stack(&mut slots, &mut backlog, &time);
-    let stack = RefCell::new(stack.into_inner().with_cancel(&CANCEL));
+    let stack = RefCell::new(stack.into_inner().with_stop(&STOP));
     let mut listener = StackTcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
     let (mut conn, peer) = accepted(&stack, &mut listener, &time);
-    CANCEL.store(true, Ordering::Relaxed);
+    STOP.cut_in_flight();
     let err = conn.read(&mut [0; 16]).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::TimedOut);
     drop(conn);
@@ -268,7 +266,7 @@ fn poll_asks_for_another_turn_when_a_server_moved() {
 
 #[test]
 fn a_shutdown_during_serve_forever_stops_it_within_20_ms() {
-    static FLAG: ShutdownFlag = ShutdownFlag::new();
+    static STOP: Stop = Stop::new();
     let time = Time::default();
     let asked_at = Rc::new(Cell::new(None));
     let mut slots = [SocketStorage::EMPTY; 2];
@@ -279,12 +277,13 @@ fn a_shutdown_during_serve_forever_stops_it_within_20_ms() {
     let idle: Idler = Box::new(move |t: Option<Duration>| {
         clock.advance(t.unwrap_or(Duration::from_millis(20)));
         if asked.get().is_none() && clock.now() >= Instant::from_micros(300_000) {
-            assert!(FLAG.request());
+            STOP.shutdown();
+            assert!(STOP.flag().is_requested(), "the running loop sees it");
             asked.set(Some(clock.now()));
         }
     });
     let stack = stack_with(&mut slots, &mut backlog, &time, idle);
-    let stack = RefCell::new(stack.into_inner().with_shutdown(&FLAG));
+    let stack = RefCell::new(stack.into_inner().with_stop(&STOP));
     let listener = StackTcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
     let mut server = Server::new(
         listener,
@@ -299,7 +298,7 @@ fn a_shutdown_during_serve_forever_stops_it_within_20_ms() {
         latency <= Duration::from_millis(20),
         "stopped {latency:?} after the request"
     );
-    assert!(FLAG.is_stopped());
+    assert!(STOP.flag().is_stopped());
 }
 
 /// Sends `data` from a client socket and polls until `want` bytes came back.

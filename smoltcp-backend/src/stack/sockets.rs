@@ -16,6 +16,7 @@ use crate::error::Error;
 use crate::idle::Idle;
 use crate::net::Sockets;
 use crate::pool::PoolId;
+use crate::stop::Stop;
 
 /// The dynamic (ephemeral) ports of RFC 6335, where a bind to port 0 takes
 /// its port.
@@ -65,12 +66,12 @@ impl<'a, D: Device, K: Clock, I: Idle> Sockets<'a> for Stack<'a, D, K, I> {
     }
 
     fn shutdown_flag(&self) -> Option<&'a ShutdownFlag> {
-        self.shutdown
+        self.stop.map(Stop::flag)
     }
 
     fn stop_deadline(&mut self) -> Option<Instant> {
-        let seen = self.note_stop(self.clock.now())?;
-        self.stop?.deadline(seen)
+        self.note_stop(self.clock.now());
+        self.cut_at
     }
 
     fn open_pool(&mut self) -> PoolId {
