@@ -54,7 +54,8 @@ pub struct Stack<'a, D: Device, K: Clock, I: Idle> {
     /// last poll saw it.
     cut_at: Option<Instant>,
     next_pool: PoolId,
-    /// Where the next search for a free dynamic port starts (an offset).
+    /// Where the next search for a free dynamic port starts (below the
+    /// range: at its start).
     next_port: u16,
 }
 

@@ -53,16 +53,14 @@ impl<'a, D: Device, K: Clock, I: Idle> Sockets<'a> for Stack<'a, D, K, I> {
         };
         // From where the last search ended, so a port just closed is not
         // handed out again at once (its peers may still send to it).
-        let span = u32::from(u16::MAX - DYNAMIC_PORTS.start()) + 1;
-        for step in 0..span {
-            let offset = (u32::from(self.next_port) + step) % span;
-            let port = DYNAMIC_PORTS.start() + offset as u16;
-            if !in_use(port) {
-                self.next_port = ((offset + 1) % span) as u16;
-                return Ok(port);
-            }
-        }
-        Err(Error::AddrInUse)
+        let start = self.next_port.max(*DYNAMIC_PORTS.start());
+        let port = (start..=*DYNAMIC_PORTS.end())
+            .chain(*DYNAMIC_PORTS.start()..start)
+            .find(|&port| !in_use(port))
+            .ok_or(Error::AddrInUse)?;
+        // Past the end (0), the next search starts at the range's start.
+        self.next_port = port.wrapping_add(1);
+        Ok(port)
     }
 
     fn shutdown_flag(&self) -> Option<&'a ShutdownFlag> {
