@@ -98,6 +98,8 @@ impl Stop {
             return Some(seen);
         }
         let ms = self.grace_ms.load(Ordering::Acquire);
-        (ms != NO_GRACE).then(|| seen.saturating_add(Duration::from_millis(u64::from(ms))))
+        // In microseconds as u64: no u128 of `Duration` on the way (firmware flash).
+        let micros = seen.as_micros().saturating_add(u64::from(ms) * 1000);
+        (ms != NO_GRACE).then_some(Instant::from_micros(micros))
     }
 }

@@ -53,14 +53,17 @@ impl<'a, D: Device, K: Clock, I: Idle> Sockets<'a> for Stack<'a, D, K, I> {
         };
         // From where the last search ended, so a port just closed is not
         // handed out again at once (its peers may still send to it).
-        let start = self.next_port.max(*DYNAMIC_PORTS.start());
-        let port = (start..=*DYNAMIC_PORTS.end())
-            .chain(*DYNAMIC_PORTS.start()..start)
-            .find(|&port| !in_use(port))
-            .ok_or(Error::AddrInUse)?;
-        // Past the end (0), the next search starts at the range's start.
-        self.next_port = port.wrapping_add(1);
-        Ok(port)
+        let first = *DYNAMIC_PORTS.start();
+        let mut port = self.next_port.max(first);
+        for _ in DYNAMIC_PORTS {
+            if !in_use(port) {
+                // Past the end (0), the next search starts at the range's start.
+                self.next_port = port.wrapping_add(1);
+                return Ok(port);
+            }
+            port = port.checked_add(1).unwrap_or(first);
+        }
+        Err(Error::AddrInUse)
     }
 
     fn shutdown_flag(&self) -> Option<&'a ShutdownFlag> {
