@@ -62,7 +62,7 @@ pub(crate) fn settle(
 }
 
 /// The shorter of two optional durations (`None`: no limit).
-fn shorter(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+pub(crate) fn shorter(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),

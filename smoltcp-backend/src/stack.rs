@@ -11,6 +11,7 @@ use smoltcp::socket::AnySocket;
 use socketserver_core::time::{Clock, Instant};
 
 use crate::config::{TcpConfig, from_smol};
+use crate::drive::shorter;
 use crate::error::Error;
 use crate::gate::{Gate, GateStats, SynSlot};
 use crate::idle::Idle;
@@ -306,7 +307,7 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
         // The end of a grace period cuts what is left: a blocking wait
         // must wake for it.
         let cut = self.cut_at.map(|at| at.saturating_duration_since(now));
-        [smol, fin_due, recovery, cut].into_iter().flatten().min()
+        shorter(shorter(smol, fin_due), shorter(recovery, cut))
     }
 
     fn idle(&mut self, timeout: Option<Duration>) {
