@@ -1,7 +1,6 @@
 //! Driving the stack while something waits: send, receive, check whether
 //! the waiter can go on, and only then idle until smoltcp's `poll_delay` or
-//! a deadline. Written once for blocking waits ([`drive`]) and for a
-//! firmware main loop, which sleeps by itself ([`settle`]).
+//! a deadline.
 
 use core::time::Duration;
 
@@ -14,22 +13,11 @@ use crate::handle::NetRef;
 /// thread is seen, since nothing can interrupt an idle from outside.
 pub(crate) const MAX_IDLE: Duration = Duration::from_millis(20);
 
-/// How the first half of a round ([`settle`]) ended.
-pub(crate) enum Settled {
-    /// The waiter can go on.
-    Ready,
-    /// Nothing to do before the stack needs a poll, or the deadline passes,
-    /// in this long at the latest (`None`: not until a frame arrives).
-    Idle(Option<Duration>),
-}
-
-/// The first half of a round: send what sockets queued, receive, and ask
-/// `ready` (with the stack not borrowed) whether the waiter can go on.
-/// When it cannot, send again (acknowledge what came in, send what is due)
-/// and say how long the stack may idle: until it needs a poll, at most
-/// `cap`, and no later than `deadline`.
+/// One round: send what sockets queued, receive; unless `ready` says the
+/// waiter can go on, send again, idle until the stack or `deadline` needs
+/// attention (at most [`MAX_IDLE`]) and receive.
 ///
-/// `ready` is asked after the receive because:
+/// `ready` is asked after each receive, with the stack not borrowed:
 /// - a receive may bring what the waiter waits for (a frame that arrived
 ///   since the last look), and an idle only ends at the next frame. Idling
 ///   then leaves a reader whose request already sits in its buffer asleep
@@ -41,45 +29,25 @@ pub(crate) enum Settled {
 ///   a pure ACK on the wire first: one more frame per request, which over a
 ///   TAP device is one more system call and a pass of the peer's TCP stack.
 ///   The ACK waits only while the waiter works before its next I/O call.
-pub(crate) fn settle(
-    net: NetRef<'_, '_>,
-    deadline: Option<Instant>,
-    cap: Option<Duration>,
-    ready: &mut impl FnMut() -> bool,
-) -> Result<Settled, Error> {
-    net.with(|stack| {
-        stack.flush();
-        stack.poll_ingress();
-    })?;
-    if ready() {
-        return Ok(Settled::Ready);
-    }
-    net.with(|stack| {
-        stack.flush();
-        let until_deadline = deadline.map(|d| d.saturating_duration_since(stack.now()));
-        Settled::Idle(shorter(shorter(stack.poll_delay(), cap), until_deadline))
-    })
-}
-
-/// The shorter of two optional durations (`None`: no limit).
-pub(crate) fn shorter(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
-/// One round of a blocking wait: [`settle`], then, unless the waiter can go
-/// on, idle (at most [`MAX_IDLE`]), receive, and ask `ready` again.
+///
+/// Fails with [`Error::StackBusy`] while the stack is borrowed elsewhere.
 pub(crate) fn drive(
     net: NetRef<'_, '_>,
     deadline: Option<Instant>,
     mut ready: impl FnMut() -> bool,
 ) -> Result<(), Error> {
-    let Settled::Idle(timeout) = settle(net, deadline, Some(MAX_IDLE), &mut ready)? else {
-        return Ok(());
-    };
     net.with(|stack| {
+        stack.flush();
+        stack.poll_ingress();
+    })?;
+    if ready() {
+        return Ok(());
+    }
+    net.with(|stack| {
+        // About to sleep: acknowledge what came in, send what is due.
+        stack.flush();
+        let until_deadline = deadline.map(|d| d.saturating_duration_since(stack.now()));
+        let timeout = shorter(shorter(stack.poll_delay(), Some(MAX_IDLE)), until_deadline);
         if let Some(timeout) = timeout.filter(|t| !t.is_zero()) {
             stack.idle(Some(timeout));
         }
@@ -91,4 +59,12 @@ pub(crate) fn drive(
         net.with(|stack| stack.flush())?;
     }
     Ok(())
+}
+
+/// The shorter of two optional durations (`None`: no limit).
+pub(crate) fn shorter(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }

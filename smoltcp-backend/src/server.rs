@@ -77,8 +77,9 @@ where
     K: ServerHooks<IpEndpoint>,
 {
     let net = net.into();
+    let waiter = Waiter::new(net)?;
     let listener = StackTcpListener::bind(net, port, sockets)?;
-    Ok(Server::new(listener, Waiter::new(net), strategy, hooks))
+    Ok(Server::new(listener, waiter, strategy, hooks))
 }
 
 /// Serves the datagram `handler` on UDP `local` (a port, or an address and
@@ -125,9 +126,10 @@ where
     K: ServerHooks<IpEndpoint>,
 {
     let net = net.into();
+    let waiter = Waiter::new(net)?;
     let socket = StackUdpSocket::bind(net, local, socket)?;
     let source = Datagrams::new(socket, packet, reply);
-    Ok(Server::new(source, Waiter::new(net), strategy, hooks))
+    Ok(Server::new(source, waiter, strategy, hooks))
 }
 
 /// `serve_forever`, then a graceful end: the requests still in flight when

@@ -305,8 +305,11 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
             .recovery_due()
             .map(|at| from_smol(at.max(smol_now) - smol_now));
         // The end of a grace period cuts what is left: a blocking wait
-        // must wake for it.
-        let cut = self.cut_at.map(|at| at.saturating_duration_since(now));
+        // must wake for it (once: past it, it is no timer).
+        let cut = self
+            .cut_at
+            .filter(|&at| at > now)
+            .map(|at| at.saturating_duration_since(now));
         shorter(shorter(smol, fin_due), shorter(recovery, cut))
     }
 

@@ -21,6 +21,10 @@ const NO_GRACE: u32 = u32::MAX;
 /// after it are cut (RST), so each of their handlers sees an error. Serve
 /// with [`serve_until_stopped`](crate::serve_until_stopped) so that a
 /// `Multiplexed` server's requests get their grace period too.
+///
+/// One `Stop` is for one stop: once asked for it stays asked, and after the
+/// grace period the stack cuts every blocking read or write; make a new
+/// stack (and `Stop`) to serve again.
 #[derive(Debug)]
 pub struct Stop {
     flag: ShutdownFlag,
@@ -101,5 +105,53 @@ impl Stop {
         // In microseconds as u64: no u128 of `Duration` on the way (firmware flash).
         let micros = seen.as_micros().saturating_add(u64::from(ms) * 1000);
         (ms != NO_GRACE).then_some(Instant::from_micros(micros))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEEN: Instant = Instant::from_micros(1_000_000);
+
+    #[test]
+    fn a_stop_not_asked_for_has_no_deadline() {
+        let stop = Stop::new();
+        assert!(!stop.is_asked());
+        assert_eq!(stop.deadline(SEEN), None);
+    }
+
+    #[test]
+    fn shutdown_lets_requests_take_their_time() {
+        let stop = Stop::new();
+        stop.shutdown();
+        assert!(stop.is_asked());
+        assert_eq!(stop.deadline(SEEN), None);
+    }
+
+    #[test]
+    fn a_second_grace_can_only_shorten_the_first() {
+        let stop = Stop::new();
+        stop.shutdown_within(Duration::from_millis(500));
+        assert_eq!(stop.deadline(SEEN), Some(Instant::from_micros(1_500_000)));
+        stop.shutdown_within(Duration::from_secs(10));
+        assert_eq!(stop.deadline(SEEN), Some(Instant::from_micros(1_500_000)));
+        stop.shutdown_within(Duration::from_millis(100));
+        assert_eq!(stop.deadline(SEEN), Some(Instant::from_micros(1_100_000)));
+    }
+
+    #[test]
+    fn a_cut_ends_the_grace_at_once() {
+        let stop = Stop::new();
+        stop.shutdown_within(Duration::from_secs(60));
+        stop.cut_in_flight();
+        assert_eq!(stop.deadline(SEEN), Some(SEEN));
+    }
+
+    #[test]
+    fn a_grace_too_long_to_count_is_still_a_grace() {
+        let stop = Stop::new();
+        stop.shutdown_within(Duration::MAX);
+        assert!(stop.deadline(SEEN).is_some_and(|at| at > SEEN));
     }
 }

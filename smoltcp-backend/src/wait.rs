@@ -6,7 +6,7 @@ use core::time::Duration;
 use socketserver_core::time::{Clock, Instant};
 use socketserver_core::{ShutdownFlag, Wait, wake_count};
 
-use crate::drive::{Settled, drive, settle};
+use crate::drive::drive;
 use crate::error::Error;
 use crate::handle::NetRef;
 use crate::tcp::StackTcpListener;
@@ -51,17 +51,18 @@ pub struct Waiter<'s, 'a> {
 }
 
 impl<'s, 'a> Waiter<'s, 'a> {
-    /// A waiter over `net` (a [`NetRef`], or `&stack`).
-    pub fn new(net: impl Into<NetRef<'s, 'a>>) -> Self {
+    /// A waiter over `net` (a [`NetRef`], or `&stack`). Fails with
+    /// [`Error::StackBusy`] while the stack is borrowed elsewhere: it
+    /// could not tell which flag to watch.
+    pub fn new(net: impl Into<NetRef<'s, 'a>>) -> Result<Self, Error> {
         let net = net.into();
-        Self {
+        let (flag, now) = net.read(|stack| (stack.shutdown_flag(), stack.now()))?;
+        Ok(Self {
             net,
-            // A stack borrowed elsewhere now: its flag cannot be read, and
-            // the first wait fails with `StackBusy` anyway.
-            flag: net.read(|stack| stack.shutdown_flag()).ok().flatten(),
+            flag,
             own: ShutdownFlag::new(),
-            seen: Cell::new(Instant::from_micros(0)),
-        }
+            seen: Cell::new(now),
+        })
     }
 
     /// The stack.
@@ -101,15 +102,20 @@ impl<'s, 'a, S: ServerSocket> Wait<S> for Waiter<'s, 'a> {
     }
 }
 
-/// One non-blocking turn for a firmware main loop: sends what sockets
-/// queued, receives, runs `serve` (your servers' `serve_ready`, returning
-/// whether any of them moved), sends what they queued, and returns how long
-/// the loop may sleep before the next turn (`None`: until a frame arrives).
+/// One non-blocking turn for a firmware main loop: polls the stack, runs
+/// `serve` (your servers' `serve_ready`, returning whether any of them
+/// moved), polls again to send what they queued, and returns how long the
+/// loop may sleep before the next turn (`None`: until a frame arrives).
 ///
-/// Returns `Some(Duration::ZERO)` (call again at once) when a server moved:
-/// bytes that reached a socket buffer raise no interrupt, so sleeping then
-/// could leave them unserved. Fails with [`Error::StackBusy`], serving
-/// nothing, while the stack is borrowed elsewhere.
+/// Returns `Some(Duration::ZERO)` (call again at once) when a server moved or
+/// the second poll changed a socket: bytes that reached a socket buffer raise
+/// no interrupt, so sleeping then could leave them unserved. Fails with
+/// [`Error::StackBusy`], serving nothing, while the stack is borrowed
+/// elsewhere.
+///
+/// Unlike a blocking wait it never idles: the loop sleeps by itself (`wfi`),
+/// so there is no "receive, check, idle, receive" round to share with
+/// [`Waiter`].
 ///
 /// ```no_run
 /// # fn example(net: socketserver_smoltcp::NetRef<'_, '_>, mut serve: impl FnMut() -> bool) {
@@ -122,13 +128,19 @@ impl<'s, 'a, S: ServerSocket> Wait<S> for Waiter<'s, 'a> {
 /// ```
 pub fn poll_and_serve<'s, 'a>(
     net: impl Into<NetRef<'s, 'a>>,
-    mut serve: impl FnMut() -> bool,
+    serve: impl FnOnce() -> bool,
 ) -> Result<Option<Duration>, Error>
 where
     'a: 's,
 {
-    Ok(match settle(net.into(), None, None, &mut serve)? {
-        Settled::Ready => Some(Duration::ZERO),
-        Settled::Idle(delay) => delay,
+    let net = net.into();
+    net.poll()?;
+    let moved = serve();
+    net.with(|stack| {
+        let changed = stack.poll();
+        if moved || changed {
+            return Some(Duration::ZERO);
+        }
+        stack.poll_delay()
     })
 }

@@ -211,7 +211,7 @@ fn sync_echoes_1mib_intact_through_faults_then_serves_a_fresh_client() {
     let listener = StackTcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
     let mut server = Server::new(
         listener,
-        Waiter::new(&stack),
+        Waiter::new(&stack).unwrap(),
         Sequential::new(Echo::<4096>),
         DefaultHooks,
     );
@@ -242,7 +242,7 @@ fn multiplexed_echoes_1mib_intact_through_faults_then_serves_a_fresh_client() {
     let (stack, tally) = stack(&mut slots, &mut backlog, &time);
     let listener = StackTcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
     let mux = pin!(Multiplexed::<_, _, _, 2>::new(Echo::<4096>));
-    let mut server = Server::new(listener, Waiter::new(&stack), mux, DefaultHooks);
+    let mut server = Server::new(listener, Waiter::new(&stack).unwrap(), mux, DefaultHooks);
     // Serves until `client` got its echo and the server's FIN: one turn of
     // the firmware main loop per round, sleeping as long as `poll` allows.
     let mut serve = |client: SocketHandle, into: &mut Vec<u8>| {

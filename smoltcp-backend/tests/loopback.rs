@@ -287,7 +287,7 @@ fn a_shutdown_during_serve_forever_stops_it_within_20_ms() {
     let listener = StackTcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
     let mut server = Server::new(
         listener,
-        Waiter::new(&stack),
+        Waiter::new(&stack).unwrap(),
         Sequential::new(Echo::<64>),
         DefaultHooks,
     );
@@ -350,7 +350,7 @@ fn async_handlers_served_concurrently_woken_by_the_sockets() {
     let stack = stack(&mut slots, &mut backlog, &time);
     let listener = StackTcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
     let mux = pin!(Multiplexed::<_, _, _, 2>::new(Upper::<64>));
-    let mut server = Server::new(listener, Waiter::new(&stack), mux, DefaultHooks);
+    let mut server = Server::new(listener, Waiter::new(&stack).unwrap(), mux, DefaultHooks);
     let a = client(&stack, 40001);
     let b = client(&stack, 40002);
     run(&stack, &time, 10, Duration::from_millis(1));
