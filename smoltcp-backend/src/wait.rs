@@ -56,12 +56,12 @@ impl<'s, 'a> Waiter<'s, 'a> {
     /// could not tell which flag to watch.
     pub fn new(net: impl Into<NetRef<'s, 'a>>) -> Result<Self, Error> {
         let net = net.into();
-        let (flag, now) = net.read(|stack| (stack.shutdown_flag(), stack.now()))?;
         Ok(Self {
             net,
-            flag,
+            flag: net.read(|stack| stack.shutdown_flag())?,
             own: ShutdownFlag::new(),
-            seen: Cell::new(now),
+            // Read at each `now`; this only answers while the stack is busy.
+            seen: Cell::new(Instant::from_micros(0)),
         })
     }
 
