@@ -19,22 +19,17 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::pin::pin;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use smoltcp::iface::SocketStorage;
 use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr};
-use socketserver_core::time::Clock;
-use socketserver_core::{
-    Datagrams, DefaultHooks, Echo, EchoDatagram, IdlePolicy, Multiplexed, Sequential, Server,
-    ShutdownFlag,
-};
+use socketserver_core::{DefaultHooks, Echo, EchoDatagram, IdlePolicy, Multiplexed, RequestSource};
 use socketserver_smoltcp::{
-    DEFAULT_MAC, NetRef, Stack, StackTcpListener, StackUdpSocket, SynSlot, TapConfig, TcpStorage,
-    UdpStorage, Waiter,
+    DEFAULT_MAC, Net, Stack, Stop, SynSlot, TapConfig, TcpStorage, UdpStorage, serve_until_stopped,
+    tcp_server, tcp_server_with, udp_server,
 };
 
 use crate::args::{Args, Strategy, Transport, usage_error};
@@ -49,14 +44,13 @@ const BACKLOG: usize = 128;
 const TCP_BUF: usize = 65536;
 /// Python's `max_packet_size`.
 const MAX_PACKET: usize = 8192;
-/// Port used for `--addr IP:0`: smoltcp has no ephemeral allocator for servers.
-const PORT_FOR_ZERO: u16 = 49152;
 
 /// What the flags say, validated.
 struct Plan {
     tap: String,
     cidr: IpCidr,
     mac: EthernetAddress,
+    /// 0: the stack picks a free port of the dynamic range.
     port: u16,
     shown: SocketAddr,
 }
@@ -103,11 +97,7 @@ fn plan(args: &Args) -> Plan {
                     "--addr {text}: the stack's address is {addr} (--ip)"
                 ));
             }
-            if given.port() == 0 {
-                PORT_FOR_ZERO
-            } else {
-                given.port()
-            }
+            given.port()
         }
     };
     Plan {
@@ -163,15 +153,11 @@ pub fn run(args: &Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let flag = Arc::new(ShutdownFlag::new());
-    let cancel = Arc::new(AtomicBool::new(false));
-    let signalled = match install_signals(Arc::clone(&flag), Arc::clone(&cancel), grace) {
-        Ok(signalled) => signalled,
-        Err(e) => {
-            eprintln!("echo_server: cannot install signal handlers: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let stop = Arc::new(Stop::new());
+    if let Err(e) = install_signals(Arc::clone(&stop), grace) {
+        eprintln!("echo_server: cannot install signal handlers: {e}");
+        return ExitCode::FAILURE;
+    }
     // Storage first: the stack borrows it.
     let mut sockets: Vec<SocketStorage<'_>> = (0..MULTIPLEXED_SLOTS + 4)
         .map(|_| SocketStorage::EMPTY)
@@ -180,26 +166,22 @@ pub fn run(args: &Args) -> ExitCode {
     let mut tcp = Box::new(TcpStorage::<MULTIPLEXED_SLOTS, TCP_BUF, TCP_BUF>::new());
     let mut udp = Box::new(UdpStorage::<32, 65536>::new());
     let stack = RefCell::new(
-        Stack::new(iface, device, &mut sockets, &mut backlog, clock, idle)
-            .with_cancel(&cancel)
-            .with_shutdown(&flag),
+        Stack::new(iface, device, &mut sockets, &mut backlog, clock, idle).with_stop(&stop),
     );
-    let net: NetRef<'_, '_> = &stack;
-    let waiter = Waiter::new(net, &flag);
     let poll = Duration::from_millis(500);
     let served = match (args.transport, args.strategy) {
         // A datagram request never waits on a peer: `multiplexed` serves it
         // inline, as `sync`.
         (Transport::SmoltcpUdp, _) => {
-            let socket = match StackUdpSocket::bind(net, plan.port, udp.socket()) {
-                Ok(socket) => socket,
-                Err(e) => return bind_failed(&plan, e),
-            };
-            let strategy = Sequential::<EchoDatagram>::new(EchoDatagram);
-            let source = Datagrams::new(socket, vec![0; MAX_PACKET], vec![0; MAX_PACKET]);
-            let mut server = Server::new(source, waiter, strategy, DefaultHooks);
-            announce(&plan).and_then(|()| {
-                server.serve_forever(poll).map_err(io::Error::other)?;
+            let buffers = (vec![0; MAX_PACKET], vec![0; MAX_PACKET]);
+            let mut server =
+                match udp_server(&stack, plan.port, udp.socket(), buffers, EchoDatagram) {
+                    Ok(server) => server,
+                    Err(e) => return bind_failed(&plan, e),
+                };
+            let port = server.source().socket().local_endpoint().port;
+            announce(&plan, port).and_then(|()| {
+                serve_until_stopped(&mut server, poll).map_err(io::Error::other)?;
                 server.server_close();
                 Ok(())
             })
@@ -207,10 +189,6 @@ pub fn run(args: &Args) -> ExitCode {
         (_, Strategy::Multiplexed) => {
             // At most `max` connections: the listener's pool holds that many.
             let max = args.max_connections(MULTIPLEXED_SLOTS);
-            let listener = match StackTcpListener::bind(net, plan.port, tcp.sockets().take(max)) {
-                Ok(listener) => listener,
-                Err(e) => return bind_failed(&plan, e),
-            };
             // Core's async `Echo`, the value every other strategy serves,
             // on pinned slots woken by the sockets' wakers. The stack's own
             // idle timeout and eviction (`TcpConfig`) bound idle peers.
@@ -218,43 +196,38 @@ pub fn run(args: &Args) -> ExitCode {
                 Multiplexed::<_, _, _, MULTIPLEXED_SLOTS>::new(Echo::<4096>)
                     .with_idle_policy(IdlePolicy::unbounded())
             );
-            let mut server = Server::new(listener, waiter, strategy, DefaultHooks);
-            announce(&plan).and_then(|()| {
-                server.serve_forever(poll).map_err(io::Error::other)?;
-                let deadline = drain_deadline(&server.waiter().now(), &signalled, grace);
-                if !server.drain(deadline).unwrap_or(false) {
-                    // The grace period is over: what is still open is cut
-                    // (RST), not closed as if its reply were complete.
-                    cancel.store(true, Ordering::Relaxed);
-                }
+            let sockets = tcp.sockets().take(max);
+            let mut server =
+                match tcp_server_with(&stack, plan.port, sockets, strategy, DefaultHooks) {
+                    Ok(server) => server,
+                    Err(e) => return bind_failed(&plan, e),
+                };
+            // After the signal, the requests in flight get the grace period,
+            // then what is still open is cut (RST), not closed as if its
+            // reply were complete.
+            announce(&plan, server.source().port()).and_then(|()| {
+                serve_until_stopped(&mut server, poll).map_err(io::Error::other)?;
                 server.server_close();
                 Ok(())
             })
         }
         _ => {
-            let listener =
-                match StackTcpListener::bind(net, plan.port, tcp.sockets().take(SYNC_POOL)) {
-                    Ok(listener) => listener,
-                    Err(e) => return bind_failed(&plan, e),
-                };
-            let mut server = Server::new(
-                listener,
-                waiter,
-                Sequential::<Echo<4096>>::new(Echo),
-                DefaultHooks,
-            );
+            let sockets = tcp.sockets().take(SYNC_POOL);
+            let mut server = match tcp_server(&stack, plan.port, sockets, Echo::<4096>) {
+                Ok(server) => server,
+                Err(e) => return bind_failed(&plan, e),
+            };
             // The request in flight when the signal came finishes inside
-            // serve_forever; `cancel` ends it when the grace period is over.
-            announce(&plan).and_then(|()| {
-                server.serve_forever(poll).map_err(io::Error::other)?;
+            // serve_forever; the stop cuts it when the grace period is over.
+            announce(&plan, server.source().port()).and_then(|()| {
+                serve_until_stopped(&mut server, poll).map_err(io::Error::other)?;
                 server.server_close();
                 Ok(())
             })
         }
     };
     // Let the FINs and RSTs of closed connections leave before the TAP closes.
-    let mut stack = stack.borrow_mut();
-    socketserver_smoltcp::Net::poll(&mut *stack);
+    stack.borrow_mut().poll();
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -269,52 +242,30 @@ fn bind_failed(plan: &Plan, e: socketserver_smoltcp::Error) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn announce(plan: &Plan) -> io::Result<()> {
+/// Says where the server listens: `port` is the one bound (the stack's
+/// choice for `--addr IP:0`).
+fn announce(plan: &Plan, port: u16) -> io::Result<()> {
+    let mut shown = plan.shown;
+    shown.set_port(port);
     let mut out = io::stdout().lock();
-    writeln!(out, "listening on {}", plan.shown)?;
+    writeln!(out, "listening on {shown}")?;
     out.flush()
 }
 
-/// The stack clock's instant at which the grace period that began with the signal ends.
-fn drain_deadline(
-    now: &socketserver_core::time::Instant,
-    signalled: &std::sync::Mutex<Option<Instant>>,
-    grace: Duration,
-) -> socketserver_core::time::Instant {
-    let since = signalled
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .map_or(Duration::ZERO, |at| at.elapsed());
-    now.saturating_add(grace.saturating_sub(since))
-}
-
-/// On the first SIGINT or SIGTERM: request shutdown (accepting stops at
-/// once) and, after `grace` or a second signal, set `cancel` so blocking
-/// requests give up.
-fn install_signals(
-    flag: Arc<ShutdownFlag>,
-    cancel: Arc<AtomicBool>,
-    grace: Duration,
-) -> io::Result<Arc<std::sync::Mutex<Option<Instant>>>> {
+/// On the first SIGINT or SIGTERM: a graceful stop (accepting stops at
+/// once, the requests in flight get `grace`); on a second, cut them now.
+fn install_signals(stop: Arc<Stop>, grace: Duration) -> io::Result<()> {
     let mut signals = Signals::new([SIGINT, SIGTERM])?;
-    let signalled = Arc::new(std::sync::Mutex::new(None));
-    let at = Arc::clone(&signalled);
     thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            if signals.forever().next().is_none() {
-                return;
+            let mut signals = signals.forever();
+            if signals.next().is_some() {
+                stop.shutdown_within(grace);
             }
-            *at.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
-            flag.request();
-            let deadline = Instant::now() + grace;
-            while Instant::now() < deadline {
-                if signals.pending().next().is_some() {
-                    break;
-                }
-                thread::sleep(Duration::from_millis(20));
+            if signals.next().is_some() {
+                stop.cut_in_flight();
             }
-            cancel.store(true, Ordering::Relaxed);
         })?;
-    Ok(signalled)
+    Ok(())
 }

@@ -517,7 +517,7 @@ fn run(input: &Input) {
         time.clone(),
         idle,
     ));
-    let net: NetRef<'_, '_> = &stack;
+    let net: NetRef<'_, '_> = (&stack).into();
     let mut listeners = [
         StackTcpListener::bind(net, PORTS[0], three.sockets()).unwrap(),
         StackTcpListener::bind(net, PORTS[1], one.sockets()).unwrap(),

@@ -6,7 +6,8 @@ use core::time::Duration;
 
 use socketserver_core::time::Instant;
 
-use crate::stack::NetRef;
+use crate::error::Error;
+use crate::handle::NetRef;
 
 /// Longest single idle. Bounds how late a shutdown request made from another
 /// thread is seen, since nothing can interrupt an idle from outside.
@@ -28,35 +29,42 @@ pub(crate) const MAX_IDLE: Duration = Duration::from_millis(20);
 ///   a pure ACK on the wire first: one more frame per request, which over a
 ///   TAP device is one more system call and a pass of the peer's TCP stack.
 ///   The ACK waits only while the waiter works before its next I/O call.
+///
+/// Fails with [`Error::StackBusy`] while the stack is borrowed elsewhere.
 pub(crate) fn drive(
     net: NetRef<'_, '_>,
     deadline: Option<Instant>,
     mut ready: impl FnMut() -> bool,
-) {
-    {
-        let mut stack = net.borrow_mut();
+) -> Result<(), Error> {
+    net.with(|stack| {
         stack.flush();
         stack.poll_ingress();
-    }
+    })?;
     if ready() {
-        return;
+        return Ok(());
     }
-    {
-        let mut stack = net.borrow_mut();
+    net.with(|stack| {
         // About to sleep: acknowledge what came in, send what is due.
         stack.flush();
-        let mut timeout = stack.poll_delay().map_or(MAX_IDLE, |d| d.min(MAX_IDLE));
-        if let Some(deadline) = deadline {
-            timeout = timeout.min(deadline.saturating_duration_since(stack.now()));
-        }
-        if !timeout.is_zero() {
+        let until_deadline = deadline.map(|d| d.saturating_duration_since(stack.now()));
+        let timeout = shorter(shorter(stack.poll_delay(), Some(MAX_IDLE)), until_deadline);
+        if let Some(timeout) = timeout.filter(|t| !t.is_zero()) {
             stack.idle(Some(timeout));
         }
         stack.poll_ingress();
-    }
+    })?;
     if !ready() {
         // The caller comes back, or may not for a while (a deadline passed):
         // what the frames just received call for (ACKs, SYN-ACKs) leaves now.
-        net.borrow_mut().flush();
+        net.with(|stack| stack.flush())?;
+    }
+    Ok(())
+}
+
+/// The shorter of two optional durations (`None`: no limit).
+pub(crate) fn shorter(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }

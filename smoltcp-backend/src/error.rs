@@ -18,12 +18,18 @@ pub enum Error {
     SocketSetFull,
     /// The stack manages [`MAX_POOL_SOCKETS`](crate::MAX_POOL_SOCKETS) pool sockets already.
     PoolFull,
-    /// The address cannot be used: port 0, or no route to the destination.
+    /// The address cannot be used: no route to the destination.
     Unaddressable,
     /// A datagram does not fit the socket's send buffer even when empty.
     TooLarge,
     /// The socket is not in a state that allows the operation.
     InvalidState,
+    /// The stack is borrowed elsewhere: your code holds a borrow of its
+    /// `RefCell` across a call into a listener, socket, connection or server.
+    StackBusy,
+    /// A bind to port 0 found every port of the dynamic range (49152 to
+    /// 65535) in use.
+    AddrInUse,
 }
 
 impl fmt::Display for Error {
@@ -37,6 +43,8 @@ impl fmt::Display for Error {
             Error::Unaddressable => "address unusable",
             Error::TooLarge => "datagram larger than the send buffer",
             Error::InvalidState => "socket in the wrong state",
+            Error::StackBusy => "stack borrowed elsewhere",
+            Error::AddrInUse => "no free port in the dynamic range",
         })
     }
 }
@@ -53,7 +61,8 @@ impl embedded_io::Error for Error {
             Error::SocketSetFull | Error::PoolFull => ErrorKind::OutOfMemory,
             Error::Unaddressable => ErrorKind::AddrNotAvailable,
             Error::TooLarge => ErrorKind::InvalidInput,
-            Error::InvalidState => ErrorKind::Other,
+            Error::InvalidState | Error::StackBusy => ErrorKind::Other,
+            Error::AddrInUse => ErrorKind::AddrInUse,
         }
     }
 }

@@ -5,7 +5,14 @@
 //! this crate turns them into core's transports:
 //!
 //! - [`Stack`]: your interface, device and storage plus a clock and an
-//!   [`Idle`]; shared as `&RefCell<Stack<..>>`, which coerces to [`NetRef`].
+//!   [`Idle`]; put it in a `RefCell` and pass `&stack`, which converts to a
+//!   [`NetRef`], the `Copy` handle everything else holds. A stack borrowed
+//!   by your code while a server uses it is an error
+//!   ([`Error::StackBusy`]), never a panic.
+//! - [`tcp_server`] and [`udp_server`]: core's `Server` for a port in one
+//!   call, as std's `TCPServer::bind(address, handler)`; port 0 takes a
+//!   free port of the dynamic range. [`tcp_server_with`] and
+//!   [`udp_server_with`] take a strategy (`Multiplexed`) and hooks.
 //! - [`StackTcpListener`]: a port served by a pool of sockets (smoltcp has no
 //!   backlog, so the pool's size is the number of simultaneous connections);
 //!   each socket is re-armed after its connection closes. Clients beyond the
@@ -21,6 +28,10 @@
 //! - [`StackUdpSocket`]: core's `DatagramSocket`; sending never blocks.
 //! - [`Waiter`]: core's `Wait`, for `serve_forever`; [`poll_and_serve`]: one
 //!   non-blocking turn for a firmware main loop, telling when to call again.
+//! - [`Stop`]: a graceful stop asked for from any thread, signal handler or
+//!   interrupt ([`Stop::shutdown_within`], std's `shutdown_within`): with
+//!   [`serve_until_stopped`] the requests in flight get the grace period,
+//!   then are cut (RST).
 //! - [`TcpConfig`]: ACK delay, Nagle, keep-alive, timeouts, with documented defaults.
 //! - With `std`: `TapConfig` opens a TAP device (with optional pcap capture),
 //!   `StdClock`, `FdIdle` (sleeps on the TAP descriptor).
@@ -36,26 +47,23 @@
 //! use core::time::Duration;
 //! use smoltcp::iface::{Interface, SocketStorage};
 //! use smoltcp::phy::Device;
+//! use socketserver_core::Echo;
 //! use socketserver_core::time::Clock;
-//! use socketserver_core::{DefaultHooks, Echo, ShutdownFlag, Server, Sequential};
-//! use socketserver_smoltcp::{NetRef, Stack, SynSlot, StackTcpListener, TcpStorage, Waiter};
+//! use socketserver_smoltcp::{Error, Stack, SynSlot, TcpStorage, tcp_server};
 //!
 //! fn serve<D: Device, K: Clock>(
 //!     iface: Interface,
 //!     device: D,
 //!     clock: K,
 //!     sleep: impl FnMut(Option<Duration>),
-//! ) {
+//! ) -> Result<(), Error> {
+//!     // Storage: the socket set, the SYN backlog, the pool's buffers.
 //!     let mut sockets = [SocketStorage::EMPTY; 8];
 //!     let mut backlog = [SynSlot::EMPTY; 16];
-//!     let mut buffers = TcpStorage::<4, 2048, 2048>::new();
+//!     let mut pool = TcpStorage::<4, 2048, 2048>::new();
 //!     let stack = RefCell::new(Stack::new(iface, device, &mut sockets, &mut backlog, clock, sleep));
-//!     let net: NetRef<'_, '_> = &stack;
-//!     let Ok(listener) = StackTcpListener::bind(net, 7, buffers.sockets()) else { return };
-//!     let flag = ShutdownFlag::new();
-//!     let mut server =
-//!         Server::new(listener, Waiter::new(net, &flag), Sequential::<Echo>::new(Echo), DefaultHooks);
-//!     let _ = server.serve_forever(Duration::from_millis(500));
+//!     let mut server = tcp_server(&stack, 7, &mut pool, Echo::<1024>)?;
+//!     server.serve_forever(Duration::from_millis(500))
 //! }
 //! ```
 //!
@@ -101,6 +109,9 @@ mod config;
 mod drive;
 mod error;
 mod gate;
+mod handle;
+mod idle;
+mod net;
 mod pool;
 #[cfg(feature = "loss-recovery")]
 mod recovery;
@@ -108,7 +119,9 @@ mod recovery;
 #[path = "recovery_off.rs"]
 mod recovery;
 mod recovery_counts;
+mod server;
 mod stack;
+mod stop;
 mod syn;
 #[cfg(feature = "std")]
 mod tap;
@@ -119,14 +132,22 @@ mod wait;
 pub use config::TcpConfig;
 pub use error::Error;
 pub use gate::{GateStats, HELD_SYN_LIFETIME, SynSlot};
+pub use handle::NetRef;
+pub use idle::{Idle, Spin};
+pub use net::Net;
 pub use pool::{
-    FIN_WAIT_UNDER_PRESSURE, MAX_POOL_SOCKETS, PENDING_PRESSURE, PoolId, PoolStats, RST_GRACE,
+    FIN_WAIT_UNDER_PRESSURE, MAX_POOL_SOCKETS, PENDING_PRESSURE, PoolStats, RST_GRACE,
     SYN_RECEIVED_UNDER_PRESSURE,
 };
+pub use server::{
+    TcpServer, UdpServer, serve_until_stopped, tcp_server, tcp_server_with, udp_server,
+    udp_server_with,
+};
 pub use smoltcp;
-pub use stack::{Idle, Net, NetRef, Spin, Stack};
+pub use stack::Stack;
+pub use stop::Stop;
 #[cfg(feature = "std")]
 pub use tap::{Capture, DEFAULT_MAC, FdIdle, StdClock, TapConfig, TapDevice, TapStack};
-pub use tcp::{StackTcpListener, TcpConnection, TcpStorage};
+pub use tcp::{StackTcpListener, TcpConnection, TcpSockets, TcpStorage};
 pub use udp::{STUCK_SEND_QUEUE, StackUdpSocket, UdpBytes, UdpMeta, UdpStorage};
 pub use wait::{Waiter, poll_and_serve};

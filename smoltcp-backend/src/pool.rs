@@ -195,6 +195,11 @@ fn tcp<'s, 'a>(sockets: &'s mut SocketSet<'a>, handle: SocketHandle) -> &'s mut 
 }
 
 impl Pool {
+    /// Whether a pool socket serves `port` (or still holds a connection on it).
+    pub(crate) fn uses_port(&self, port: u16) -> bool {
+        self.entries.iter().any(|entry| entry.port == port)
+    }
+
     pub(crate) fn is_full(&self) -> bool {
         self.entries.is_full()
     }

@@ -38,12 +38,8 @@ impl Recovery {
         }
     }
 
-    pub(crate) fn on_incoming(
-        &mut self,
-        _: &[u8],
-        _: Instant,
-        _: impl Fn(u16) -> bool,
-    ) -> Option<Stale> {
+    /// `P` is the pool-port predicate, which nothing here asks.
+    pub(crate) fn on_incoming<P>(&mut self, _: &[u8], _: Instant, _: P) -> Option<Stale> {
         None
     }
 

@@ -1,23 +1,25 @@
 //! The shared network stack: the user's interface, device and socket storage,
-//! a clock, a way to idle, and the bookkeeping of the TCP pools.
+//! a clock, a way to idle, and how one poll drives them and the TCP pools.
 
-use core::cell::RefCell;
-use core::sync::atomic::{AtomicBool, Ordering};
 use core::time::Duration;
 
 use smoltcp::iface::{
     Interface, PollIngressSingleResult, PollResult, SocketHandle, SocketSet, SocketStorage,
 };
 use smoltcp::phy::Device;
-use smoltcp::socket::{AnySocket, tcp, udp};
-use smoltcp::wire::IpEndpoint;
-use socketserver_core::ShutdownFlag;
+use smoltcp::socket::AnySocket;
 use socketserver_core::time::{Clock, Instant};
 
 use crate::config::{TcpConfig, from_smol};
+use crate::drive::shorter;
 use crate::error::Error;
 use crate::gate::{Gate, GateStats, SynSlot};
+use crate::idle::Idle;
+use crate::net::Net;
 use crate::pool::{Pool, PoolId, PoolStats};
+use crate::stop::Stop;
+
+mod sockets;
 
 /// Inbound frames one [`Net::poll`] processes before it returns, so a flood
 /// cannot starve a firmware main loop; the rest wait for the next call.
@@ -26,32 +28,10 @@ const MAX_INGRESS: usize = 128;
 /// Egress rounds per poll (each is bounded work in smoltcp).
 const MAX_EGRESS: usize = 32;
 
-/// What a stack does while it has nothing to do: sleep on the device, wait
-/// for an interrupt, or return at once and let the caller spin.
-pub trait Idle {
-    /// Sleeps until the device may have a frame, or `timeout` passes
-    /// (`None`: until a frame). Returning early is always allowed.
-    fn idle(&mut self, timeout: Option<Duration>);
-}
-
-/// Returns at once: the caller's loop spins. For firmware that polls from a
-/// main loop and sleeps itself (`wfi`), or for tests.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Spin;
-
-impl Idle for Spin {
-    fn idle(&mut self, _timeout: Option<Duration>) {}
-}
-
-impl<F: FnMut(Option<Duration>)> Idle for F {
-    fn idle(&mut self, timeout: Option<Duration>) {
-        self(timeout)
-    }
-}
-
 /// The user's smoltcp interface, device and socket storage, with a clock and
-/// an [`Idle`] strategy. Share it as `&RefCell<Stack<..>>`, which coerces to
-/// a [`NetRef`]: listeners, connections and UDP sockets all borrow it briefly.
+/// an [`Idle`] strategy. Put it in a `RefCell` and hand out
+/// [`NetRef`](crate::NetRef)s to it (`&stack` converts): listeners,
+/// connections, UDP sockets and waiters all borrow it briefly.
 ///
 /// The device is wrapped in a SYN gate (see [`GateStats`]): connection
 /// requests to a pool port with no listening socket are held in `backlog`
@@ -67,9 +47,17 @@ pub struct Stack<'a, D: Device, K: Clock, I: Idle> {
     pool: Pool,
     config: TcpConfig,
     more_ingress: bool,
-    cancel: Option<&'a AtomicBool>,
-    shutdown: Option<&'a ShutdownFlag>,
+    stop: Option<&'a Stop>,
+    /// When a poll first saw the stop asked for: the grace period of a
+    /// [`Stop::shutdown_within`] counts from here.
+    stop_seen: Option<Instant>,
+    /// When the requests in flight must end ([`Stop::deadline`]), as the
+    /// last poll saw it.
+    cut_at: Option<Instant>,
     next_pool: PoolId,
+    /// Where the next search for a free dynamic port starts (below the
+    /// range: at its start).
+    next_port: u16,
 }
 
 impl<D: Device, K: Clock, I: Idle> core::fmt::Debug for Stack<'_, D, K, I> {
@@ -107,9 +95,11 @@ impl<'a, D: Device, K: Clock, I: Idle> Stack<'a, D, K, I> {
             pool: Pool::default(),
             config: TcpConfig::DEFAULT,
             more_ingress: false,
-            cancel: None,
-            shutdown: None,
+            stop: None,
+            stop_seen: None,
+            cut_at: None,
             next_pool: PoolId(0),
+            next_port: 0,
         }
     }
 
@@ -120,22 +110,19 @@ impl<'a, D: Device, K: Clock, I: Idle> Stack<'a, D, K, I> {
         self
     }
 
-    /// Watches `cancel`: once it is set (from another thread, a signal
-    /// handler, an interrupt), every blocking read or write fails with
-    /// [`Error::TimedOut`] at its next wake-up, which ends a graceful
-    /// shutdown's grace period under `Sequential`.
-    pub fn with_cancel(mut self, cancel: &'a AtomicBool) -> Self {
-        self.cancel = Some(cancel);
-        self
-    }
-
-    /// Watches the servers' shutdown flag: once shutdown is requested, and
-    /// while the loop is stopped (draining), no client will be accepted, so
-    /// waiting clients stop evicting idle connections
-    /// ([`TcpConfig::evict_after`]) and the requests in flight keep their
-    /// whole grace period.
-    pub fn with_shutdown(mut self, flag: &'a ShutdownFlag) -> Self {
-        self.shutdown = Some(flag);
+    /// Watches `stop`, a stop asked for from anywhere (another thread, a
+    /// signal handler, an interrupt):
+    /// - its flag is the shutdown flag of the servers on this stack
+    ///   ([`Waiter`](crate::Waiter)): once it is requested, and while the
+    ///   loop is stopped (draining), no client will be accepted, so waiting
+    ///   clients stop evicting idle connections ([`TcpConfig::evict_after`])
+    ///   and the requests in flight keep their whole grace period;
+    /// - once the grace of [`Stop::shutdown_within`] is over, or
+    ///   [`Stop::cut_in_flight`] was called, every blocking read or write
+    ///   fails with [`Error::TimedOut`] at its next wake-up and its
+    ///   connection is reset: that ends the grace period under `Sequential`.
+    pub fn with_stop(mut self, stop: &'a Stop) -> Self {
+        self.stop = Some(stop);
         self
     }
 
@@ -204,104 +191,21 @@ impl<'a, D: Device, K: Clock, I: Idle> Stack<'a, D, K, I> {
         to_smol_instant(self.clock.now())
     }
 
+    /// Notes when the stack first saw its [`Stop`] asked for, which starts
+    /// the grace period, and when the requests in flight must end.
+    fn note_stop(&mut self, now: Instant) {
+        let Some(stop) = self.stop.filter(|stop| stop.is_asked()) else {
+            return;
+        };
+        let seen = *self.stop_seen.get_or_insert(now);
+        self.cut_at = stop.deadline(seen);
+    }
+
     fn refresh(&mut self, now: Instant) {
         self.pool
             .refresh(&mut self.sockets, &mut self.device, &self.config, now);
     }
 }
-
-/// The stack as listeners, connections and waiters use it, behind a
-/// `&RefCell<dyn Net>` so their types need not name the device, clock or idle
-/// strategy. Implemented by [`Stack`]; you rarely call it directly except
-/// [`Net::poll`] and [`Net::poll_delay`] in a firmware main loop.
-pub trait Net<'a> {
-    /// The current time of the stack's clock.
-    fn now(&self) -> Instant;
-
-    /// Processes inbound frames (a bounded number) and sends what sockets
-    /// queued. Never blocks. Returns whether a socket may have changed.
-    fn poll(&mut self) -> bool;
-
-    /// The receiving half of [`Net::poll`]: runs the timers and processes
-    /// inbound frames (a bounded number), sending nothing a socket queued.
-    /// Never blocks. Returns whether a socket may have changed.
-    ///
-    /// Used by blocking waits so that the reply a handler writes next leaves
-    /// in one segment with the ACK of the request it answers, instead of
-    /// after a separate pure ACK; follow it with [`Net::flush`] (or a poll)
-    /// before anything that may take long.
-    fn poll_ingress(&mut self) -> bool {
-        self.poll()
-    }
-
-    /// Sends what sockets queued without reading the device: the half of
-    /// [`Net::poll`] that pushes a reply or a FIN onto the wire. Never
-    /// blocks. Returns whether a socket may have changed.
-    fn flush(&mut self) -> bool {
-        self.poll()
-    }
-
-    /// How long until [`Net::poll`] needs to run again at the latest
-    /// (`None`: not until a frame arrives), smoltcp's `poll_delay`.
-    fn poll_delay(&mut self) -> Option<Duration>;
-
-    /// Idles until a frame may have arrived or `timeout` passes.
-    fn idle(&mut self, timeout: Option<Duration>);
-
-    /// The TCP socket behind a handle this stack gave out.
-    fn tcp(&mut self, handle: SocketHandle) -> &mut tcp::Socket<'a>;
-
-    /// The UDP socket behind a handle this stack gave out.
-    fn udp(&mut self, handle: SocketHandle) -> &mut udp::Socket<'a>;
-
-    /// Adds a UDP socket, checking capacity.
-    fn add_udp(&mut self, socket: udp::Socket<'a>) -> Result<SocketHandle, Error>;
-
-    /// Removes a socket this stack gave out (a UDP socket being closed).
-    fn remove_socket(&mut self, handle: SocketHandle);
-
-    /// A new name for the pool sockets of one listener.
-    fn open_pool(&mut self) -> PoolId;
-
-    /// Adds a pool socket of `pool` that listens on `port` and is re-armed
-    /// after each connection.
-    fn add_pool_socket(
-        &mut self,
-        socket: tcp::Socket<'a>,
-        port: u16,
-        pool: PoolId,
-    ) -> Result<(), Error>;
-
-    /// Closes `pool`: its unclaimed sockets are aborted (RST to a connection
-    /// not yet accepted) and leave the socket set as soon as smoltcp has sent
-    /// that RST; claimed ones leave it when their connection is over.
-    fn close_pool(&mut self, pool: PoolId);
-
-    /// Whether an established connection on `port` waits to be accepted.
-    fn has_pending(&mut self, port: u16) -> bool;
-
-    /// Hands out an established connection on `port`.
-    fn claim(&mut self, port: u16) -> Option<(SocketHandle, IpEndpoint)>;
-
-    /// Closes the connection on a pool socket (FIN; nothing more once it
-    /// is aborted) and gives the socket back; it listens again once fully
-    /// closed.
-    fn release(&mut self, handle: SocketHandle);
-
-    /// Notes that the connection on a claimed pool socket moved a byte, so
-    /// it is not idle (see [`TcpConfig::idle_timeout`] and
-    /// [`TcpConfig::evict_after`]).
-    fn touch(&mut self, handle: SocketHandle);
-
-    /// The settings of pool sockets.
-    fn tcp_config(&self) -> TcpConfig;
-
-    /// Whether blocking operations must give up now (see [`Stack::with_cancel`]).
-    fn is_cancelled(&self) -> bool;
-}
-
-/// How listeners, connections and waiters hold the stack.
-pub type NetRef<'s, 'a> = &'s RefCell<dyn Net<'a> + 's>;
 
 impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
     fn now(&self) -> Instant {
@@ -322,9 +226,11 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
         self.iface.poll_maintenance(now);
         // Requested (the loop is stopping) or stopped (draining after it):
         // either way nobody will be accepted, so nobody may evict.
-        let accepting = !self
-            .shutdown
-            .is_some_and(|flag| flag.is_requested() || flag.is_stopped());
+        let accepting = !self.stop.is_some_and(|stop| {
+            let flag = stop.flag();
+            flag.is_requested() || flag.is_stopped()
+        });
+        self.note_stop(clock_now);
         self.pool.maintain(
             &mut self.sockets,
             &self.device,
@@ -398,73 +304,17 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
             .device
             .recovery_due()
             .map(|at| from_smol(at.max(smol_now) - smol_now));
-        [smol, fin_due, recovery].into_iter().flatten().min()
+        // The end of a grace period cuts what is left: a blocking wait
+        // must wake for it (once: past it, it is no timer).
+        let cut = self
+            .cut_at
+            .filter(|&at| at > now)
+            .map(|at| at.saturating_duration_since(now));
+        shorter(shorter(smol, fin_due), shorter(recovery, cut))
     }
 
     fn idle(&mut self, timeout: Option<Duration>) {
         self.idle.idle(timeout);
-    }
-
-    fn tcp(&mut self, handle: SocketHandle) -> &mut tcp::Socket<'a> {
-        self.sockets.get_mut::<tcp::Socket>(handle)
-    }
-
-    fn udp(&mut self, handle: SocketHandle) -> &mut udp::Socket<'a> {
-        self.sockets.get_mut::<udp::Socket>(handle)
-    }
-
-    fn add_udp(&mut self, socket: udp::Socket<'a>) -> Result<SocketHandle, Error> {
-        self.add_socket(socket)
-    }
-
-    fn remove_socket(&mut self, handle: SocketHandle) {
-        self.sockets.remove(handle);
-    }
-
-    fn open_pool(&mut self) -> PoolId {
-        let id = self.next_pool;
-        self.next_pool = PoolId(id.0.wrapping_add(1));
-        id
-    }
-
-    fn add_pool_socket(
-        &mut self,
-        mut socket: tcp::Socket<'a>,
-        port: u16,
-        pool: PoolId,
-    ) -> Result<(), Error> {
-        self.pool.check_add(port)?;
-        socket.listen(port).map_err(|_| Error::InvalidState)?;
-        self.config.apply(&mut socket);
-        let handle = self.add_socket(socket)?;
-        let now = self.clock.now();
-        self.pool.add(handle, port, pool, now);
-        Ok(())
-    }
-
-    fn has_pending(&mut self, port: u16) -> bool {
-        self.pool.has_pending(port, &self.sockets)
-    }
-
-    fn claim(&mut self, port: u16) -> Option<(SocketHandle, IpEndpoint)> {
-        let now = self.clock.now();
-        self.pool.claim(port, &self.sockets, now)
-    }
-
-    fn release(&mut self, handle: SocketHandle) {
-        let now = self.clock.now();
-        self.pool
-            .close_and_release(handle, &mut self.sockets, &self.device, now);
-    }
-
-    fn touch(&mut self, handle: SocketHandle) {
-        let now = self.clock.now();
-        self.pool.touch(handle, now);
-    }
-
-    fn close_pool(&mut self, pool: PoolId) {
-        self.pool.close(pool, &mut self.sockets);
-        self.refresh(self.clock.now());
     }
 
     fn tcp_config(&self) -> TcpConfig {
@@ -472,7 +322,7 @@ impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
     }
 
     fn is_cancelled(&self) -> bool {
-        self.cancel.is_some_and(|c| c.load(Ordering::Relaxed))
+        self.cut_at.is_some_and(|at| self.clock.now() >= at)
     }
 }
 

@@ -16,7 +16,8 @@ use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 use socketserver_core::time::{Clock, Instant};
 
 use crate::config::to_smol;
-use crate::stack::{Idle, Stack};
+use crate::idle::Idle;
+use crate::stack::Stack;
 
 /// The MAC address used unless you choose one: locally administered
 /// (`02:` prefix), unicast, and the same on every run so captures compare.

@@ -11,8 +11,8 @@ use socketserver_core::{Accepted, Connection, Interest, Listener};
 
 use crate::drive::drive;
 use crate::error::Error;
+use crate::handle::NetRef;
 use crate::pool::PoolId;
-use crate::stack::NetRef;
 
 /// Buffer storage for a pool of `N` TCP sockets with `RX`/`TX`-byte buffers.
 ///
@@ -45,14 +45,42 @@ impl<const N: usize, const RX: usize, const TX: usize> TcpStorage<N, RX, TX> {
         }
     }
 
-    /// `N` sockets over this storage, for [`StackTcpListener::bind`].
+    /// `N` sockets over this storage, for [`StackTcpListener::bind`]
+    /// (which also takes `&mut storage` itself: all `N`).
     pub fn sockets(&mut self) -> impl Iterator<Item = tcp::Socket<'_>> {
-        self.rx.iter_mut().zip(self.tx.iter_mut()).map(|(rx, tx)| {
-            tcp::Socket::new(
-                tcp::SocketBuffer::new(&mut rx[..]),
-                tcp::SocketBuffer::new(&mut tx[..]),
-            )
-        })
+        self.into_iter()
+    }
+}
+
+impl<'a, const N: usize, const RX: usize, const TX: usize> IntoIterator
+    for &'a mut TcpStorage<N, RX, TX>
+{
+    type Item = tcp::Socket<'a>;
+    type IntoIter = TcpSockets<'a, RX, TX>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        TcpSockets {
+            buffers: self.rx.iter_mut().zip(self.tx.iter_mut()),
+        }
+    }
+}
+
+/// The sockets over a [`TcpStorage`], one per `RX`/`TX` buffer pair.
+#[derive(Debug)]
+pub struct TcpSockets<'a, const RX: usize, const TX: usize> {
+    buffers:
+        core::iter::Zip<core::slice::IterMut<'a, [u8; RX]>, core::slice::IterMut<'a, [u8; TX]>>,
+}
+
+impl<'a, const RX: usize, const TX: usize> Iterator for TcpSockets<'a, RX, TX> {
+    type Item = tcp::Socket<'a>;
+
+    fn next(&mut self) -> Option<tcp::Socket<'a>> {
+        let (rx, tx) = self.buffers.next()?;
+        Some(tcp::Socket::new(
+            tcp::SocketBuffer::new(&mut rx[..]),
+            tcp::SocketBuffer::new(&mut tx[..]),
+        ))
     }
 }
 
@@ -67,70 +95,60 @@ impl<const N: usize, const RX: usize, const TX: usize> TcpStorage<N, RX, TX> {
 /// the socket set; accepted connections go on until they close, and their
 /// sockets then leave the set instead of listening again. New clients are
 /// refused with RST, and the port may be bound again.
+#[derive(Debug)]
 pub struct StackTcpListener<'s, 'a> {
     net: NetRef<'s, 'a>,
     port: u16,
     pool: PoolId,
-    closed: bool,
-}
-
-impl core::fmt::Debug for StackTcpListener<'_, '_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("StackTcpListener")
-            .field("port", &self.port)
-            .finish()
-    }
 }
 
 impl<'s, 'a> StackTcpListener<'s, 'a> {
-    /// Adds `sockets` to the stack, all listening on `port`. All or nothing:
-    /// when one cannot be added ([`Error::SocketSetFull`],
-    /// [`Error::PoolFull`]), those added before it are removed again.
+    /// Adds `sockets` (`&mut storage` of a [`TcpStorage`], or some of its
+    /// [`TcpStorage::sockets`]) to the stack of `net` (a [`NetRef`], or
+    /// `&stack`), all listening on `port`. Port 0 takes a free port of the
+    /// dynamic range, 49152 to 65535 ([`StackTcpListener::local_endpoint`]
+    /// says which), as a kernel does. All or nothing: when one socket cannot
+    /// be added ([`Error::SocketSetFull`], [`Error::PoolFull`]), those added
+    /// before it are removed again.
     pub fn bind(
-        net: NetRef<'s, 'a>,
+        net: impl Into<NetRef<'s, 'a>>,
         port: u16,
         sockets: impl IntoIterator<Item = tcp::Socket<'a>>,
     ) -> Result<Self, Error> {
-        let mut stack = net.borrow_mut();
-        let pool = stack.open_pool();
-        for socket in sockets {
-            if let Err(e) = stack.add_pool_socket(socket, port, pool) {
-                stack.close_pool(pool);
-                return Err(e);
+        let net = net.into();
+        let (port, pool) = net.with(|stack| {
+            let port = match port {
+                0 => stack.free_port()?,
+                port => port,
+            };
+            let pool = stack.open_pool();
+            for socket in sockets {
+                if let Err(e) = stack.add_pool_socket(socket, port, pool) {
+                    stack.close_pool(pool);
+                    return Err(e);
+                }
             }
-        }
-        drop(stack);
-        Ok(Self {
-            net,
-            port,
-            pool,
-            closed: false,
-        })
+            Ok((port, pool))
+        })??;
+        Ok(Self { net, port, pool })
     }
 
     /// Closes the port (see the type's docs); dropping the listener does the same.
-    pub fn close(mut self) {
-        self.close_pool();
+    pub fn close(self) {
+        // Drop closes the pool.
+        drop(self);
     }
 
-    fn close_pool(&mut self) {
-        if self.closed {
-            return;
-        }
-        // Held across the drop only by a caller that borrows the stack while
-        // dropping the listener: then the sockets stay, rather than a panic.
-        let Ok(mut net) = self.net.try_borrow_mut() else {
-            return;
-        };
-        self.closed = true;
-        net.close_pool(self.pool);
-        // Sends the RSTs; the sockets leave the set once they are out.
-        net.poll();
-    }
-
-    /// The port.
+    /// The port (the one chosen, after a bind to port 0).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The local endpoint: the port on every address of the stack, as
+    /// std's `TcpListener::local_addr` (the chosen port after a bind to
+    /// port 0).
+    pub fn local_endpoint(&self) -> IpListenEndpoint {
+        IpListenEndpoint::from(self.port)
     }
 
     /// The stack this listener uses.
@@ -138,15 +156,26 @@ impl<'s, 'a> StackTcpListener<'s, 'a> {
         self.net
     }
 
-    /// Whether [`Listener::accept`] would return a connection now.
+    /// Whether [`Listener::accept`] would return a connection now (`false`
+    /// while the stack is borrowed elsewhere).
     pub fn is_ready(&self) -> bool {
-        self.net.borrow_mut().has_pending(self.port)
+        self.net
+            .with(|net| net.has_pending(self.port))
+            .unwrap_or(false)
     }
 }
 
 impl Drop for StackTcpListener<'_, '_> {
     fn drop(&mut self) {
-        self.close_pool();
+        let pool = self.pool;
+        // Borrowed across the drop only by a caller that holds the stack
+        // while dropping the listener: then the sockets stay, rather than a
+        // panic.
+        let _ = self.net.with(|net| {
+            net.close_pool(pool);
+            // Sends the RSTs; the sockets leave the set once they are out.
+            net.poll();
+        });
     }
 }
 
@@ -158,7 +187,7 @@ impl<'s, 'a> Listener for StackTcpListener<'s, 'a> {
     type Conn = TcpConnection<'s, 'a>;
 
     fn accept(&mut self) -> Result<Option<Accepted<Self::Conn>>, Error> {
-        let claimed = self.net.borrow_mut().claim(self.port);
+        let claimed = self.net.with(|net| net.claim(self.port))?;
         Ok(claimed.map(|(handle, peer)| {
             let conn = TcpConnection {
                 net: self.net,
@@ -202,10 +231,10 @@ pub(crate) fn server_endpoint(local: IpListenEndpoint) -> IpEndpoint {
 /// `idle_timeout`; and the handler's own [`Connection::set_timeout`], whose
 /// `TimedOut` error makes core's lifecycle abort the connection), an
 /// eviction ([`TcpConfig::evict_after`](crate::TcpConfig::evict_after)),
-/// and once the stack's cancel flag is set
-/// ([`Stack::with_cancel`](crate::Stack::with_cancel)): set it before
-/// `server_close` to cut what a graceful shutdown left open. Either way the
-/// socket goes back to its pool.
+/// and once the grace period of the stack's [`Stop`](crate::Stop) is over
+/// ([`Stack::with_stop`](crate::Stack::with_stop)). Either way the socket
+/// goes back to its pool.
+#[derive(Debug)]
 pub struct TcpConnection<'s, 'a> {
     net: NetRef<'s, 'a>,
     handle: SocketHandle,
@@ -217,30 +246,28 @@ pub struct TcpConnection<'s, 'a> {
     fin_wanted: bool,
 }
 
-impl core::fmt::Debug for TcpConnection<'_, '_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("TcpConnection")
-            .field("handle", &self.handle)
-            .finish_non_exhaustive()
-    }
-}
-
 impl TcpConnection<'_, '_> {
     /// Whether the connection is ready for `interest`, without polling the stack.
-    pub fn is_ready(&self, interest: Interest) -> bool {
-        let mut net = self.net.borrow_mut();
-        let socket = net.tcp(self.handle);
-        (interest.is_read() && read_ready(socket)) || (interest.is_write() && write_ready(socket))
+    pub fn is_ready(&self, interest: Interest) -> Result<bool, Error> {
+        self.with_socket(|socket| {
+            (interest.is_read() && read_ready(socket))
+                || (interest.is_write() && write_ready(socket))
+        })
     }
 
     /// The peer's address, if still connected.
-    pub fn peer_addr(&self) -> Option<IpEndpoint> {
-        self.net.borrow_mut().tcp(self.handle).remote_endpoint()
+    pub fn peer_addr(&self) -> Result<Option<IpEndpoint>, Error> {
+        self.with_socket(|socket| socket.remote_endpoint())
     }
 
     /// The smoltcp state of the socket.
-    pub fn state(&self) -> tcp::State {
-        self.net.borrow_mut().tcp(self.handle).state()
+    pub fn state(&self) -> Result<tcp::State, Error> {
+        self.with_socket(|socket| socket.state())
+    }
+
+    /// Runs `f` on the socket, with the stack borrowed for the call.
+    fn with_socket<R>(&self, f: impl FnOnce(&mut tcp::Socket<'_>) -> R) -> Result<R, Error> {
+        self.net.with(|net| f(net.tcp(self.handle)))
     }
 
     /// Aborts the connection with RST and gives the socket back.
@@ -251,25 +278,25 @@ impl TcpConnection<'_, '_> {
     /// When a blocking call gives up, and whether that is the stack's idle
     /// timeout (a cut here: RST) rather than the handler's own (an error
     /// that core's lifecycle turns into a reset).
-    fn deadline(&self) -> Option<(Instant, bool)> {
-        let net = self.net.borrow();
-        let (limit, forced) = match (self.timeout, net.tcp_config().idle_timeout) {
+    fn deadline(&self) -> Result<Option<(Instant, bool)>, Error> {
+        let (idle, now) = self
+            .net
+            .read(|net| (net.tcp_config().idle_timeout, net.now()))?;
+        let (limit, forced) = match (self.timeout, idle) {
             (Some(own), Some(idle)) if idle < own => (idle, true),
             (Some(own), _) => (own, false),
             (None, Some(idle)) => (idle, true),
-            (None, None) => return None,
+            (None, None) => return Ok(None),
         };
-        Some((net.now().saturating_add(limit), forced))
+        Ok(Some((now.saturating_add(limit), forced)))
     }
 
     /// Sends the FIN `shutdown_write` left for later (idempotent: smoltcp
     /// ignores `close` once closing). With the stack borrowed elsewhere it
     /// waits for the next call, or the release.
     fn send_wanted_fin(&self) {
-        if self.fin_wanted
-            && let Ok(mut net) = self.net.try_borrow_mut()
-        {
-            net.tcp(self.handle).close();
+        if self.fin_wanted {
+            let _ = self.with_socket(|socket| socket.close());
         }
     }
 
@@ -289,19 +316,24 @@ impl TcpConnection<'_, '_> {
         self.send_wanted_fin();
         let mut deadline = None;
         loop {
-            let outcome = {
-                let mut net = self.net.borrow_mut();
-                attempt(net.tcp(self.handle))
-            };
-            match outcome {
-                Some(Ok(value)) => {
-                    self.net.borrow_mut().touch(self.handle);
-                    return Ok(value);
+            // The stack borrowed elsewhere fails the call, not the
+            // connection: the handler decides (core's lifecycle resets it).
+            let outcome = self.net.with(|net| {
+                let outcome = attempt(net.tcp(self.handle));
+                if let Some(Ok(_)) = outcome {
+                    net.touch(self.handle);
                 }
+                outcome
+            })?;
+            match outcome {
+                Some(Ok(value)) => return Ok(value),
                 Some(Err(e)) => return Err(self.fail(e)),
                 None => {}
             }
-            let until = *deadline.get_or_insert_with(|| self.deadline());
+            let until = match deadline {
+                Some(until) => until,
+                None => *deadline.insert(self.deadline()?),
+            };
             self.wait(until, interest)?;
         }
     }
@@ -311,13 +343,12 @@ impl TcpConnection<'_, '_> {
     /// connection failed (RST) here; the handler's own timeout fails the call
     /// with `TimedOut`, and core's lifecycle then aborts it (RST) too.
     fn wait(&mut self, deadline: Option<(Instant, bool)>, interest: Interest) -> Result<(), Error> {
-        let (cancelled, expired) = {
-            let net = self.net.borrow();
+        let (cancelled, expired) = self.net.read(|net| {
             (
                 net.is_cancelled(),
                 deadline.is_some_and(|(d, _)| net.now() >= d),
             )
-        };
+        })?;
         if cancelled {
             return Err(self.fail(Error::TimedOut));
         }
@@ -330,9 +361,8 @@ impl TcpConnection<'_, '_> {
             });
         }
         drive(self.net, deadline.map(|(d, _)| d), || {
-            self.is_ready(interest)
-        });
-        Ok(())
+            self.is_ready(interest).unwrap_or(true)
+        })
     }
 }
 
@@ -372,7 +402,7 @@ impl Read for TcpConnection<'_, '_> {
 
 impl ReadReady for TcpConnection<'_, '_> {
     fn read_ready(&mut self) -> Result<bool, Error> {
-        Ok(self.is_ready(Interest::Read))
+        self.is_ready(Interest::Read)
     }
 }
 
@@ -394,17 +424,17 @@ impl Write for TcpConnection<'_, '_> {
     /// on the wire alone, just before the FIN that closing sends with it.
     fn flush(&mut self) -> Result<(), Error> {
         self.send_wanted_fin();
-        let mut net = self.net.borrow_mut();
-        if net.tcp(self.handle).send_queue() > 0 {
-            net.flush();
-        }
-        Ok(())
+        self.net.with(|net| {
+            if net.tcp(self.handle).send_queue() > 0 {
+                net.flush();
+            }
+        })
     }
 }
 
 impl WriteReady for TcpConnection<'_, '_> {
     fn write_ready(&mut self) -> Result<bool, Error> {
-        Ok(self.is_ready(Interest::Write))
+        self.is_ready(Interest::Write)
     }
 }
 
@@ -417,13 +447,14 @@ impl Connection for TcpConnection<'_, '_> {
     /// those bytes are acknowledged
     /// ([`TcpConfig::loss_recovery`](crate::TcpConfig::loss_recovery)).
     fn shutdown_write(&mut self) -> Result<(), Error> {
-        let mut net = self.net.borrow_mut();
-        let socket = net.tcp(self.handle);
-        if cfg!(feature = "loss-recovery") && socket.send_queue() > 0 {
-            self.fin_wanted = true;
-        } else {
-            socket.close();
-        }
+        let held = self.with_socket(|socket| {
+            let held = cfg!(feature = "loss-recovery") && socket.send_queue() > 0;
+            if !held {
+                socket.close();
+            }
+            held
+        })?;
+        self.fin_wanted |= held;
         Ok(())
     }
 
@@ -439,21 +470,17 @@ impl Connection for TcpConnection<'_, '_> {
     /// so a stale one costs at most one spurious poll.
     fn register_waker(&mut self, interest: Interest, waker: &core::task::Waker) {
         self.send_wanted_fin();
-        let Ok(mut net) = self.net.try_borrow_mut() else {
-            // The stack is borrowed elsewhere: have the request polled again.
-            waker.wake_by_ref();
-            return;
-        };
-        let socket = net.tcp(self.handle);
-        if interest.is_read() {
-            socket.register_recv_waker(waker);
-        }
-        if interest.is_write() {
-            socket.register_send_waker(waker);
-        }
-        let ready = (interest.is_read() && (socket.can_recv() || !socket.may_recv()))
-            || (interest.is_write() && socket.can_send());
-        if ready {
+        let ready = self.with_socket(|socket| {
+            if interest.is_read() {
+                socket.register_recv_waker(waker);
+            }
+            if interest.is_write() {
+                socket.register_send_waker(waker);
+            }
+            (interest.is_read() && read_ready(socket)) || (interest.is_write() && socket.can_send())
+        });
+        // Borrowed elsewhere (`Err`): have the request polled again.
+        if ready.unwrap_or(true) {
             waker.wake_by_ref();
         }
     }
@@ -464,11 +491,7 @@ impl Connection for TcpConnection<'_, '_> {
     }
 
     fn set_nodelay(&mut self, nodelay: bool) -> Result<(), Error> {
-        self.net
-            .borrow_mut()
-            .tcp(self.handle)
-            .set_nagle_enabled(!nodelay);
-        Ok(())
+        self.with_socket(|socket| socket.set_nagle_enabled(!nodelay))
     }
 }
 
@@ -481,18 +504,17 @@ impl Drop for TcpConnection<'_, '_> {
         // A connection may be dropped while the stack is borrowed only if
         // the user holds a borrow across it; then the socket stays claimed
         // rather than panicking.
-        let Ok(mut net) = self.net.try_borrow_mut() else {
-            return;
-        };
-        // After the cancel flag, whatever is still open is being cut.
-        let cut = self.failed || net.is_cancelled();
-        if cut {
-            net.tcp(self.handle).abort();
-        }
-        // Closes (FIN) what is still open.
-        net.release(self.handle);
-        // The FIN or RST goes out now; frames that came in wait for the
-        // server's next poll, which its next wait makes at once.
-        net.flush();
+        let (handle, failed) = (self.handle, self.failed);
+        let _ = self.net.with(|net| {
+            // After the stop's grace, whatever is still open is being cut.
+            if failed || net.is_cancelled() {
+                net.tcp(handle).abort();
+            }
+            // Closes (FIN) what is still open.
+            net.release(handle);
+            // The FIN or RST goes out now; frames that came in wait for the
+            // server's next poll, which its next wait makes at once.
+            net.flush();
+        });
     }
 }

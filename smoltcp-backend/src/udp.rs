@@ -10,7 +10,7 @@ use socketserver_core::time::Instant;
 use socketserver_core::{DatagramSocket, Received, Sent};
 
 use crate::error::Error;
-use crate::stack::NetRef;
+use crate::handle::NetRef;
 
 /// How long the head of the send queue may stay unsent, with more datagrams
 /// behind it, before the queue is dropped. A reply to an address that never
@@ -131,6 +131,7 @@ impl<const P: usize, const BYTES: usize> UdpStorage<P, BYTES> {
 /// dropped, and `send_to` says so with `Sent::Dropped` (see
 /// [`DatagramSocket::send_to`] below). Closing or dropping it removes
 /// the socket from the stack, so the port may be bound again.
+#[derive(Debug)]
 pub struct StackUdpSocket<'s, 'a> {
     net: NetRef<'s, 'a>,
     handle: SocketHandle,
@@ -139,15 +140,6 @@ pub struct StackUdpSocket<'s, 'a> {
     queued: Option<(usize, Instant)>,
     /// Payload bytes dropped with a stuck send queue.
     dropped: u64,
-    closed: bool,
-}
-
-impl core::fmt::Debug for StackUdpSocket<'_, '_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("StackUdpSocket")
-            .field("local", &self.local)
-            .finish_non_exhaustive()
-    }
 }
 
 fn bind_error(e: udp::BindError) -> Error {
@@ -158,33 +150,44 @@ fn bind_error(e: udp::BindError) -> Error {
 }
 
 impl<'s, 'a> StackUdpSocket<'s, 'a> {
-    /// Adds `socket` to the stack, bound to `local` (a port, or an address and port).
+    /// Adds `socket` to the stack of `net` (a [`NetRef`], or `&stack`),
+    /// bound to `local` (a port, or an address and port). Port 0 takes a
+    /// free port of the dynamic range, 49152 to 65535
+    /// ([`StackUdpSocket::local_endpoint`] says which), as a kernel does.
     pub fn bind(
-        net: NetRef<'s, 'a>,
+        net: impl Into<NetRef<'s, 'a>>,
         local: impl Into<IpListenEndpoint>,
         mut socket: udp::Socket<'a>,
     ) -> Result<Self, Error> {
-        let local = local.into();
-        socket.bind(local).map_err(bind_error)?;
-        let handle = net.borrow_mut().add_udp(socket)?;
+        let net = net.into();
+        let mut local = local.into();
+        let handle = net.with(|stack| {
+            if local.port == 0 {
+                local.port = stack.free_port()?;
+            }
+            socket.bind(local).map_err(bind_error)?;
+            stack.add_udp(socket)
+        })??;
         Ok(Self {
             net,
             handle,
             local,
             queued: None,
             dropped: 0,
-            closed: false,
         })
     }
 
-    /// The local endpoint.
+    /// The local endpoint (with the chosen port, after a bind to port 0).
     pub fn local_endpoint(&self) -> IpListenEndpoint {
         self.local
     }
 
-    /// Whether a datagram waits to be received.
+    /// Whether a datagram waits to be received (`false` while the stack is
+    /// borrowed elsewhere).
     pub fn is_ready(&self) -> bool {
-        self.net.borrow_mut().udp(self.handle).can_recv()
+        self.net
+            .with(|net| net.udp(self.handle).can_recv())
+            .unwrap_or(false)
     }
 
     /// Payload bytes dropped so far because the send queue was stuck for
@@ -195,20 +198,9 @@ impl<'s, 'a> StackUdpSocket<'s, 'a> {
     }
 
     /// Removes the socket from the stack; dropping it does the same.
-    pub fn close(mut self) {
-        self.remove();
-    }
-
-    fn remove(&mut self) {
-        if self.closed {
-            return;
-        }
-        // Borrowed across the drop only by a caller that holds the stack
-        // while dropping the socket: then it stays, rather than a panic.
-        if let Ok(mut net) = self.net.try_borrow_mut() {
-            self.closed = true;
-            net.remove_socket(self.handle);
-        }
+    pub fn close(self) {
+        // Drop removes the socket.
+        drop(self);
     }
 
     /// Notes whether the send queue moved since our last send; drops it
@@ -242,7 +234,10 @@ impl<'s, 'a> StackUdpSocket<'s, 'a> {
 
 impl Drop for StackUdpSocket<'_, '_> {
     fn drop(&mut self) {
-        self.remove();
+        let handle = self.handle;
+        // Borrowed across the drop only by a caller that holds the stack
+        // while dropping the socket: then it stays, rather than a panic.
+        let _ = self.net.with(|net| net.remove_socket(handle));
     }
 }
 
@@ -257,17 +252,16 @@ impl DatagramSocket for StackUdpSocket<'_, '_> {
     /// larger than the socket's receive buffer; one larger than `buf` is
     /// truncated, as Python's `recvfrom` does.
     fn recv_from(&mut self, buf: &mut [u8]) -> Result<Option<Received<IpEndpoint>>, Error> {
-        let mut net = self.net.borrow_mut();
-        let Ok((data, meta)) = net.udp(self.handle).recv() else {
-            return Ok(None);
-        };
-        let len = data.len().min(buf.len());
-        buf[..len].copy_from_slice(&data[..len]);
-        Ok(Some(Received {
-            len,
-            addr: meta.endpoint,
-            truncated: len < data.len(),
-        }))
+        self.net.with(|net| {
+            let (data, meta) = net.udp(self.handle).recv().ok()?;
+            let len = data.len().min(buf.len());
+            buf[..len].copy_from_slice(&data[..len]);
+            Some(Received {
+                len,
+                addr: meta.endpoint,
+                truncated: len < data.len(),
+            })
+        })
     }
 
     /// Queues the datagram and polls the stack to send it. Never blocks:
@@ -282,9 +276,8 @@ impl DatagramSocket for StackUdpSocket<'_, '_> {
 
     fn send_to(&mut self, buf: &[u8], addr: &IpEndpoint) -> Result<Sent, Error> {
         for attempt in 0..2 {
-            let result = {
-                let net = self.net;
-                let mut net = net.borrow_mut();
+            let net = self.net;
+            let result = net.with(|net| {
                 let now = net.now();
                 let socket = net.udp(self.handle);
                 if buf.len() > socket.payload_send_capacity() {
@@ -297,17 +290,17 @@ impl DatagramSocket for StackUdpSocket<'_, '_> {
                     let since = self.queued.map_or(now, |(_, since)| since);
                     self.queued = Some((queued, since));
                 }
-                result
-            };
+                Ok(result)
+            })??;
             match result {
                 Ok(()) => {
-                    self.net.borrow_mut().poll();
+                    net.poll()?;
                     return Ok(Sent::Queued);
                 }
                 Err(udp::SendError::Unaddressable) => return Err(Error::Unaddressable),
                 Err(udp::SendError::BufferFull) if attempt == 0 => {
                     // The device may take what is queued: one poll, one retry.
-                    self.net.borrow_mut().poll();
+                    net.poll()?;
                 }
                 Err(udp::SendError::BufferFull) => {}
             }

@@ -21,7 +21,7 @@ use smoltcp::phy::{FaultInjector, Loopback, Medium};
 use smoltcp::socket::tcp;
 use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, IpEndpoint};
 use socketserver_core::time::{Clock, Instant};
-use socketserver_core::{DefaultHooks, Echo, Multiplexed, Sequential, Server, ShutdownFlag};
+use socketserver_core::{DefaultHooks, Echo, Multiplexed, Sequential, Server};
 use socketserver_smoltcp::{Net, Stack, StackTcpListener, SynSlot, TcpStorage, Waiter};
 
 const IP: IpAddress = IpAddress::v4(192, 168, 69, 1);
@@ -203,7 +203,6 @@ fn report(what: &str, time: &Time, stack: &TestStack<'_>, tally: &Tally) {
 
 #[test]
 fn sync_echoes_1mib_intact_through_faults_then_serves_a_fresh_client() {
-    static FLAG: ShutdownFlag = ShutdownFlag::new();
     let time = Time::default();
     let mut slots = [SocketStorage::EMPTY; 6];
     let mut backlog = [SynSlot::EMPTY; 4];
@@ -212,7 +211,7 @@ fn sync_echoes_1mib_intact_through_faults_then_serves_a_fresh_client() {
     let listener = StackTcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
     let mut server = Server::new(
         listener,
-        Waiter::new(&stack, &FLAG),
+        Waiter::new(&stack).unwrap(),
         Sequential::new(Echo::<4096>),
         DefaultHooks,
     );
@@ -236,7 +235,6 @@ fn sync_echoes_1mib_intact_through_faults_then_serves_a_fresh_client() {
 
 #[test]
 fn multiplexed_echoes_1mib_intact_through_faults_then_serves_a_fresh_client() {
-    static FLAG: ShutdownFlag = ShutdownFlag::new();
     let time = Time::default();
     let mut slots = [SocketStorage::EMPTY; 6];
     let mut backlog = [SynSlot::EMPTY; 4];
@@ -244,7 +242,7 @@ fn multiplexed_echoes_1mib_intact_through_faults_then_serves_a_fresh_client() {
     let (stack, tally) = stack(&mut slots, &mut backlog, &time);
     let listener = StackTcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
     let mux = pin!(Multiplexed::<_, _, _, 2>::new(Echo::<4096>));
-    let mut server = Server::new(listener, Waiter::new(&stack, &FLAG), mux, DefaultHooks);
+    let mut server = Server::new(listener, Waiter::new(&stack).unwrap(), mux, DefaultHooks);
     // Serves until `client` got its echo and the server's FIN: one turn of
     // the firmware main loop per round, sleeping as long as `poll` allows.
     let mut serve = |client: SocketHandle, into: &mut Vec<u8>| {
@@ -252,7 +250,8 @@ fn multiplexed_echoes_1mib_intact_through_faults_then_serves_a_fresh_client() {
             if received(&stack, client, into) {
                 return;
             }
-            let next = socketserver_smoltcp::poll_and_serve(&stack, || server.serve_ready());
+            let next = socketserver_smoltcp::poll_and_serve(&stack, || server.serve_ready())
+                .expect("the stack is not borrowed elsewhere");
             time.advance(
                 next.unwrap_or(Duration::from_millis(20))
                     .min(Duration::from_millis(20)),

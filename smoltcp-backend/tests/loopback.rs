@@ -4,113 +4,24 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use embedded_io::{Error as _, ErrorKind, Read};
-use smoltcp::iface::{Config, Interface, SocketHandle, SocketStorage};
-use smoltcp::phy::{Loopback, Medium};
+use smoltcp::iface::{SocketHandle, SocketStorage};
 use smoltcp::socket::{tcp, udp};
-use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, IpEndpoint};
+use smoltcp::wire::{IpAddress, IpEndpoint};
 use socketserver_core::time::{Clock, Instant};
 use socketserver_core::{
     Connection, DatagramSocket, DefaultHooks, Echo, Listener, Sent, Sequential, Server,
-    ShutdownFlag,
 };
 use socketserver_smoltcp::{
-    Error, FIN_WAIT_UNDER_PRESSURE, Net, STUCK_SEND_QUEUE, Stack, StackTcpListener, StackUdpSocket,
+    Error, FIN_WAIT_UNDER_PRESSURE, Net, STUCK_SEND_QUEUE, StackTcpListener, StackUdpSocket, Stop,
     SynSlot, TcpConfig, TcpStorage, UdpStorage, Waiter,
 };
 
-const IP: IpAddress = IpAddress::v4(192, 168, 69, 1);
-const PORT: u16 = 7;
+mod support;
 
-/// Virtual time in microseconds, shared by the clock and the idle.
-#[derive(Clone, Default)]
-struct Time(Rc<Cell<u64>>);
-
-impl Time {
-    fn advance(&self, d: Duration) {
-        self.0.set(self.0.get() + d.as_micros() as u64);
-    }
-}
-
-impl Clock for Time {
-    fn now(&self) -> Instant {
-        Instant::from_micros(self.0.get())
-    }
-}
-
-type Idler = Box<dyn FnMut(Option<Duration>)>;
-type TestStack<'a> = RefCell<Stack<'a, Loopback, Time, Idler>>;
-
-fn stack<'a>(
-    sockets: &'a mut [SocketStorage<'a>],
-    backlog: &'a mut [SynSlot],
-    time: &Time,
-) -> TestStack<'a> {
-    let idle_time = time.clone();
-    // Idling is time passing: blocking waits end at once in real time.
-    let idle: Idler = Box::new(move |t: Option<Duration>| {
-        idle_time.advance(
-            t.unwrap_or(Duration::from_millis(20))
-                .max(Duration::from_micros(100)),
-        )
-    });
-    stack_with(sockets, backlog, time, idle)
-}
-
-fn stack_with<'a>(
-    sockets: &'a mut [SocketStorage<'a>],
-    backlog: &'a mut [SynSlot],
-    time: &Time,
-    idle: Idler,
-) -> TestStack<'a> {
-    let mut device = Loopback::new(Medium::Ethernet);
-    let config = Config::new(EthernetAddress([0x02, 0, 0, 0, 0, 1]).into());
-    let mut iface = Interface::new(config, &mut device, smoltcp::time::Instant::ZERO);
-    iface.update_ip_addrs(|a| a.push(IpCidr::new(IP, 24)).unwrap());
-    RefCell::new(Stack::new(
-        iface,
-        device,
-        sockets,
-        backlog,
-        time.clone(),
-        idle,
-    ))
-}
-
-/// A client socket on the same stack, connecting to the pool port.
-fn client(stack: &TestStack<'_>, local_port: u16) -> SocketHandle {
-    let socket = tcp::Socket::new(
-        tcp::SocketBuffer::new(vec![0; 1024]),
-        tcp::SocketBuffer::new(vec![0; 1024]),
-    );
-    let mut stack = stack.borrow_mut();
-    let handle = stack.add_socket(socket).unwrap();
-    let (iface, sockets) = stack.interface_and_sockets_mut();
-    sockets
-        .get_mut::<tcp::Socket>(handle)
-        .connect(iface.context(), IpEndpoint::new(IP, PORT), local_port)
-        .unwrap();
-    handle
-}
-
-fn state(stack: &TestStack<'_>, handle: SocketHandle) -> tcp::State {
-    stack.borrow().sockets().get::<tcp::Socket>(handle).state()
-}
-
-/// Polls, letting `step` of virtual time pass each round, `rounds` times.
-fn run(stack: &TestStack<'_>, time: &Time, rounds: usize, step: Duration) {
-    for _ in 0..rounds {
-        stack.borrow_mut().poll();
-        time.advance(step);
-    }
-}
-
-fn socket_count(stack: &TestStack<'_>) -> usize {
-    stack.borrow().sockets().iter().count()
-}
+use support::*;
 
 #[test]
 fn closing_a_listener_resets_waiting_clients_and_frees_its_sockets() {
@@ -193,18 +104,6 @@ fn a_failed_bind_adds_nothing() {
     drop(listener);
 }
 
-/// Accepts one connection from a fresh client; returns it and the client.
-fn accepted<'s, 'a>(
-    stack: &'s TestStack<'a>,
-    listener: &mut StackTcpListener<'s, 'a>,
-    time: &Time,
-) -> (socketserver_smoltcp::TcpConnection<'s, 'a>, SocketHandle) {
-    let peer = client(stack, 40001);
-    run(stack, time, 10, Duration::from_millis(1));
-    let conn = listener.accept().unwrap().expect("a connection").conn;
-    (conn, peer)
-}
-
 #[test]
 fn a_handler_timeout_ends_with_fin_not_rst() {
     let time = Time::default();
@@ -227,17 +126,17 @@ fn a_handler_timeout_ends_with_fin_not_rst() {
 }
 
 #[test]
-fn a_cancelled_wait_still_resets() {
-    static CANCEL: AtomicBool = AtomicBool::new(false);
+fn a_cut_wait_still_resets() {
+    static STOP: Stop = Stop::new();
     let time = Time::default();
     let mut slots = [SocketStorage::EMPTY; 4];
     let mut backlog = [SynSlot::EMPTY; 4];
     let mut pool = TcpStorage::<1, 512, 512>::new();
     let stack = stack(&mut slots, &mut backlog, &time);
-    let stack = RefCell::new(stack.into_inner().with_cancel(&CANCEL));
+    let stack = RefCell::new(stack.into_inner().with_stop(&STOP));
     let mut listener = StackTcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
     let (mut conn, peer) = accepted(&stack, &mut listener, &time);
-    CANCEL.store(true, Ordering::Relaxed);
+    STOP.cut_in_flight();
     let err = conn.read(&mut [0; 16]).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::TimedOut);
     drop(conn);
@@ -357,17 +256,17 @@ fn poll_asks_for_another_turn_when_a_server_moved() {
     let stack = stack(&mut slots, &mut backlog, &time);
     assert_eq!(
         socketserver_smoltcp::poll_and_serve(&stack, || true),
-        Some(Duration::ZERO)
+        Ok(Some(Duration::ZERO))
     );
     assert_ne!(
         socketserver_smoltcp::poll_and_serve(&stack, || false),
-        Some(Duration::ZERO)
+        Ok(Some(Duration::ZERO))
     );
 }
 
 #[test]
 fn a_shutdown_during_serve_forever_stops_it_within_20_ms() {
-    static FLAG: ShutdownFlag = ShutdownFlag::new();
+    static STOP: Stop = Stop::new();
     let time = Time::default();
     let asked_at = Rc::new(Cell::new(None));
     let mut slots = [SocketStorage::EMPTY; 2];
@@ -378,15 +277,17 @@ fn a_shutdown_during_serve_forever_stops_it_within_20_ms() {
     let idle: Idler = Box::new(move |t: Option<Duration>| {
         clock.advance(t.unwrap_or(Duration::from_millis(20)));
         if asked.get().is_none() && clock.now() >= Instant::from_micros(300_000) {
-            assert!(FLAG.request());
+            STOP.shutdown();
+            assert!(STOP.flag().is_requested(), "the running loop sees it");
             asked.set(Some(clock.now()));
         }
     });
     let stack = stack_with(&mut slots, &mut backlog, &time, idle);
+    let stack = RefCell::new(stack.into_inner().with_stop(&STOP));
     let listener = StackTcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
     let mut server = Server::new(
         listener,
-        Waiter::new(&stack, &FLAG),
+        Waiter::new(&stack).unwrap(),
         Sequential::new(Echo::<64>),
         DefaultHooks,
     );
@@ -397,7 +298,7 @@ fn a_shutdown_during_serve_forever_stops_it_within_20_ms() {
         latency <= Duration::from_millis(20),
         "stopped {latency:?} after the request"
     );
-    assert!(FLAG.is_stopped());
+    assert!(STOP.flag().is_stopped());
 }
 
 /// Sends `data` from a client socket and polls until `want` bytes came back.
@@ -442,7 +343,6 @@ fn client_round_trip(
 fn async_handlers_served_concurrently_woken_by_the_sockets() {
     use core::pin::pin;
     use socketserver_core::{Multiplexed, Upper};
-    static FLAG: ShutdownFlag = ShutdownFlag::new();
     let time = Time::default();
     let mut slots = [SocketStorage::EMPTY; 6];
     let mut backlog = [SynSlot::EMPTY; 2];
@@ -450,7 +350,7 @@ fn async_handlers_served_concurrently_woken_by_the_sockets() {
     let stack = stack(&mut slots, &mut backlog, &time);
     let listener = StackTcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
     let mux = pin!(Multiplexed::<_, _, _, 2>::new(Upper::<64>));
-    let mut server = Server::new(listener, Waiter::new(&stack, &FLAG), mux, DefaultHooks);
+    let mut server = Server::new(listener, Waiter::new(&stack).unwrap(), mux, DefaultHooks);
     let a = client(&stack, 40001);
     let b = client(&stack, 40002);
     run(&stack, &time, 10, Duration::from_millis(1));
@@ -549,7 +449,6 @@ mod server_context {
 
     #[test]
     fn a_handler_reads_its_servers_address_and_its_stop_reaches_the_flag() {
-        static FLAG: ShutdownFlag = ShutdownFlag::new();
         let time = Time::default();
         let mut slots = [SocketStorage::EMPTY; 6];
         let mut backlog = [SynSlot::EMPTY; 2];
@@ -562,7 +461,7 @@ mod server_context {
 
         let listener = StackTcpListener::bind(&stack, PORT, pool.sockets()).unwrap();
         let mux = pin!(Multiplexed::<_, _, _, 1>::new(Where));
-        let mut server = Server::new(listener, Waiter::new(&stack, &FLAG), mux, DefaultHooks);
+        let mut server = Server::new(listener, Waiter::new(&stack).unwrap(), mux, DefaultHooks);
         assert_eq!(*server.server_address(), every_address);
         let a = client(&stack, 40001);
         run(&stack, &time, 10, Duration::from_millis(1));
@@ -573,7 +472,7 @@ mod server_context {
         let got = client_round_trip(&stack, &time, &mut serve, a, b"STOP\n", 4);
         assert_eq!(got, b"BYE\n");
         assert!(
-            FLAG.enter_loop().is_none(),
+            server.shutdown_flag().enter_loop().is_none(),
             "the stop is pending: the first loop returns at once"
         );
     }

@@ -17,12 +17,10 @@ use std::time::Duration;
 use smoltcp::iface::{Interface, SocketStorage};
 use smoltcp::phy::Device;
 use smoltcp::wire::{IpAddress, IpCidr};
-use socketserver_core::{
-    Datagrams, DefaultHooks, Echo, EchoDatagram, Multiplexed, Sequential, Server, ShutdownFlag,
-};
+use socketserver_core::{DefaultHooks, Echo, EchoDatagram, Multiplexed};
 use socketserver_smoltcp::{
-    FdIdle, GateStats, Net, NetRef, PoolStats, Stack, StackTcpListener, StackUdpSocket, StdClock,
-    SynSlot, TapConfig, TcpConfig, TcpStorage, UdpStorage, Waiter,
+    FdIdle, GateStats, Net, PoolStats, Stack, StdClock, Stop, SynSlot, TapConfig, TcpConfig,
+    TcpStorage, UdpStorage, tcp_server, tcp_server_with, udp_server,
 };
 
 use super::netns;
@@ -114,13 +112,13 @@ pub fn with_server<R: Send + 'static>(
     }
     Some(netns::in_new_netns(move || {
         netns::add_tap("tap0", KERNEL_CIDR).unwrap_or_else(|e| panic!("{e}"));
-        let flag = Arc::new(ShutdownFlag::new());
+        let stop = Arc::new(Stop::new());
         let (ready_tx, ready_rx) = mpsc::channel();
-        let server_flag = Arc::clone(&flag);
+        let server_stop = Arc::clone(&stop);
         let server = thread::Builder::new()
             .name("smoltcp-server".into())
             .stack_size(64 << 20)
-            .spawn(move || run(spec, &server_flag, ready_tx))
+            .spawn(move || run(spec, &server_stop, ready_tx))
             .unwrap_or_else(|e| panic!("spawn server: {e}"));
         match ready_rx.recv_timeout(Duration::from_secs(10)) {
             Ok(Ok(())) => {}
@@ -130,7 +128,7 @@ pub fn with_server<R: Send + 'static>(
         let addr = SocketAddr::new(IpAddr::V4(STACK_IP), PORT);
         let result = panic::catch_unwind(AssertUnwindSafe(|| client(addr)));
         let requested = std::time::Instant::now();
-        flag.request();
+        stop.shutdown();
         let report = server.join();
         let result = result.unwrap_or_else(|p| panic::resume_unwind(p));
         let mut report = report.unwrap_or_else(|p| panic::resume_unwind(p));
@@ -141,7 +139,7 @@ pub fn with_server<R: Send + 'static>(
 
 type Parts<D> = (Interface, D, StdClock, FdIdle);
 
-fn run(spec: Spec, flag: &ShutdownFlag, ready: mpsc::Sender<Result<(), String>>) -> Report {
+fn run(spec: Spec, stop: &Stop, ready: mpsc::Sender<Result<(), String>>) -> Report {
     let config = TapConfig::new("tap0", IpCidr::new(IpAddress::Ipv4(STACK_IP), 24));
     let (iface, device, clock, idle) = match config.open() {
         Ok(parts) => parts,
@@ -152,12 +150,12 @@ fn run(spec: Spec, flag: &ShutdownFlag, ready: mpsc::Sender<Result<(), String>>)
     };
     let (gate, pool, shuffled) = match spec.faults {
         None => {
-            let (gate, pool) = serve((iface, device, clock, idle), spec, flag, &ready);
+            let (gate, pool) = serve((iface, device, clock, idle), spec, stop, &ready);
             (gate, pool, Counts::default())
         }
         Some(faults) => {
             let (device, tally) = impaired::faults(device, faults);
-            let (gate, pool) = serve((iface, device, clock, idle), spec, flag, &ready);
+            let (gate, pool) = serve((iface, device, clock, idle), spec, stop, &ready);
             (gate, pool, tally.get())
         }
     };
@@ -172,15 +170,15 @@ fn run(spec: Spec, flag: &ShutdownFlag, ready: mpsc::Sender<Result<(), String>>)
 fn serve<D: Device>(
     parts: Parts<D>,
     spec: Spec,
-    flag: &ShutdownFlag,
+    stop: &Stop,
     ready: &mpsc::Sender<Result<(), String>>,
 ) -> (GateStats, PoolStats) {
     match (spec.strategy, spec.pool) {
-        (Strategy::Udp, _) => serve_udp(parts, spec, flag, ready),
-        (_, 1) => serve_tcp::<1, D>(parts, spec, flag, ready),
-        (_, 4) => serve_tcp::<4, D>(parts, spec, flag, ready),
-        (_, 8) => serve_tcp::<8, D>(parts, spec, flag, ready),
-        (_, 16) => serve_tcp::<16, D>(parts, spec, flag, ready),
+        (Strategy::Udp, _) => serve_udp(parts, spec, stop, ready),
+        (_, 1) => serve_tcp::<1, D>(parts, spec, stop, ready),
+        (_, 4) => serve_tcp::<4, D>(parts, spec, stop, ready),
+        (_, 8) => serve_tcp::<8, D>(parts, spec, stop, ready),
+        (_, 16) => serve_tcp::<16, D>(parts, spec, stop, ready),
         (_, n) => panic!("unsupported pool size {n}"),
     }
 }
@@ -188,28 +186,18 @@ fn serve<D: Device>(
 fn serve_udp<D: Device>(
     (iface, device, clock, idle): Parts<D>,
     spec: Spec,
-    flag: &ShutdownFlag,
+    stop: &Stop,
     ready: &mpsc::Sender<Result<(), String>>,
 ) -> (GateStats, PoolStats) {
     let mut storage = Box::new(UdpStorage::<16, 65536>::new());
     let mut sockets: Vec<SocketStorage<'_>> = (0..4).map(|_| SocketStorage::EMPTY).collect();
     let mut backlog = vec![SynSlot::EMPTY; spec.backlog];
-    let stack = RefCell::new(Stack::new(
-        iface,
-        device,
-        &mut sockets,
-        &mut backlog,
-        clock,
-        idle,
-    ));
-    let net: NetRef<'_, '_> = &stack;
-    let socket = StackUdpSocket::bind(net, PORT, storage.socket()).expect("bind UDP");
-    let mut server = Server::new(
-        Datagrams::new(socket, vec![0u8; 8192], vec![0u8; 8192]),
-        Waiter::new(net, flag),
-        Sequential::<EchoDatagram>::new(EchoDatagram),
-        DefaultHooks,
+    let stack = RefCell::new(
+        Stack::new(iface, device, &mut sockets, &mut backlog, clock, idle).with_stop(stop),
     );
+    let buffers = (vec![0u8; 8192], vec![0u8; 8192]);
+    let mut server =
+        udp_server(&stack, PORT, storage.socket(), buffers, EchoDatagram).expect("bind UDP");
     let _ = ready.send(Ok(()));
     server
         .serve_forever(Duration::from_millis(100))
@@ -225,7 +213,7 @@ const BUF: usize = 65536;
 fn serve_tcp<const N: usize, D: Device>(
     (iface, device, clock, idle): Parts<D>,
     spec: Spec,
-    flag: &ShutdownFlag,
+    stop: &Stop,
     ready: &mpsc::Sender<Result<(), String>>,
 ) -> (GateStats, PoolStats) {
     let mut storage = Box::new(TcpStorage::<N, BUF, BUF>::new());
@@ -234,28 +222,22 @@ fn serve_tcp<const N: usize, D: Device>(
     let stack = RefCell::new(
         Stack::new(iface, device, &mut sockets, &mut backlog, clock, idle)
             .with_tcp_config(spec.tcp)
-            .with_shutdown(flag),
+            .with_stop(stop),
     );
-    let net: NetRef<'_, '_> = &stack;
-    let listener = StackTcpListener::bind(net, PORT, storage.sockets()).expect("bind TCP pool");
-    let waiter = Waiter::new(net, flag);
     if spec.strategy == Strategy::Multiplexed {
         let strategy = std::pin::pin!(
             Multiplexed::<_, _, _, N>::new(Echo::<4096>).with_idle_timeout(spec.idle_timeout)
         );
-        let mut server = Server::new(listener, waiter, strategy, DefaultHooks);
+        let mut server = tcp_server_with(&stack, PORT, &mut *storage, strategy, DefaultHooks)
+            .expect("bind TCP pool");
         let _ = ready.send(Ok(()));
         server
             .serve_forever(Duration::from_millis(100))
             .expect("serve");
         server.server_close();
     } else {
-        let mut server = Server::new(
-            listener,
-            waiter,
-            Sequential::<Echo<4096>>::new(Echo),
-            DefaultHooks,
-        );
+        let mut server =
+            tcp_server(&stack, PORT, &mut *storage, Echo::<4096>).expect("bind TCP pool");
         let _ = ready.send(Ok(()));
         server
             .serve_forever(Duration::from_millis(100))

@@ -6,16 +6,15 @@
 
 use core::cell::Cell;
 use core::future::Future;
-use core::pin::Pin;
 use core::time::Duration;
 
 use cortex_m_semihosting::hprintln;
 use socketserver_core::{
-    AsyncStreamRequest, AsyncStreamRequestHandler, Connection, Datagrams, Echo, EchoDatagram,
-    Error, Multiplexed, Served, ServerHooks, ShutdownFlag, Server, Sequential, Upper,
+    AsyncStreamRequest, AsyncStreamRequestHandler, Connection, Echo, Error, Multiplexed, Served,
+    ServerHooks, Upper,
 };
+use socketserver_smoltcp::TcpConnection;
 use socketserver_smoltcp::smoltcp::wire::IpEndpoint;
-use socketserver_smoltcp::{NetRef, TcpConnection, StackTcpListener, StackUdpSocket, Waiter};
 
 /// The echo's port (TCP and UDP), RFC 862.
 pub const ECHO_PORT: u16 = 7;
@@ -32,22 +31,6 @@ pub const ECHO_CHUNK: usize = 256;
 pub const MAX_LINE: usize = 128;
 
 type Conn<'s> = TcpConnection<'s, 'static>;
-
-/// A TCP server whose strategy is `Multiplexed` pinned in `main`.
-pub type TcpServer<'s, 'p, H, F> = Server<
-    StackTcpListener<'s, 'static>,
-    Waiter<'s, 'static>,
-    Pin<&'p mut Multiplexed<Conn<'s>, H, F, POOL>>,
-    Hooks,
->;
-
-/// The UDP echo server, `Sequential` over one socket.
-pub type UdpEcho<'s> = Server<
-    Datagrams<StackUdpSocket<'s, 'static>, &'static mut [u8]>,
-    Waiter<'s, 'static>,
-    Sequential<EchoDatagram>,
-    Hooks,
->;
 
 /// What a slot serves: core's `Echo` or its line handler `Upper`, chosen
 /// per port. One handler type for both ports makes both `Multiplexed` the
@@ -111,34 +94,6 @@ pub fn slots<'s>(
 ) -> Multiplexed<Conn<'s>, Service, impl Future<Output = Option<Served<Conn<'s>>>>, POOL> {
     // With the default idle policy (60 s idle timeout, eviction at capacity).
     Multiplexed::with_rbufsize::<MAX_LINE>(service)
-}
-
-/// A TCP server over a bound pool listener and pinned slots.
-pub fn tcp_server<'s, 'p, H, F>(
-    listener: StackTcpListener<'s, 'static>,
-    slots: Pin<&'p mut Multiplexed<Conn<'s>, H, F, POOL>>,
-    flag: &'s ShutdownFlag,
-) -> TcpServer<'s, 'p, H, F>
-where
-    H: AsyncStreamRequestHandler<Conn<'s>>,
-    F: Future<Output = Option<Served<Conn<'s>>>>,
-{
-    let waiter = Waiter::new(listener.net(), flag);
-    Server::new(listener, waiter, slots, Hooks::default())
-}
-
-/// The UDP echo server over a bound socket; `packet` and `reply` are its
-/// buffers (the packet buffer's length is Python's `max_packet_size`).
-pub fn udp_server<'s>(
-    socket: StackUdpSocket<'s, 'static>,
-    net: NetRef<'s, 'static>,
-    flag: &'s ShutdownFlag,
-    packet: &'static mut [u8],
-    reply: &'static mut [u8],
-) -> UdpEcho<'s> {
-    let waiter = Waiter::new(net, flag);
-    let source = Datagrams::new(socket, packet, reply);
-    Server::new(source, waiter, Sequential::new(EchoDatagram), Hooks::default())
 }
 
 /// Server hooks that count requests and report failures over semihosting;

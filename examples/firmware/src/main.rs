@@ -39,14 +39,14 @@ use cortex_m_rt::{entry, exception};
 use cortex_m_semihosting::hprintln;
 use smoltcp::iface::{Config, Interface, SocketStorage};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
-use socketserver_core::ShutdownFlag;
 use socketserver_core::time::Instant;
+use socketserver_core::{EchoDatagram, Sequential};
 use socketserver_smoltcp::{
-    Net, NetRef, Spin, Stack, SynSlot, StackTcpListener, TcpStorage, UdpBytes, UdpMeta, StackUdpSocket,
+    Net, Spin, Stack, SynSlot, TcpStorage, UdpBytes, UdpMeta, tcp_server_with, udp_server_with,
 };
 
 use clock::Clock;
-use echo::{ECHO_PORT, POOL, Service, UPPER_PORT};
+use echo::{ECHO_PORT, Hooks, POOL, Service, UPPER_PORT};
 use stellaris_enet::StellarisEnet;
 
 /// Locally administered (bit 1 of the first byte), unicast, fixed.
@@ -96,10 +96,8 @@ static mut SOCKET_SLOTS: MaybeUninit<[SocketStorage<'static>; SOCKETS]> = MaybeU
 static mut UDP_META: MaybeUninit<UdpMeta<UDP_PACKETS>> = MaybeUninit::uninit();
 static mut BACKLOG: [SynSlot; SYN_BACKLOG] = [SynSlot::EMPTY; SYN_BACKLOG];
 /// The stack (interface, driver with its frame buffers, socket set, SYN
-/// gate): written once in `main`, shared by both servers through `NetRef`.
+/// gate): written once in `main`, shared by the servers.
 static mut STACK: MaybeUninit<RefCell<FirmwareStack>> = MaybeUninit::uninit();
-/// Never requested: the firmware serves forever. Core's servers need one.
-static SHUTDOWN: ShutdownFlag = ShutdownFlag::new();
 
 /// The Ethernet controller's NVIC line, for `NVIC::unmask`.
 #[derive(Clone, Copy)]
@@ -165,21 +163,34 @@ fn main() -> ! {
     let stack: &'static RefCell<FirmwareStack> = stack.write(RefCell::new(Stack::new(
         iface, enet, slots, backlog, clock, Spin,
     )));
-    let net: NetRef<'static, 'static> = stack;
 
-    // Invariant: the socket set holds exactly the two pools and the UDP
-    // socket, and ports 7 and 8 are nonzero, so every bind succeeds.
-    let listener = StackTcpListener::bind(net, ECHO_PORT, tcp_buffers.sockets()).expect("TCP pool fits");
-    let upper_listener =
-        StackTcpListener::bind(net, UPPER_PORT, upper_buffers.sockets()).expect("TCP pool fits");
-    let socket = StackUdpSocket::bind(net, ECHO_PORT, udp_socket).expect("UDP socket fits");
-    let [packet, reply] = datagrams;
     // The request futures live in main's frame, which never returns.
     let echo_slots = pin!(echo::slots(Service::Echo));
     let upper_slots = pin!(echo::slots(Service::Upper));
-    let mut tcp = echo::tcp_server(listener, echo_slots, &SHUTDOWN);
-    let mut upper = echo::tcp_server(upper_listener, upper_slots, &SHUTDOWN);
-    let mut udp = echo::udp_server(socket, net, &SHUTDOWN, packet, reply);
+    let [packet, reply] = datagrams;
+    // Invariant: the socket set holds exactly the two pools and the UDP
+    // socket, on distinct ports or protocols, and nothing borrows the
+    // stack yet, so every bind succeeds.
+    let mut tcp = tcp_server_with(stack, ECHO_PORT, tcp_buffers, echo_slots, Hooks::default())
+        .expect("TCP pool fits");
+    let mut upper = tcp_server_with(
+        stack,
+        UPPER_PORT,
+        upper_buffers,
+        upper_slots,
+        Hooks::default(),
+    )
+    .expect("TCP pool fits");
+    let buffers: (&mut [u8], &mut [u8]) = (packet, reply);
+    let mut udp = udp_server_with(
+        stack,
+        ECHO_PORT,
+        udp_socket,
+        buffers,
+        Sequential::new(EchoDatagram),
+        Hooks::default(),
+    )
+    .expect("UDP socket fits");
 
     // SAFETY: the handler (DefaultHandler) touches only the controller's IM
     // register, which no critical section of the main loop relies on.
@@ -197,7 +208,11 @@ fn main() -> ! {
     loop {
         // Both servers get their turn (`|`, not `||`); if either moved,
         // `poll` returns zero and the loop goes round again before sleeping.
-        let delay = socketserver_smoltcp::poll_and_serve(net, || tcp.serve_ready() | upper.serve_ready() | udp.serve_ready());
+        // Nothing here holds a borrow of the stack, so it is never busy.
+        let delay = socketserver_smoltcp::poll_and_serve(stack, || {
+            tcp.serve_ready() | upper.serve_ready() | udp.serve_ready()
+        })
+        .unwrap_or(Some(Duration::ZERO));
         let accepted = tcp.hooks().requests() + upper.hooks().requests();
         if accepted != logged {
             logged = accepted;
