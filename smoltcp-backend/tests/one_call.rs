@@ -217,6 +217,8 @@ fn two_listeners_on_port_0_get_different_free_ports_both_reported() {
     assert_ne!(ports[1], ports[2]);
     assert_ne!(ports[0], ports[2]);
     assert_eq!(a.port(), ports[0]);
+    // Python's server_address(): the chosen port, not 0.
+    assert_eq!(b.server_address().port, ports[1]);
     // The chosen port is really served.
     let peer = client_to(&stack, ports[0], 40001);
     run(&stack, &time, 10, Duration::from_millis(1));
@@ -250,4 +252,9 @@ fn udp_server_binds_port_0_to_a_port_of_the_dynamic_range() {
     let mut server = udp_server(&stack, 0, storage.socket(), buffers, EchoDatagram).unwrap();
     let port = server.source_mut().socket_mut().local_endpoint().port;
     assert!(port >= 49152, "{port} is in the dynamic range");
+    assert_eq!(
+        server.server_address().port,
+        port,
+        "server_address() reports it"
+    );
 }
