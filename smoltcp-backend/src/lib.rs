@@ -51,10 +51,10 @@
 //! use socketserver_core::time::Clock;
 //! use socketserver_smoltcp::{Error, Stack, SynSlot, TcpStorage, tcp_server};
 //!
-//! fn serve<D: Device, K: Clock>(
+//! fn serve<D: Device, Clk: Clock>(
 //!     iface: Interface,
 //!     device: D,
-//!     clock: K,
+//!     clock: Clk,
 //!     sleep: impl FnMut(Option<Duration>),
 //! ) -> Result<(), Error> {
 //!     // Storage: the socket set, the SYN backlog, the pool's buffers.

@@ -41,8 +41,8 @@ pub type UdpServer<'s, 'a, B, P, K = DefaultHooks> =
 /// # use smoltcp::phy::Device;
 /// # use socketserver_core::{Echo, time::Clock};
 /// # use socketserver_smoltcp::{Error, Idle, Stack, TcpStorage, tcp_server};
-/// # fn example<'a, D: Device, K: Clock, I: Idle>(
-/// #     stack: &RefCell<Stack<'a, D, K, I>>,
+/// # fn example<'a, D: Device, Clk: Clock, I: Idle>(
+/// #     stack: &RefCell<Stack<'a, D, Clk, I>>,
 /// #     pool: &'a mut TcpStorage<4, 2048, 2048>,
 /// # ) -> Result<(), Error> {
 /// let mut server = tcp_server(stack, 7, pool, Echo::<1024>)?;

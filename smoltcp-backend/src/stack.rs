@@ -37,12 +37,12 @@ const MAX_EGRESS: usize = 32;
 /// requests to a pool port with no listening socket are held in `backlog`
 /// (or, when it is full, dropped so the peer retransmits) instead of being
 /// refused with RST.
-pub struct Stack<'a, D: Device, K: Clock, I: Idle> {
+pub struct Stack<'a, D: Device, Clk: Clock, I: Idle> {
     iface: Interface,
     device: Gate<'a, D>,
     sockets: SocketSet<'a>,
     capacity: usize,
-    clock: K,
+    clock: Clk,
     idle: I,
     pool: Pool,
     config: TcpConfig,
@@ -60,7 +60,7 @@ pub struct Stack<'a, D: Device, K: Clock, I: Idle> {
     next_port: u16,
 }
 
-impl<D: Device, K: Clock, I: Idle> core::fmt::Debug for Stack<'_, D, K, I> {
+impl<D: Device, Clk: Clock, I: Idle> core::fmt::Debug for Stack<'_, D, Clk, I> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Stack")
             .field("addrs", &self.iface.ip_addrs())
@@ -73,7 +73,7 @@ impl<D: Device, K: Clock, I: Idle> core::fmt::Debug for Stack<'_, D, K, I> {
     }
 }
 
-impl<'a, D: Device, K: Clock, I: Idle> Stack<'a, D, K, I> {
+impl<'a, D: Device, Clk: Clock, I: Idle> Stack<'a, D, Clk, I> {
     /// A stack over `iface` (configured by you for `device`), with `sockets`
     /// as the socket set's storage and `backlog` as the SYN backlog's.
     pub fn new(
@@ -81,7 +81,7 @@ impl<'a, D: Device, K: Clock, I: Idle> Stack<'a, D, K, I> {
         device: D,
         sockets: &'a mut [SocketStorage<'a>],
         backlog: &'a mut [SynSlot],
-        clock: K,
+        clock: Clk,
         idle: I,
     ) -> Self {
         let capacity = sockets.len();
@@ -207,7 +207,7 @@ impl<'a, D: Device, K: Clock, I: Idle> Stack<'a, D, K, I> {
     }
 }
 
-impl<'a, D: Device, K: Clock, I: Idle> Net<'a> for Stack<'a, D, K, I> {
+impl<'a, D: Device, Clk: Clock, I: Idle> Net<'a> for Stack<'a, D, Clk, I> {
     fn now(&self) -> Instant {
         self.clock.now()
     }

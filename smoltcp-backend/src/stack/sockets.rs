@@ -22,7 +22,7 @@ use crate::stop::Stop;
 /// its port.
 pub(crate) const DYNAMIC_PORTS: RangeInclusive<u16> = 49152..=65535;
 
-impl<'a, D: Device, K: Clock, I: Idle> Sockets<'a> for Stack<'a, D, K, I> {
+impl<'a, D: Device, Clk: Clock, I: Idle> Sockets<'a> for Stack<'a, D, Clk, I> {
     fn tcp(&mut self, handle: SocketHandle) -> &mut tcp::Socket<'a> {
         self.sockets.get_mut::<tcp::Socket>(handle)
     }
