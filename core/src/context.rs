@@ -60,12 +60,17 @@ pub trait ServerContext<A>: Sync {
     ///
     /// Called from the serving thread (`Sequential`, `Multiplexed`) the loop
     /// returns after its current pass (Python's call deadlocks there); from
-    /// a worker thread it wakes the loop, which stops at once; from a
-    /// `Forking` child it reaches the parent's loop, not the child's copy.
-    /// What follows is an ordinary shutdown: this request and the others
-    /// in flight finish as `server_close` says. With no loop running, it
-    /// follows [`ShutdownFlag::request`] (kept for a first loop, dropped
-    /// after a loop has ended).
+    /// a worker thread it wakes the loop of a std server, which stops at
+    /// once (a core `Server` without a waker sees it at its next wake-up,
+    /// at most `poll_interval` later); from a `Forking` child it reaches
+    /// the parent's loop, not the child's copy. What follows is an ordinary
+    /// shutdown: this request and the others in flight finish as
+    /// `server_close` says. With no loop running, it follows
+    /// [`ShutdownFlag::request`] (kept for a first loop, dropped after a
+    /// loop has ended): a main loop of `serve_ready` calls that wants to
+    /// see it holds its own loop on the flag
+    /// ([`ShutdownFlag::enter_loop`]) and checks
+    /// [`ShutdownFlag::is_requested`].
     fn shutdown(&self);
 }
 

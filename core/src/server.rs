@@ -85,6 +85,10 @@ where
     /// wait at once; `poll_interval` only paces `service_actions`.
     pub fn serve_forever(&mut self, poll_interval: Duration) -> Result<(), W::Error> {
         step!("socketserver::server", "serve_forever", poll_interval);
+        // A stop a request asked for since the last loop ended (a worker
+        // that outlived it, a request cut after it) goes through the flag's
+        // rules now, before this loop begins: stale after a loop has run.
+        self.adopt_stop();
         serve_loop::serve_forever(self, poll_interval)
     }
 
@@ -131,6 +135,8 @@ where
     pub fn cut_in_flight(&mut self) {
         step!("socketserver::server", "cut_in_flight");
         self.strategy.cut_in_flight(&self.hooks);
+        // A cut request's `finish` may have asked to stop.
+        self.adopt_stop();
     }
 
     /// Python's `server_close`: lets the strategy finish or end in-flight

@@ -237,3 +237,62 @@ fn a_stop_asked_after_the_loop_ended_is_stale_and_the_next_loop_serves() {
         "the stale stop ended the next loop after {served_for:?}"
     );
 }
+
+/// Echoes lines; when its connection fails (a cut), asks the server to stop.
+#[derive(Clone)]
+struct StopWhenCut;
+
+impl<C: Connection> AsyncStreamRequestHandler<C> for StopWhenCut {
+    async fn handle(&mut self, req: &mut AsyncStreamRequest<'_, C>) -> Result<(), Error<C::Error>> {
+        let mut line = [0u8; 64];
+        loop {
+            match req.read_line(&mut line).await {
+                Ok(0) => return Ok(()),
+                Ok(n) => req.write_all(&line[..n]).await?,
+                Err(e) => {
+                    req.server().shutdown();
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_stop_asked_by_a_request_cut_after_the_loop_is_stale_too() {
+    let listener = MockListener::default();
+    let waiter = MockWaiter {
+        wake_early: true,
+        ..MockWaiter::default()
+    };
+    let client = listener.connect(b"hi\n", false);
+    let mux = pin!(Multiplexed::<MockConn, _, _, 2>::new(StopWhenCut));
+    let mut server = Server::new(listener.clone(), waiter.clone(), mux, hooks());
+
+    let (flag, answered) = (waiter.flag.clone(), client.clone());
+    let stopper = thread::spawn(move || {
+        while out(&answered).is_empty() {
+            thread::sleep(StdDuration::from_millis(1));
+        }
+        flag.request();
+    });
+    server.serve_forever(POLL_INTERVAL).unwrap();
+    stopper.join().unwrap();
+
+    // Cut after the loop: the request's error path asks to stop.
+    server.cut_in_flight();
+
+    let flag = waiter.flag.clone();
+    let stopper = thread::spawn(move || {
+        thread::sleep(StdDuration::from_millis(200));
+        flag.request();
+    });
+    let started = std::time::Instant::now();
+    server.serve_forever(POLL_INTERVAL).unwrap();
+    let served_for = started.elapsed();
+    stopper.join().unwrap();
+    assert!(
+        served_for >= StdDuration::from_millis(200),
+        "the cut request's stale stop ended the next loop after {served_for:?}"
+    );
+}

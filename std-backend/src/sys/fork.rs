@@ -72,7 +72,8 @@ pub(crate) fn fork() -> io::Result<Forked> {
     }
 }
 
-/// In a fresh child, signals still blocked: each of [`CHILD_ACTIONS`] the
+/// In a fresh child, every signal but SIGCHLD still blocked (a new child
+/// has no children to send it one): each of [`CHILD_ACTIONS`] the
 /// application catches gets its child action (those it ignores stay
 /// ignored, as `nohup` and a shell's background jobs expect), the stopping
 /// ones are unblocked, and the rest of the mask is the parent thread's.
@@ -82,7 +83,8 @@ fn reset_signals(mut mask: SigSet) {
     for (signal, action) in CHILD_ACTIONS {
         let child = SigAction::new(action, SaFlags::empty(), SigSet::empty());
         // SAFETY: installs SIG_DFL or SIG_IGN, no handler function, in a
-        // child whose only thread has every signal blocked.
+        // child whose only thread has every signal blocked but SIGCHLD,
+        // which nothing sends it before this returns.
         let Ok(previous) = (unsafe { sigaction(signal, &child) }) else {
             continue;
         };
