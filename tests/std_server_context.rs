@@ -8,8 +8,10 @@
 //! forked child, whose request reaches the parent (`Forking`).
 
 mod support;
+#[path = "../core/tests/support/where_handler.rs"]
+mod where_handler;
+use where_handler::{Where, WhereDatagram};
 
-use std::fmt::Debug;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
 use std::os::unix::net::UnixStream;
@@ -18,10 +20,7 @@ use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use socketserver::{
-    Async, AsyncStreamRequest, AsyncStreamRequestHandler, Connection, DatagramRequest,
-    DatagramRequestHandler, DefaultHooks, Error, HandlerError, Multiplexed, StrategyFor,
-};
+use socketserver::{Async, DefaultHooks, Multiplexed, StrategyFor};
 use socketserver_std::{
     ForkingTCPServer, ForkingUDPServer, HeapMultiplexed, ShutdownHandle, SocketKind, SocketServer,
     SocketStreamServer, TCPServer, TcpConnection, ThreadingTCPServer, ThreadingUDPServer,
@@ -32,48 +31,6 @@ use socketserver_std::{
 const POLL_INTERVAL: Duration = Duration::from_secs(60);
 /// How long `serve_forever` may take to return after the handler asked.
 const STOP_BOUND: Duration = Duration::from_secs(2);
-
-/// Answers each line with the server's address as `{:?}`; `STOP` stops
-/// the server and answers `BYE` (so the call returned: it did not wait
-/// for the loop this request may be running on).
-#[derive(Clone)]
-struct Where;
-
-impl<C: Connection> AsyncStreamRequestHandler<C> for Where {
-    async fn handle(&mut self, req: &mut AsyncStreamRequest<'_, C>) -> Result<(), Error<C::Error>> {
-        let mut line = [0u8; 64];
-        loop {
-            let n = req.read_line(&mut line).await?;
-            match &line[..n] {
-                b"" => return Ok(()),
-                b"STOP\n" => {
-                    req.server().shutdown();
-                    return req.write_all(b"BYE\n").await;
-                }
-                _ => {
-                    let address = format!("{:?}\n", req.server().server_address());
-                    req.write_all(address.as_bytes()).await?;
-                }
-            }
-        }
-    }
-}
-
-/// The datagram face of [`Where`]: `STOP` stops the server and answers
-/// `BYE`; any other datagram is answered with the server's address.
-#[derive(Clone)]
-struct WhereDatagram;
-
-impl<A: Debug> DatagramRequestHandler<A> for WhereDatagram {
-    fn handle(&mut self, req: &mut DatagramRequest<'_, A>) -> Result<(), HandlerError> {
-        if req.packet() == b"STOP" {
-            req.server().shutdown();
-            return req.write_all(b"BYE");
-        }
-        let address = format!("{:?}", req.server().server_address());
-        req.write_all(address.as_bytes())
-    }
-}
 
 /// A server serving in its own thread.
 struct Serving<A> {

@@ -8,6 +8,9 @@
 //! 30 s: only the request can stop it within the test's bound.
 
 mod support;
+#[path = "support/where_handler.rs"]
+mod where_handler;
+use where_handler::{Where, WhereDatagram};
 
 use core::pin::pin;
 use std::sync::mpsc;
@@ -16,9 +19,8 @@ use std::time::Duration as StdDuration;
 
 use socketserver_core::time::{Clock, Duration};
 use socketserver_core::{
-    Async, AsyncStreamRequest, AsyncStreamRequestHandler, Connection, DatagramRequest,
-    DatagramRequestHandler, Datagrams, Error, HandlerError, Multiplexed, Sequential, Server,
-    StrategyFor,
+    Async, AsyncStreamRequest, AsyncStreamRequestHandler, Connection, Datagrams, Error,
+    Multiplexed, Sequential, Server, StrategyFor,
 };
 use support::{
     DATAGRAM_ADDR, Journal, LISTENER_ADDR, MockConn, MockDatagram, MockListener, MockWaiter, Pipe,
@@ -28,46 +30,6 @@ use support::{
 const POLL_INTERVAL: Duration = Duration::from_secs(30);
 /// How long `serve_forever` may take to return after the handler asked.
 const STOP_BOUND: StdDuration = StdDuration::from_secs(5);
-
-/// Answers each line with the server's address as `{:?}`; `STOP` stops
-/// the server and answers `BYE`.
-#[derive(Clone)]
-struct Where;
-
-impl<C: Connection> AsyncStreamRequestHandler<C> for Where {
-    async fn handle(&mut self, req: &mut AsyncStreamRequest<'_, C>) -> Result<(), Error<C::Error>> {
-        let mut line = [0u8; 64];
-        loop {
-            let n = req.read_line(&mut line).await?;
-            match &line[..n] {
-                b"" => return Ok(()),
-                b"STOP\n" => {
-                    req.server().shutdown();
-                    return req.write_all(b"BYE\n").await;
-                }
-                _ => {
-                    let address = format!("{:?}\n", req.server().server_address());
-                    req.write_all(address.as_bytes()).await?;
-                }
-            }
-        }
-    }
-}
-
-/// The datagram face of [`Where`].
-#[derive(Clone)]
-struct WhereDatagram;
-
-impl<A: core::fmt::Debug> DatagramRequestHandler<A> for WhereDatagram {
-    fn handle(&mut self, req: &mut DatagramRequest<'_, A>) -> Result<(), HandlerError> {
-        if req.packet() == b"STOP" {
-            req.server().shutdown();
-            return req.write_all(b"BYE");
-        }
-        let address = format!("{:?}", req.server().server_address());
-        req.write_all(address.as_bytes())
-    }
-}
 
 fn hooks() -> RecordingHooks {
     RecordingHooks {
@@ -194,6 +156,49 @@ fn datagram_handler_reads_the_address_and_its_stop_ends_the_loop_after_the_pass(
     );
 }
 
+/// Runs `server`'s loop until `client` got an answer, then stops it from
+/// outside (the request stays in flight).
+fn stop_from_outside_once_answered<P>(
+    server: &mut Server<MockListener, MockWaiter, P, RecordingHooks>,
+    waiter: &MockWaiter,
+    client: &std::sync::Arc<std::sync::Mutex<Pipe>>,
+) where
+    P: StrategyFor<MockListener, RecordingHooks>,
+{
+    let (flag, answered) = (waiter.flag.clone(), client.clone());
+    let stopper = thread::spawn(move || {
+        while out(&answered).is_empty() {
+            thread::sleep(StdDuration::from_millis(1));
+        }
+        flag.request();
+    });
+    server.serve_forever(POLL_INTERVAL).unwrap();
+    stopper.join().unwrap();
+}
+
+/// A new loop of `server` serves until it is stopped 200 ms later: no stale
+/// stop ends it at once.
+fn assert_next_loop_serves_until_stopped<P>(
+    server: &mut Server<MockListener, MockWaiter, P, RecordingHooks>,
+    waiter: &MockWaiter,
+) where
+    P: StrategyFor<MockListener, RecordingHooks>,
+{
+    let flag = waiter.flag.clone();
+    let stopper = thread::spawn(move || {
+        thread::sleep(StdDuration::from_millis(200));
+        flag.request();
+    });
+    let started = std::time::Instant::now();
+    server.serve_forever(POLL_INTERVAL).unwrap();
+    let served_for = started.elapsed();
+    stopper.join().unwrap();
+    assert!(
+        served_for >= StdDuration::from_millis(200),
+        "a stale stop ended the next loop after {served_for:?}"
+    );
+}
+
 #[test]
 fn a_stop_asked_after_the_loop_ended_is_stale_and_the_next_loop_serves() {
     let listener = MockListener::default();
@@ -206,15 +211,7 @@ fn a_stop_asked_after_the_loop_ended_is_stale_and_the_next_loop_serves() {
     let mut server = Server::new(listener.clone(), waiter.clone(), mux, hooks());
 
     // The first loop is stopped from outside while the request is in flight.
-    let (flag, answered) = (waiter.flag.clone(), client.clone());
-    let stopper = thread::spawn(move || {
-        while out(&answered).is_empty() {
-            thread::sleep(StdDuration::from_millis(1));
-        }
-        flag.request();
-    });
-    server.serve_forever(POLL_INTERVAL).unwrap();
-    stopper.join().unwrap();
+    stop_from_outside_once_answered(&mut server, &waiter, &client);
 
     // The request asks to stop while the server drains it: no loop runs.
     Pipe::send(&client, b"STOP\n", true);
@@ -223,19 +220,7 @@ fn a_stop_asked_after_the_loop_ended_is_stale_and_the_next_loop_serves() {
     assert_eq!(out(&client), format!("{LISTENER_ADDR:?}\nBYE\n"));
 
     // The next loop serves until it is stopped, not at once.
-    let flag = waiter.flag.clone();
-    let stopper = thread::spawn(move || {
-        thread::sleep(StdDuration::from_millis(200));
-        flag.request();
-    });
-    let started = std::time::Instant::now();
-    server.serve_forever(POLL_INTERVAL).unwrap();
-    let served_for = started.elapsed();
-    stopper.join().unwrap();
-    assert!(
-        served_for >= StdDuration::from_millis(200),
-        "the stale stop ended the next loop after {served_for:?}"
-    );
+    assert_next_loop_serves_until_stopped(&mut server, &waiter);
 }
 
 /// Echoes lines; when its connection fails (a cut), asks the server to stop.
@@ -269,30 +254,10 @@ fn a_stop_asked_by_a_request_cut_after_the_loop_is_stale_too() {
     let mux = pin!(Multiplexed::<MockConn, _, _, 2>::new(StopWhenCut));
     let mut server = Server::new(listener.clone(), waiter.clone(), mux, hooks());
 
-    let (flag, answered) = (waiter.flag.clone(), client.clone());
-    let stopper = thread::spawn(move || {
-        while out(&answered).is_empty() {
-            thread::sleep(StdDuration::from_millis(1));
-        }
-        flag.request();
-    });
-    server.serve_forever(POLL_INTERVAL).unwrap();
-    stopper.join().unwrap();
+    stop_from_outside_once_answered(&mut server, &waiter, &client);
 
     // Cut after the loop: the request's error path asks to stop.
     server.cut_in_flight();
 
-    let flag = waiter.flag.clone();
-    let stopper = thread::spawn(move || {
-        thread::sleep(StdDuration::from_millis(200));
-        flag.request();
-    });
-    let started = std::time::Instant::now();
-    server.serve_forever(POLL_INTERVAL).unwrap();
-    let served_for = started.elapsed();
-    stopper.join().unwrap();
-    assert!(
-        served_for >= StdDuration::from_millis(200),
-        "the cut request's stale stop ended the next loop after {served_for:?}"
-    );
+    assert_next_loop_serves_until_stopped(&mut server, &waiter);
 }

@@ -410,42 +410,18 @@ fn a_connection_nobody_accepts_does_not_make_the_stack_spin() {
 }
 
 /// A handler reaches its server on smoltcp as on std: the address the
+#[path = "../../core/tests/support/where_handler.rs"]
+mod where_handler;
+
 /// listener is bound to, and a shutdown that reaches the server's flag.
 mod server_context {
     use core::pin::pin;
 
-    use socketserver_core::{
-        AsyncStreamRequest, AsyncStreamRequestHandler, Error as RequestError, Multiplexed,
-    };
+    use socketserver_core::Multiplexed;
 
     use super::*;
 
-    /// Answers each line with the server's address; `STOP` stops the server.
-    #[derive(Clone)]
-    struct Where;
-
-    impl<C: Connection> AsyncStreamRequestHandler<C> for Where {
-        async fn handle(
-            &mut self,
-            req: &mut AsyncStreamRequest<'_, C>,
-        ) -> Result<(), RequestError<C::Error>> {
-            let mut line = [0u8; 64];
-            loop {
-                let n = req.read_line(&mut line).await?;
-                match &line[..n] {
-                    b"" => return Ok(()),
-                    b"STOP\n" => {
-                        req.server().shutdown();
-                        return req.write_all(b"BYE\n").await;
-                    }
-                    _ => {
-                        let address = format!("{:?}\n", req.server().server_address());
-                        req.write_all(address.as_bytes()).await?;
-                    }
-                }
-            }
-        }
-    }
+    use super::where_handler::Where;
 
     #[test]
     fn a_handler_reads_its_servers_address_and_its_stop_reaches_the_flag() {

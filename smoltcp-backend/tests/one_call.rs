@@ -6,7 +6,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use smoltcp::iface::{SocketHandle, SocketStorage};
+use smoltcp::iface::SocketStorage;
 use smoltcp::socket::tcp;
 use socketserver_core::{
     Connection, Echo, EchoDatagram, Error as CoreError, ServerHooks, StreamRequest,
@@ -21,15 +21,16 @@ mod support;
 
 use support::*;
 
-/// Sends `data` from `client`, turning the stack and the server until the
-/// echo came back (or 200 rounds passed); returns what came back.
+/// Sends `data` from a new client, turning the stack and the server
+/// (`serve`: its `serve_ready`) until the echo came back (or 200 rounds
+/// passed); returns what came back.
 fn echoed(
     stack: &TestStack<'_>,
     time: &Time,
-    mut serve: impl FnMut(),
-    client: SocketHandle,
+    mut serve: impl FnMut() -> bool,
     data: &[u8],
 ) -> Vec<u8> {
+    let client = client(stack, 40001);
     let mut got = Vec::new();
     let mut sent = false;
     for _ in 0..200 {
@@ -67,16 +68,7 @@ fn tcp_server_serves_a_handler_in_one_call() {
     let stack = stack(&mut slots, &mut backlog, &time);
     let mut server = tcp_server(&stack, PORT, &mut storage, Echo::<64>).unwrap();
     assert_eq!(server.source().port(), PORT);
-    let peer = client(&stack, 40001);
-    let got = echoed(
-        &stack,
-        &time,
-        || {
-            server.serve_ready();
-        },
-        peer,
-        b"one call",
-    );
+    let got = echoed(&stack, &time, || server.serve_ready(), b"one call");
     assert_eq!(got, b"one call");
 }
 
@@ -99,16 +91,7 @@ fn a_borrow_held_while_the_server_waits_fails_the_wait_with_stack_busy() {
     );
     drop(held);
     // Once the borrow is gone the same server serves.
-    let peer = client(&stack, 40001);
-    let got = echoed(
-        &stack,
-        &time,
-        || {
-            server.serve_ready();
-        },
-        peer,
-        b"after",
-    );
+    let got = echoed(&stack, &time, || server.serve_ready(), b"after");
     assert_eq!(got, b"after");
 }
 

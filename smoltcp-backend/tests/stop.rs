@@ -55,19 +55,29 @@ fn received(stack: &TestStack<'_>, client: SocketHandle) -> Vec<u8> {
     got
 }
 
+/// A multiplexed `Echo` server (two slots) on a loopback stack stopped by
+/// `$stop`, and one client it has accepted: binds `$time`, `$stack`,
+/// `$server` and `$peer` in the caller's scope (the storage they borrow
+/// lives there too).
+macro_rules! multiplexed_echo_with_client {
+    ($stop:ident => $time:ident, $stack:ident, $server:ident, $peer:ident) => {
+        let $time = Time::default();
+        let mut slots = [SocketStorage::EMPTY; 4];
+        let mut backlog = [SynSlot::EMPTY; 2];
+        let mut storage = TcpStorage::<2, 512, 512>::new();
+        let $stack = stack(&mut slots, &mut backlog, &$time);
+        let $stack = RefCell::new($stack.into_inner().with_stop(&$stop));
+        let mux = pin!(Multiplexed::<_, _, _, 2>::new(Echo::<64>));
+        let mut $server = tcp_server_with(&$stack, PORT, &mut storage, mux, DefaultHooks).unwrap();
+        let $peer = connect_and_accept(&$stack, &$time, || $server.serve_ready());
+    };
+}
+
 #[test]
 fn multiplexed_requests_still_open_after_the_grace_period_are_cut() {
     static STOP: Stop = Stop::new();
-    let time = Time::default();
-    let mut slots = [SocketStorage::EMPTY; 4];
-    let mut backlog = [SynSlot::EMPTY; 2];
-    let mut storage = TcpStorage::<2, 512, 512>::new();
-    let stack = stack(&mut slots, &mut backlog, &time);
-    let stack = RefCell::new(stack.into_inner().with_stop(&STOP));
-    let slots = pin!(Multiplexed::<_, _, _, 2>::new(Echo::<64>));
-    let mut server = tcp_server_with(&stack, PORT, &mut storage, slots, DefaultHooks).unwrap();
     // The client says nothing: its request waits to read, in flight.
-    let peer = connect_and_accept(&stack, &time, || server.serve_ready());
+    multiplexed_echo_with_client!(STOP => time, stack, server, peer);
     STOP.shutdown_within(Duration::from_millis(100));
     let asked = time.now();
     assert_eq!(serve_until_stopped(&mut server, POLL), Ok(false));
@@ -84,15 +94,7 @@ fn multiplexed_requests_still_open_after_the_grace_period_are_cut() {
 #[test]
 fn multiplexed_requests_that_finish_within_the_grace_period_end_cleanly() {
     static STOP: Stop = Stop::new();
-    let time = Time::default();
-    let mut slots = [SocketStorage::EMPTY; 4];
-    let mut backlog = [SynSlot::EMPTY; 2];
-    let mut storage = TcpStorage::<2, 512, 512>::new();
-    let stack = stack(&mut slots, &mut backlog, &time);
-    let stack = RefCell::new(stack.into_inner().with_stop(&STOP));
-    let slots = pin!(Multiplexed::<_, _, _, 2>::new(Echo::<64>));
-    let mut server = tcp_server_with(&stack, PORT, &mut storage, slots, DefaultHooks).unwrap();
-    let peer = connect_and_accept(&stack, &time, || server.serve_ready());
+    multiplexed_echo_with_client!(STOP => time, stack, server, peer);
     {
         // The request and the client's FIN leave after the stop is asked.
         let mut net = stack.borrow_mut();
@@ -144,15 +146,7 @@ fn a_sequential_request_blocked_past_the_grace_period_is_cut() {
 #[test]
 fn cut_in_flight_ends_the_grace_period_at_once() {
     static STOP: Stop = Stop::new();
-    let time = Time::default();
-    let mut slots = [SocketStorage::EMPTY; 4];
-    let mut backlog = [SynSlot::EMPTY; 2];
-    let mut storage = TcpStorage::<2, 512, 512>::new();
-    let stack = stack(&mut slots, &mut backlog, &time);
-    let stack = RefCell::new(stack.into_inner().with_stop(&STOP));
-    let slots = pin!(Multiplexed::<_, _, _, 2>::new(Echo::<64>));
-    let mut server = tcp_server_with(&stack, PORT, &mut storage, slots, DefaultHooks).unwrap();
-    let peer = connect_and_accept(&stack, &time, || server.serve_ready());
+    multiplexed_echo_with_client!(STOP => time, stack, server, peer);
     STOP.shutdown_within(Duration::from_secs(60));
     STOP.cut_in_flight();
     let asked = time.now();
