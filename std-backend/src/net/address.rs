@@ -6,6 +6,7 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use socket2::{Domain, SockAddr, Socket};
 
@@ -73,10 +74,12 @@ pub struct UnixAddr {
     kind: UnixKind,
 }
 
+// Shared, not owned: a server's address is cloned into each request's
+// context (`req.server()`), so a clone must not allocate.
 #[derive(Clone, PartialEq, Eq, Hash)]
 enum UnixKind {
-    Path(PathBuf),
-    Abstract(Vec<u8>),
+    Path(Arc<Path>),
+    Abstract(Arc<[u8]>),
     Unnamed,
 }
 
@@ -84,7 +87,7 @@ impl UnixAddr {
     /// The address of the socket file at `path`.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self {
-            kind: UnixKind::Path(path.into()),
+            kind: UnixKind::Path(Arc::from(path.into())),
         }
     }
 
@@ -158,7 +161,7 @@ impl Address for UnixAddr {
         }
         if let Some(name) = addr.as_abstract_namespace() {
             return Self {
-                kind: UnixKind::Abstract(name.to_vec()),
+                kind: UnixKind::Abstract(Arc::from(name)),
             };
         }
         Self::unnamed()
